@@ -1,0 +1,44 @@
+# SentinelStream: `make run` serves on 127.0.0.1:50051, `make test` runs the whole suite.
+# Both create .venv, install the project (generated gRPC code, Cython hot path) and make sure
+# redis-server and PostgreSQL binaries exist for the private instances they start.
+
+PYTHON ?= python3
+VENV ?= .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.sentinel-installed
+# Reinstall when the build inputs change or a module is added (strict editable installs link files).
+SOURCES := pyproject.toml setup.py $(wildcard proto/sentinel/v1/*.proto) \
+	$(wildcard hotpath/*.pyx hotpath/*.pxd) \
+	core server hotpath ledger model_export clients/python bench
+BUILD_DEPS := "setuptools>=69" wheel "grpcio-tools>=1.85" "cython>=3.1" "numpy>=2.0"
+
+.PHONY: install run test lint typecheck system-packages clean
+
+install: $(STAMP)
+
+$(STAMP): $(SOURCES)
+	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
+		{ echo "SentinelStream needs Python 3.11 or newer ($(PYTHON) is older)"; exit 1; }
+	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip $(BUILD_DEPS)
+	$(BIN)/pip install -q --no-build-isolation --config-settings editable_mode=strict -e '.[dev,bench]'
+	touch $(STAMP)
+
+system-packages:
+	@bash deploy/ensure-system-packages.sh
+
+run: install system-packages
+	$(BIN)/sentinel dev serve
+
+test: install system-packages
+	$(BIN)/pytest
+
+lint: install
+	$(BIN)/ruff check .
+	npx --yes @bufbuild/buf@1.75.0 lint proto
+
+typecheck: install
+	$(BIN)/mypy -p sentinel
+
+clean:
+	rm -rf build $(VENV) .sentinel proto/sentinel/v1/*_pb2*.py* proto/sentinel/v1/__init__.py hotpath/*.c hotpath/*.so

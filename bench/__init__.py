@@ -1,0 +1,1 @@
+"""Load benchmarks of SentinelStream and of its parts."""

@@ -1,0 +1,154 @@
+"""SentinelStream's configuration: defaults, then an optional TOML file, then environment.
+
+Every setting has one name used in three places: the TOML key (``port = 50051``), the environment
+variable (``SENTINEL_PORT=50051``) and, for the few that ``sentinel serve`` exposes, a flag. Values
+are validated once, at start-up, so a bad value stops the process with a message naming the setting
+and the source it came from instead of failing later on the hot path.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import Field, ValidationError, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+ENV_PREFIX = "SENTINEL_"
+CONFIG_FILE_ENV = "SENTINEL_CONFIG"
+
+
+class ConfigError(Exception):
+    """The configuration is invalid; ``str()`` lists every bad value with its setting name."""
+
+
+class Settings(BaseSettings):
+    """All settings of a SentinelStream process. The README's configuration reference lists them."""
+
+    model_config = SettingsConfigDict(env_prefix=ENV_PREFIX, extra="forbid", frozen=True)
+
+    # --- gRPC server -------------------------------------------------------------------------
+    host: str = Field("127.0.0.1", description="Address the gRPC server listens on.")
+    port: int = Field(50051, ge=0, le=65535, description="gRPC port; 0 picks a free port.")
+    workers: int = Field(
+        default_factory=lambda: os.cpu_count() or 1,
+        ge=1,
+        le=256,
+        description="Worker processes sharing the port (SO_REUSEPORT).",
+    )
+    max_message_bytes: int = Field(
+        8 * 1024 * 1024,
+        ge=64 * 1024,
+        le=64 * 1024 * 1024,
+        description="Largest gRPC message accepted or sent.",
+    )
+    max_batch_items: int = Field(
+        10_000, ge=1, le=100_000, description="Most transactions accepted in one ScoreBatch call."
+    )
+    shutdown_grace_s: float = Field(
+        10.0, gt=0, le=600, description="Seconds in-flight calls get to finish on SIGTERM."
+    )
+    max_clock_skew_s: float = Field(
+        86_400.0, ge=0, description="How far in the future an event_time may lie."
+    )
+
+    # --- dependencies --------------------------------------------------------------------------
+    redis_url: str | None = Field(
+        None, description="Redis for per-account state; unset: `sentinel dev serve` starts one."
+    )
+    database_url: str | None = Field(
+        None, description="Postgres for the ledger and rules; unset: `sentinel dev serve` starts one."
+    )
+    data_dir: Path = Field(
+        Path(".sentinel"), description="Where local state lives (private databases, spool, models)."
+    )
+
+    # --- logs ------------------------------------------------------------------------------------
+    log_level: Literal["debug", "info", "warning", "error"] = Field(
+        "info", description="Lowest level of log events written."
+    )
+    log_format: Literal["auto", "json", "console"] = Field(
+        "auto", description="json: JSON lines; console: for humans; auto: console on a TTY, else json."
+    )
+    log_decision_sample_rate: float = Field(
+        1.0, ge=0.0, le=1.0, description="Share of decisions logged as one event each."
+    )
+
+    @field_validator("redis_url")
+    @classmethod
+    def _redis_scheme(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("redis://", "rediss://", "unix://")):
+            raise ValueError("must start with redis://, rediss:// or unix://")
+        return value
+
+    @field_validator("database_url")
+    @classmethod
+    def _postgres_scheme(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("postgresql://", "postgres://")):
+            raise ValueError("must start with postgresql:// or postgres://")
+        return value
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        """Precedence: explicit arguments (flags) > environment > TOML file > defaults."""
+        config_file = os.environ.get(CONFIG_FILE_ENV)
+        sources: list[PydanticBaseSettingsSource] = [init_settings, env_settings]
+        if config_file:
+            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=Path(config_file)))
+        return tuple(sources)
+
+
+def load_settings(config_file: Path | None = None, **overrides: Any) -> Settings:
+    """Build the settings, raising ConfigError that names every bad value and where it came from.
+
+    ``config_file`` takes precedence over ``SENTINEL_CONFIG``; ``overrides`` (command-line flags)
+    over everything else. ``None`` overrides are ignored, so unset flags do not mask the environment.
+    """
+    if config_file is not None:
+        os.environ[CONFIG_FILE_ENV] = str(config_file)
+    path = os.environ.get(CONFIG_FILE_ENV)
+    if path and not Path(path).is_file():
+        raise ConfigError(f"configuration file {path!r} (from {CONFIG_FILE_ENV}) does not exist")
+    given = {key: value for key, value in overrides.items() if value is not None}
+    try:
+        return Settings(**given)
+    except ValidationError as exc:
+        raise ConfigError(_describe(exc, path, given)) from None
+    except ValueError as exc:  # a malformed TOML file
+        raise ConfigError(f"configuration file {path!r}: {exc}") from None
+
+
+def _describe(exc: ValidationError, config_file: str | None, flags: dict[str, Any]) -> str:
+    """One line per bad value: the setting, its source, the problem and the value given."""
+    lines = ["invalid configuration:"]
+    for error in exc.errors():
+        name = ".".join(str(part) for part in error["loc"])
+        env_name = ENV_PREFIX + name.upper()
+        if name in flags:
+            source = "command line"
+        elif env_name in os.environ:
+            source = f"environment {env_name}"
+        elif config_file:
+            source = f"{config_file}"
+        else:
+            source = "defaults"
+        message = error["msg"].removeprefix("Value error, ")
+        if error["type"] == "extra_forbidden":
+            message = "unknown setting"
+        value = error.get("input")
+        shown = "" if isinstance(value, dict) else f" (got {value!r})"
+        lines.append(f"  {name} [{source}]: {message}{shown}")
+    return "\n".join(lines)

@@ -1,0 +1,210 @@
+"""Private Redis and PostgreSQL instances for development, `make run` and the test suite.
+
+They run as child processes on free loopback ports with their data in a directory of ours, so a
+developer's machine, CI and a fresh clone behave alike whether or not system services run. They
+are real servers (the tests' failure scenarios stop and restart them), never mocks.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import glob
+import os
+import pwd
+import shutil
+import signal
+import socket
+import subprocess
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+STARTUP_TIMEOUT_S = 30.0
+
+
+class LocalServiceError(RuntimeError):
+    """A private service could not be started; the message names the binary or the log file."""
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on right now."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def _wait_for_port(port: int, process: subprocess.Popen[bytes], log_file: Path) -> None:
+    deadline = time.monotonic() + STARTUP_TIMEOUT_S
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise LocalServiceError(f"exited with {process.returncode}; see {log_file}")
+        with contextlib.suppress(OSError), socket.create_connection(("127.0.0.1", port), timeout=0.2):
+            return
+        time.sleep(0.05)
+    raise LocalServiceError(f"not listening on port {port} after {STARTUP_TIMEOUT_S} s; see {log_file}")
+
+
+def _find_binary(name: str) -> str:
+    found = shutil.which(name) or next(iter(sorted(glob.glob(f"/usr/lib/postgresql/*/bin/{name}"))[::-1]), None)
+    if not found:
+        package = "redis-server" if name == "redis-server" else "postgresql"
+        raise LocalServiceError(f"{name} not found: install the {package} package")
+    return found
+
+
+@dataclass
+class LocalRedis:
+    """A private redis-server without persistence (state is a cache of the ledger's truth)."""
+
+    directory: Path
+    port: int = field(default_factory=free_port)
+    process: subprocess.Popen[bytes] | None = None
+
+    @property
+    def url(self) -> str:
+        return f"redis://127.0.0.1:{self.port}/0"
+
+    def start(self) -> LocalRedis:
+        """Start the server and wait until it accepts connections."""
+        self.directory.mkdir(parents=True, exist_ok=True)
+        log_file = self.directory / "redis.log"
+        command = [
+            _find_binary("redis-server"), "--port", str(self.port), "--bind", "127.0.0.1",
+            "--save", "", "--appendonly", "no", "--dir", str(self.directory),
+            "--logfile", str(log_file), "--protected-mode", "yes",
+        ]
+        self.process = subprocess.Popen(command, stdin=subprocess.DEVNULL)
+        _wait_for_port(self.port, self.process, log_file)
+        return self
+
+    def stop(self) -> None:
+        """Stop the server (SIGTERM, then SIGKILL after 10 s)."""
+        _terminate(self.process)
+        self.process = None
+
+
+@dataclass
+class LocalPostgres:
+    """A private PostgreSQL cluster (initdb on first use) listening on a loopback port.
+
+    PostgreSQL refuses to run as root, so when we are root the cluster belongs to the ``postgres``
+    system user (or ``nobody``) and the server runs as that user.
+    """
+
+    directory: Path
+    port: int = field(default_factory=free_port)
+    process: subprocess.Popen[bytes] | None = None
+    superuser: str = "postgres"
+
+    @property
+    def url(self) -> str:
+        return f"postgresql://{self.superuser}@127.0.0.1:{self.port}/postgres"
+
+    def dsn(self, database: str, user: str | None = None) -> str:
+        """Connection string for a database of this cluster."""
+        return f"postgresql://{user or self.superuser}@127.0.0.1:{self.port}/{database}"
+
+    def _run_as(self) -> pwd.struct_passwd | None:
+        if os.geteuid() != 0:
+            return None
+        for name in ("postgres", "nobody"):
+            with contextlib.suppress(KeyError):
+                return pwd.getpwnam(name)
+        raise LocalServiceError("running as root and neither user 'postgres' nor 'nobody' exists")
+
+    def start(self) -> LocalPostgres:
+        """initdb when the directory is new, then start the server and wait for it."""
+        owner = self._run_as()
+        data = self.directory / "data"
+        self.directory.mkdir(parents=True, exist_ok=True)
+        log_file = self.directory / "postgres.log"
+        if owner is not None:
+            os.chown(self.directory, owner.pw_uid, owner.pw_gid)
+            self._make_reachable(owner)
+        user = owner.pw_name if owner else None
+        if not (data / "PG_VERSION").exists():
+            result = subprocess.run(
+                [_find_binary("initdb"), "-D", str(data), "-U", self.superuser, "--auth=trust",
+                 "--encoding=UTF8", "--no-sync", "--no-instructions"],
+                user=user, capture_output=True, text=True, check=False,
+            )
+            if result.returncode != 0:
+                raise LocalServiceError(f"initdb failed: {result.stderr.strip()}")
+        command = [
+            _find_binary("postgres"), "-D", str(data), "-p", str(self.port),
+            "-c", "listen_addresses=127.0.0.1", "-c", f"unix_socket_directories={self.directory}",
+            "-c", "max_connections=200", "-c", "shared_buffers=128MB",
+        ]
+        with log_file.open("ab") as log:
+            if owner is not None:
+                os.chown(log_file, owner.pw_uid, owner.pw_gid)
+            self.process = subprocess.Popen(
+                command, user=user, stdin=subprocess.DEVNULL, stdout=log, stderr=log
+            )
+        _wait_for_port(self.port, self.process, log_file)
+        self._wait_until_accepting(log_file)
+        return self
+
+    def _make_reachable(self, owner: pwd.struct_passwd) -> None:
+        """The postgres user must be able to traverse every parent of the data directory."""
+        for parent in self.directory.resolve().parents:
+            mode = parent.stat().st_mode
+            if not mode & 0o001:
+                raise LocalServiceError(
+                    f"user {owner.pw_name} cannot reach {self.directory}: {parent} is not "
+                    "searchable by others (choose SENTINEL_DATA_DIR elsewhere)"
+                )
+
+    def _wait_until_accepting(self, log_file: Path) -> None:
+        """The port opens before recovery ends; wait until a query works."""
+        deadline = time.monotonic() + STARTUP_TIMEOUT_S
+        isready = _find_binary("pg_isready")
+        while time.monotonic() < deadline:
+            result = subprocess.run(
+                [isready, "-q", "-h", "127.0.0.1", "-p", str(self.port), "-U", self.superuser],
+                check=False,
+            )
+            if result.returncode == 0:
+                return
+            time.sleep(0.1)
+        raise LocalServiceError(f"postgres did not accept connections; see {log_file}")
+
+    def stop(self, mode: str = "fast") -> None:
+        """Stop the server: ``fast`` (SIGINT, a clean shutdown) or ``immediate`` (SIGQUIT, a crash)."""
+        if self.process is not None and self.process.poll() is None:
+            self.process.send_signal(signal.SIGQUIT if mode == "immediate" else signal.SIGINT)
+        _terminate(self.process)
+        self.process = None
+
+
+def _terminate(process: subprocess.Popen[bytes] | None) -> None:
+    if process is None or process.poll() is not None:
+        return
+    process.terminate()
+    try:
+        process.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        process.kill()
+        process.wait()
+
+
+@contextlib.contextmanager
+def local_services(directory: Path, redis: bool = True, postgres: bool = True) -> Iterator[
+    tuple[LocalRedis | None, LocalPostgres | None]
+]:
+    """Start the requested private services under ``directory`` and stop them on exit."""
+    started_redis = LocalRedis(directory / "redis").start() if redis else None
+    try:
+        started_pg = LocalPostgres(directory / "postgres").start() if postgres else None
+    except BaseException:
+        if started_redis:
+            started_redis.stop()
+        raise
+    try:
+        yield started_redis, started_pg
+    finally:
+        if started_pg:
+            started_pg.stop()
+        if started_redis:
+            started_redis.stop()

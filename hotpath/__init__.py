@@ -1,0 +1,1 @@
+"""The per-transaction CPU work: state codec, feature builder and compiled-rule evaluator."""

@@ -1,0 +1,1 @@
+"""The append-only, idempotent Postgres ledger and its group-commit writer."""

@@ -1,0 +1,1 @@
+"""Isolation Forest training and its fast, exact ONNX export."""

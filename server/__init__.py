@@ -1,0 +1,1 @@
+"""The grpc.aio scoring server: validate -> batch -> state -> features -> rules + model -> decide -> ledger -> respond."""

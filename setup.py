@@ -1,0 +1,82 @@
+"""Build SentinelStream.
+
+The repository keeps one folder per concern (``proto/``, ``server/``, ``hotpath/`` ...), but an
+installed SentinelStream is a single ``sentinel`` package: ``package_dir`` maps every folder under
+that one name, so nothing generic such as ``server`` lands in site-packages. The build also
+generates the protobuf/gRPC modules from ``proto/`` (they are never edited by hand) and compiles
+the Cython hot path.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from setuptools import Command, setup
+from setuptools.command.build_py import build_py
+
+ROOT = Path(__file__).parent.resolve()
+PROTO_ROOT = ROOT / "proto"
+PROTO_PACKAGE_DIR = PROTO_ROOT / "sentinel" / "v1"
+
+PACKAGE_DIRS = {
+    "sentinel": "core",
+    "sentinel.v1": "proto/sentinel/v1",
+    "sentinel.server": "server",
+    "sentinel.hotpath": "hotpath",
+    "sentinel.ledger": "ledger",
+    "sentinel.model_export": "model_export",
+    "sentinel.clients": "clients/python",
+    "sentinel.bench": "bench",
+}
+
+
+class BuildProto(Command):
+    """Generate ``*_pb2.py``, ``*_pb2.pyi`` and ``*_pb2_grpc.py`` next to the ``.proto`` files."""
+
+    description = "generate Python code from proto/sentinel/v1/*.proto"
+    user_options: list[tuple[str, str | None, str]] = []
+
+    def initialize_options(self) -> None:
+        """No options."""
+
+    def finalize_options(self) -> None:
+        """No options."""
+
+    def run(self) -> None:
+        from grpc_tools import protoc
+
+        protos = sorted(str(p.relative_to(PROTO_ROOT)) for p in PROTO_PACKAGE_DIR.glob("*.proto"))
+        well_known = Path(protoc.__file__).parent / "_proto"
+        args = [
+            "grpc_tools.protoc",
+            f"-I{PROTO_ROOT}",
+            f"-I{well_known}",
+            f"--python_out={PROTO_ROOT}",
+            f"--pyi_out={PROTO_ROOT}",
+            f"--grpc_python_out={PROTO_ROOT}",
+            *protos,
+        ]
+        if protoc.main(args) != 0:
+            raise RuntimeError(f"protoc failed on {protos}")
+        (PROTO_PACKAGE_DIR / "__init__.py").write_text(
+            '"""Generated from proto/sentinel/v1/*.proto by setup.py; do not edit."""\n'
+        )
+
+
+class BuildPyWithProto(build_py):
+    """Generate the protobuf modules before the packages are collected."""
+
+    def run(self) -> None:
+        self.run_command("build_proto")
+        super().run()
+
+
+setup(
+    packages=list(PACKAGE_DIRS),
+    package_dir=PACKAGE_DIRS,
+    package_data={
+        "sentinel": ["py.typed"],
+        "sentinel.v1": ["*.proto", "*.pyi"],
+    },
+    cmdclass={"build_proto": BuildProto, "build_py": BuildPyWithProto},
+)

@@ -1,0 +1,68 @@
+"""Shared fixtures: private, real Redis and PostgreSQL servers for the whole test session.
+
+Every test that needs state talks to a real server started here (never a mock). Tests that stop or
+restart a server start their own instance with ``sentinel.localservices`` so they cannot disturb
+the others.
+"""
+
+from __future__ import annotations
+
+import itertools
+import os
+import shutil
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import asyncpg
+import pytest
+import redis
+
+from sentinel.localservices import LocalPostgres, LocalRedis
+
+_database_numbers = itertools.count()
+
+
+@pytest.fixture(scope="session")
+def services_dir() -> Iterator[Path]:
+    """A directory the postgres system user can reach (pytest's tmp dirs are private to root)."""
+    directory = Path(tempfile.mkdtemp(prefix="sentinel-test-"))
+    os.chmod(directory, 0o755)
+    yield directory
+    shutil.rmtree(directory, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def redis_server(services_dir: Path) -> Iterator[LocalRedis]:
+    """One private redis-server for the session."""
+    server = LocalRedis(services_dir / "redis").start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture(scope="session")
+def postgres_server(services_dir: Path) -> Iterator[LocalPostgres]:
+    """One private PostgreSQL cluster for the session."""
+    server = LocalPostgres(services_dir / "postgres").start()
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def redis_url(redis_server: LocalRedis) -> str:
+    """The session's Redis, emptied before the test."""
+    with redis.Redis.from_url(redis_server.url) as client:
+        client.flushall()
+    return redis_server.url
+
+
+@pytest.fixture
+async def database_url(postgres_server: LocalPostgres) -> str:
+    """A new, empty database of the session's cluster for this test."""
+    name = f"test_{os.getpid()}_{next(_database_numbers)}"
+    connection = await asyncpg.connect(postgres_server.url)
+    try:
+        await connection.execute(f'CREATE DATABASE "{name}"')
+    finally:
+        await connection.close()
+    return postgres_server.dsn(name)
