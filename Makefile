@@ -20,8 +20,9 @@ $(STAMP): $(SOURCES)
 	@$(PYTHON) -c 'import sys; sys.exit(sys.version_info < (3, 11))' || \
 		{ echo "SentinelStream needs Python 3.11 or newer ($(PYTHON) is older)"; exit 1; }
 	test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/pip install -q --upgrade pip $(BUILD_DEPS)
-	$(BIN)/pip install -q --no-build-isolation --config-settings editable_mode=strict -e '.[dev,bench]'
+	flock $(VENV)/.install-lock $(BIN)/pip install -q --upgrade pip $(BUILD_DEPS)
+	flock $(VENV)/.install-lock $(BIN)/pip install -q --no-build-isolation \
+		--config-settings editable_mode=strict -e '.[dev,bench]'
 	touch $(STAMP)
 
 system-packages:

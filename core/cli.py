@@ -19,6 +19,7 @@ from sentinel.config import ConfigError
 COMMAND_MODULES = (
     "sentinel.server.commands",
     "sentinel.dev",
+    "sentinel.bench.commands",
 )
 
 Handler = Callable[[argparse.Namespace], int]
