@@ -10,6 +10,7 @@ the Cython hot path.
 from __future__ import annotations
 
 from pathlib import Path
+from typing import ClassVar
 
 from setuptools import Command, setup
 from setuptools.command.build_py import build_py
@@ -34,7 +35,7 @@ class BuildProto(Command):
     """Generate ``*_pb2.py``, ``*_pb2.pyi`` and ``*_pb2_grpc.py`` next to the ``.proto`` files."""
 
     description = "generate Python code from proto/sentinel/v1/*.proto"
-    user_options: list[tuple[str, str | None, str]] = []
+    user_options: ClassVar[list[tuple[str, str | None, str]]] = []
 
     def initialize_options(self) -> None:
         """No options."""

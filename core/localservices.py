@@ -46,7 +46,9 @@ def _wait_for_port(port: int, process: subprocess.Popen[bytes], log_file: Path) 
 
 
 def _find_binary(name: str) -> str:
-    found = shutil.which(name) or next(iter(sorted(glob.glob(f"/usr/lib/postgresql/*/bin/{name}"))[::-1]), None)
+    found = shutil.which(name) or next(
+        iter(sorted(glob.glob(f"/usr/lib/postgresql/*/bin/{name}"))[::-1]), None
+    )
     if not found:
         package = "redis-server" if name == "redis-server" else "postgresql"
         raise LocalServiceError(f"{name} not found: install the {package} package")
@@ -70,9 +72,21 @@ class LocalRedis:
         self.directory.mkdir(parents=True, exist_ok=True)
         log_file = self.directory / "redis.log"
         command = [
-            _find_binary("redis-server"), "--port", str(self.port), "--bind", "127.0.0.1",
-            "--save", "", "--appendonly", "no", "--dir", str(self.directory),
-            "--logfile", str(log_file), "--protected-mode", "yes",
+            _find_binary("redis-server"),
+            "--port",
+            str(self.port),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+            "--dir",
+            str(self.directory),
+            "--logfile",
+            str(log_file),
+            "--protected-mode",
+            "yes",
         ]
         self.process = subprocess.Popen(command, stdin=subprocess.DEVNULL)
         _wait_for_port(self.port, self.process, log_file)
@@ -125,16 +139,38 @@ class LocalPostgres:
         user = owner.pw_name if owner else None
         if not (data / "PG_VERSION").exists():
             result = subprocess.run(
-                [_find_binary("initdb"), "-D", str(data), "-U", self.superuser, "--auth=trust",
-                 "--encoding=UTF8", "--no-sync", "--no-instructions"],
-                user=user, capture_output=True, text=True, check=False,
+                [
+                    _find_binary("initdb"),
+                    "-D",
+                    str(data),
+                    "-U",
+                    self.superuser,
+                    "--auth=trust",
+                    "--encoding=UTF8",
+                    "--no-sync",
+                    "--no-instructions",
+                ],
+                user=user,
+                capture_output=True,
+                text=True,
+                check=False,
             )
             if result.returncode != 0:
                 raise LocalServiceError(f"initdb failed: {result.stderr.strip()}")
         command = [
-            _find_binary("postgres"), "-D", str(data), "-p", str(self.port),
-            "-c", "listen_addresses=127.0.0.1", "-c", f"unix_socket_directories={self.directory}",
-            "-c", "max_connections=200", "-c", "shared_buffers=128MB",
+            _find_binary("postgres"),
+            "-D",
+            str(data),
+            "-p",
+            str(self.port),
+            "-c",
+            "listen_addresses=127.0.0.1",
+            "-c",
+            f"unix_socket_directories={self.directory}",
+            "-c",
+            "max_connections=200",
+            "-c",
+            "shared_buffers=128MB",
         ]
         with log_file.open("ab") as log:
             if owner is not None:
@@ -190,9 +226,9 @@ def _terminate(process: subprocess.Popen[bytes] | None) -> None:
 
 
 @contextlib.contextmanager
-def local_services(directory: Path, redis: bool = True, postgres: bool = True) -> Iterator[
-    tuple[LocalRedis | None, LocalPostgres | None]
-]:
+def local_services(
+    directory: Path, redis: bool = True, postgres: bool = True
+) -> Iterator[tuple[LocalRedis | None, LocalPostgres | None]]:
     """Start the requested private services under ``directory`` and stop them on exit."""
     started_redis = LocalRedis(directory / "redis").start() if redis else None
     try:

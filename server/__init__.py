@@ -1,1 +1,5 @@
-"""The grpc.aio scoring server: validate -> batch -> state -> features -> rules + model -> decide -> ledger -> respond."""
+"""The grpc.aio scoring server.
+
+A pipeline of named stages whose names match its metrics:
+validate -> batch -> state -> features -> rules + model -> decide -> ledger -> respond.
+"""

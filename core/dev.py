@@ -1,0 +1,49 @@
+"""``sentinel dev``: run SentinelStream on one machine with nothing set up beforehand.
+
+``sentinel dev serve`` (what ``make run`` calls) starts a private redis-server and PostgreSQL under
+the data directory for whichever of ``redis_url`` / ``database_url`` is not configured, serves, and
+stops them again on exit.
+"""
+
+from __future__ import annotations
+
+import argparse
+from typing import Any
+
+import structlog
+
+from sentinel.localservices import local_services
+from sentinel.logs import configure_logging
+from sentinel.server.commands import add_server_flags, settings_from_args
+
+log = structlog.get_logger("sentinel.dev")
+
+
+def _dev_serve(args: argparse.Namespace) -> int:
+    from sentinel.server.workers import serve
+
+    settings = settings_from_args(args)
+    configure_logging(settings.log_level, settings.log_format)
+    services_dir = settings.data_dir.resolve() / "services"
+    with local_services(
+        services_dir, redis=settings.redis_url is None, postgres=settings.database_url is None
+    ) as (redis, postgres):
+        updates: dict[str, Any] = {}
+        if redis is not None:
+            updates["redis_url"] = redis.url
+            log.info("private_redis_started", url=redis.url, directory=str(redis.directory))
+        if postgres is not None:
+            updates["database_url"] = postgres.url
+            log.info("private_postgres_started", url=postgres.url, directory=str(postgres.directory))
+        return serve(settings.model_copy(update=updates))
+
+
+def register(subparsers: Any) -> None:
+    """Add ``sentinel dev``."""
+    parser = subparsers.add_parser("dev", help="development helpers (private Redis and Postgres)")
+    dev_subparsers = parser.add_subparsers(dest="dev_command", metavar="ACTION", required=True)
+    serve_parser = dev_subparsers.add_parser(
+        "serve", help="serve, starting private Redis/Postgres for whichever URL is not configured"
+    )
+    add_server_flags(serve_parser)
+    serve_parser.set_defaults(handler=_dev_serve)

@@ -1,0 +1,82 @@
+"""One worker's grpc.aio server: the scoring, health and reflection services on a shared port.
+
+Every worker of ``sentinel serve`` runs this in its own process and event loop. The port is bound
+with SO_REUSEPORT so the kernel spreads connections over the workers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import signal
+import time
+
+import grpc
+import structlog
+from grpc_health.v1 import health, health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha import reflection
+
+from sentinel.config import Settings
+from sentinel.server.placeholder_policy import placeholder_decisions
+from sentinel.server.scoring import ScoringServicer
+from sentinel.server.validate import ValidatedTransaction
+from sentinel.v1 import decision_pb2, scoring_pb2, scoring_pb2_grpc
+
+log = structlog.get_logger("sentinel.server")
+
+SCORING_SERVICE = scoring_pb2.DESCRIPTOR.services_by_name["ScoringService"].full_name
+
+
+class PlaceholderDecisionMaker:
+    """Adapter of the placeholder policy to the DecisionMaker protocol."""
+
+    async def decide(self, transactions: list[ValidatedTransaction]) -> list[decision_pb2.Decision]:
+        """Approve everything, marked as a placeholder."""
+        return placeholder_decisions(transactions, time.time())
+
+
+def server_options(settings: Settings, reuse_port: bool) -> list[tuple[str, int]]:
+    """Channel arguments: explicit message limits, SO_REUSEPORT only when workers share the port."""
+    return [
+        ("grpc.max_receive_message_length", settings.max_message_bytes),
+        ("grpc.max_send_message_length", settings.max_message_bytes),
+        ("grpc.so_reuseport", 1 if reuse_port else 0),
+        ("grpc.keepalive_time_ms", 60_000),
+    ]
+
+
+async def run_worker(settings: Settings, port: int, worker_id: int, reuse_port: bool) -> None:
+    """Serve until SIGTERM/SIGINT, then stop taking calls and let in-flight calls finish."""
+    structlog.contextvars.bind_contextvars(worker=worker_id, pid=os.getpid())
+    server = grpc.aio.server(options=server_options(settings, reuse_port))
+    health_servicer = health.aio.HealthServicer()
+    scoring_pb2_grpc.add_ScoringServiceServicer_to_server(
+        ScoringServicer(
+            PlaceholderDecisionMaker(),
+            max_clock_skew_s=settings.max_clock_skew_s,
+            max_batch_items=settings.max_batch_items,
+            log_sample_rate=settings.log_decision_sample_rate,
+        ),
+        server,
+    )
+    health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
+    reflection.enable_server_reflection(
+        (SCORING_SERVICE, health.SERVICE_NAME, reflection.SERVICE_NAME), server
+    )
+    bound = server.add_insecure_port(f"{settings.host}:{port}")
+    if bound == 0:
+        raise OSError(f"cannot bind {settings.host}:{port}")
+    await server.start()
+    for service in ("", SCORING_SERVICE):
+        await health_servicer.set(service, health_pb2.HealthCheckResponse.SERVING)
+    log.info("worker_serving", address=f"{settings.host}:{bound}")
+
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, stop.set)
+    await stop.wait()
+    log.info("worker_stopping", grace_s=settings.shutdown_grace_s)
+    await health_servicer.enter_graceful_shutdown()
+    await server.stop(settings.shutdown_grace_s)
+    log.info("worker_stopped")

@@ -1,0 +1,51 @@
+"""Map SentinelStream's exceptions to gRPC statuses with rich details (google.rpc.BadRequest).
+
+Clients get the field path both in the status message (for humans and plain clients) and as a
+structured FieldViolation (for clients that read ``grpc-status-details-bin``).
+"""
+
+from __future__ import annotations
+
+from typing import NoReturn
+
+import grpc
+from google.protobuf import any_pb2
+from google.rpc import code_pb2, error_details_pb2, status_pb2
+from grpc_status import rpc_status
+
+from sentinel.server.validate import FieldViolation, InvalidTransaction
+from sentinel.v1 import errors_pb2
+
+
+def invalid_argument_status(error: InvalidTransaction) -> grpc.Status:
+    """INVALID_ARGUMENT whose message and BadRequest details name every bad field."""
+    bad_request = error_details_pb2.BadRequest(
+        field_violations=[
+            error_details_pb2.BadRequest.FieldViolation(field=v.field, description=v.description)
+            for v in error.violations
+        ]
+    )
+    detail = any_pb2.Any()
+    detail.Pack(bad_request)
+    return rpc_status.to_status(
+        status_pb2.Status(code=code_pb2.INVALID_ARGUMENT, message=str(error), details=[detail])
+    )
+
+
+async def abort_invalid(context: grpc.aio.ServicerContext, error: InvalidTransaction) -> NoReturn:
+    """End the call with INVALID_ARGUMENT for ``error``."""
+    await context.abort_with_status(invalid_argument_status(error))
+    raise AssertionError("abort_with_status returned")  # pragma: no cover - grpc always raises
+
+
+def item_error(
+    code: grpc.StatusCode, message: str, violations: list[FieldViolation] = ()
+) -> errors_pb2.ItemError:
+    """The per-item error of ScoreBatch / ScoreStream results."""
+    return errors_pb2.ItemError(
+        code=code.value[0],
+        message=message,
+        field_violations=[
+            errors_pb2.FieldViolation(field=v.field, description=v.description) for v in violations
+        ],
+    )

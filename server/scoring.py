@@ -1,0 +1,135 @@
+"""ScoringService: the gRPC face of the pipeline (validate -> ... -> respond).
+
+The servicer owns only what is about the wire: validating each transaction, turning failures into
+statuses or per-item errors, logging one event per decision. Deciding is the job of a
+``DecisionMaker``, so the pipeline behind it can change without touching the contract.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import AsyncIterator
+from typing import Protocol
+
+import grpc
+import structlog
+
+from sentinel.server.errors import abort_invalid, item_error
+from sentinel.server.validate import (
+    FieldViolation,
+    InvalidTransaction,
+    ValidatedTransaction,
+    validate_transaction,
+)
+from sentinel.v1 import decision_pb2, scoring_pb2, scoring_pb2_grpc
+
+log = structlog.get_logger("sentinel.decisions")
+
+
+class DecisionMaker(Protocol):
+    """Decides a list of validated transactions, in order."""
+
+    async def decide(self, transactions: list[ValidatedTransaction]) -> list[decision_pb2.Decision]:
+        """One decision per transaction, same order."""
+        ...
+
+
+class ScoringServicer(scoring_pb2_grpc.ScoringServiceServicer):
+    """Implements sentinel.v1.ScoringService over a DecisionMaker."""
+
+    def __init__(
+        self,
+        decision_maker: DecisionMaker,
+        *,
+        max_clock_skew_s: float,
+        max_batch_items: int,
+        log_sample_rate: float,
+    ) -> None:
+        self._decision_maker = decision_maker
+        self._max_skew_s = max_clock_skew_s
+        self._max_batch_items = max_batch_items
+        self._log_sample_rate = log_sample_rate
+
+    def _log_decision(self, decision: decision_pb2.Decision, started: float) -> None:
+        if self._log_sample_rate < 1.0 and random.random() >= self._log_sample_rate:
+            return
+        log.info(
+            "decision",
+            transaction_id=decision.transaction_id,
+            outcome=decision_pb2.Outcome.Name(decision.outcome).removeprefix("OUTCOME_"),
+            risk_score=round(decision.risk_score, 4),
+            model_version=decision.model_version,
+            degraded=decision.degraded,
+            replayed=decision.replayed,
+            latency_ms=round((time.perf_counter() - started) * 1000, 3),
+        )
+
+    async def Score(
+        self, request: scoring_pb2.ScoreRequest, context: grpc.aio.ServicerContext
+    ) -> scoring_pb2.ScoreResponse:
+        started = time.perf_counter()
+        try:
+            txn = validate_transaction(request.transaction, time.time(), self._max_skew_s)
+        except InvalidTransaction as exc:
+            log.warning("invalid_transaction", method="Score", error=str(exc))
+            await abort_invalid(context, exc)
+        (decision,) = await self._decision_maker.decide([txn])
+        self._log_decision(decision, started)
+        return scoring_pb2.ScoreResponse(decision=decision)
+
+    async def ScoreBatch(
+        self, request: scoring_pb2.ScoreBatchRequest, context: grpc.aio.ServicerContext
+    ) -> scoring_pb2.ScoreBatchResponse:
+        started = time.perf_counter()
+        count = len(request.transactions)
+        if not 1 <= count <= self._max_batch_items:
+            await abort_invalid(
+                context,
+                InvalidTransaction(
+                    [
+                        FieldViolation(
+                            "transactions", f"must hold 1 to {self._max_batch_items} items, got {count}"
+                        )
+                    ]
+                ),
+            )
+        now = time.time()
+        results: list[scoring_pb2.ScoreBatchResult] = [scoring_pb2.ScoreBatchResult() for _ in range(count)]
+        valid: list[ValidatedTransaction] = []
+        positions: list[int] = []
+        for index, message in enumerate(request.transactions):
+            try:
+                valid.append(validate_transaction(message, now, self._max_skew_s, f"transactions[{index}]"))
+                positions.append(index)
+            except InvalidTransaction as exc:
+                log.warning("invalid_transaction", method="ScoreBatch", index=index, error=str(exc))
+                results[index].error.CopyFrom(
+                    item_error(grpc.StatusCode.INVALID_ARGUMENT, str(exc), exc.violations)
+                )
+        if valid:
+            for position, decision in zip(positions, await self._decision_maker.decide(valid), strict=True):
+                results[position].decision.CopyFrom(decision)
+                self._log_decision(decision, started)
+        return scoring_pb2.ScoreBatchResponse(results=results)
+
+    async def ScoreStream(
+        self,
+        request_iterator: AsyncIterator[scoring_pb2.ScoreStreamRequest],
+        context: grpc.aio.ServicerContext,
+    ) -> AsyncIterator[scoring_pb2.ScoreStreamResponse]:
+        async for request in request_iterator:
+            started = time.perf_counter()
+            transaction_id = request.transaction.transaction_id
+            try:
+                txn = validate_transaction(request.transaction, time.time(), self._max_skew_s)
+            except InvalidTransaction as exc:
+                log.warning("invalid_transaction", method="ScoreStream", error=str(exc))
+                yield scoring_pb2.ScoreStreamResponse(
+                    transaction_id=transaction_id,
+                    error=item_error(grpc.StatusCode.INVALID_ARGUMENT, str(exc), exc.violations),
+                )
+                continue
+            (decision,) = await self._decision_maker.decide([txn])
+            self._log_decision(decision, started)
+            yield scoring_pb2.ScoreStreamResponse(transaction_id=transaction_id, decision=decision)

@@ -1,0 +1,109 @@
+"""The supervisor of ``sentinel serve``: N worker processes on one port, restarted when they crash.
+
+Workers are *spawned* (not forked) so that no gRPC state of the parent leaks into them (grpc issue
+16001); each builds its own server, event loop (uvloop) and connections. On SIGTERM the supervisor
+forwards the signal, gives in-flight calls ``shutdown_grace_s`` to finish, then kills stragglers.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import multiprocessing
+import multiprocessing.connection
+import signal
+import time
+from multiprocessing.process import BaseProcess
+
+import structlog
+
+from sentinel.config import Settings
+from sentinel.localservices import free_port
+from sentinel.logs import configure_logging
+
+log = structlog.get_logger("sentinel.supervisor")
+
+RESTART_BACKOFF_MAX_S = 5.0
+
+
+def _worker_main(settings: Settings, port: int, worker_id: int, reuse_port: bool) -> None:
+    """Entry point of a worker process."""
+    import uvloop
+
+    from sentinel.server.app import run_worker
+
+    configure_logging(settings.log_level, settings.log_format)
+    signal.signal(signal.SIGINT, signal.SIG_IGN)  # the supervisor decides; Ctrl-C reaches it
+    uvloop.run(run_worker(settings, port, worker_id, reuse_port))
+
+
+class Supervisor:
+    """Starts, watches and stops the worker processes."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self.port = settings.port or free_port()
+        self._context = multiprocessing.get_context("spawn")
+        self._workers: dict[int, BaseProcess] = {}
+        self._restarts: dict[int, int] = {}
+        self._stopping = False
+
+    def _start(self, worker_id: int) -> None:
+        process = self._context.Process(
+            target=_worker_main,
+            args=(self.settings, self.port, worker_id, self.settings.workers > 1),
+            name=f"sentinel-worker-{worker_id}",
+            daemon=False,
+        )
+        process.start()
+        self._workers[worker_id] = process
+
+    def request_stop(self, *_: object) -> None:
+        """Signal handler: stop taking calls and shut the workers down gracefully."""
+        self._stopping = True
+
+    def run(self) -> int:
+        """Run until SIGTERM/SIGINT; returns the exit code."""
+        signal.signal(signal.SIGTERM, self.request_stop)
+        signal.signal(signal.SIGINT, self.request_stop)
+        for worker_id in range(self.settings.workers):
+            self._start(worker_id)
+        log.info("serving", address=f"{self.settings.host}:{self.port}", workers=self.settings.workers)
+        while not self._stopping:
+            sentinels = {p.sentinel: wid for wid, p in self._workers.items()}
+            for ready in multiprocessing.connection.wait(list(sentinels), timeout=0.2):
+                worker_id = sentinels[ready]  # type: ignore[index]
+                self._on_exit(worker_id)
+        return self._shutdown()
+
+    def _on_exit(self, worker_id: int) -> None:
+        process = self._workers[worker_id]
+        process.join()
+        if self._stopping:
+            return
+        restarts = self._restarts.get(worker_id, 0) + 1
+        self._restarts[worker_id] = restarts
+        backoff = min(RESTART_BACKOFF_MAX_S, 0.1 * 2 ** min(restarts, 6))
+        log.error("worker_died", worker=worker_id, exitcode=process.exitcode, restart_in_s=backoff)
+        time.sleep(backoff)
+        self._start(worker_id)
+
+    def _shutdown(self) -> int:
+        log.info("stopping", grace_s=self.settings.shutdown_grace_s)
+        for process in self._workers.values():
+            if process.is_alive() and process.pid is not None:
+                process.terminate()  # SIGTERM: graceful in the worker
+        deadline = time.monotonic() + self.settings.shutdown_grace_s + 5.0
+        for process in self._workers.values():
+            process.join(max(0.0, deadline - time.monotonic()))
+            if process.is_alive():
+                log.error("worker_killed_after_grace", pid=process.pid)
+                process.kill()
+                process.join()
+        log.info("stopped")
+        return 0
+
+
+def serve(settings: Settings) -> int:
+    """Run the supervisor in the foreground."""
+    asyncio.set_event_loop_policy(None)
+    return Supervisor(settings).run()

@@ -1,0 +1,181 @@
+"""End to end over a real socket: `sentinel dev serve` as a user starts it, a client that knows
+nothing but the server's address (server reflection, no .proto), health checking, bad input."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import grpc
+import pytest
+from google.protobuf import descriptor_pool, json_format, message_factory
+from google.rpc import error_details_pb2
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+from grpc_reflection.v1alpha.proto_reflection_descriptor_database import ProtoReflectionDescriptorDatabase
+from grpc_status import rpc_status
+
+from sentinel.localservices import free_port
+
+SCORING = "sentinel.v1.ScoringService"
+
+
+@pytest.fixture(scope="module")
+def server_address(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    data_dir = Path(tmp_path_factory.mktemp("e2e"))
+    for directory in (data_dir, *data_dir.parents):
+        if directory == Path("/tmp"):
+            break
+        os.chmod(directory, 0o755)
+    port = free_port()
+    env = {**os.environ, "SENTINEL_DATA_DIR": str(data_dir), "SENTINEL_LOG_FORMAT": "json"}
+    env.pop("SENTINEL_REDIS_URL", None)
+    env.pop("SENTINEL_DATABASE_URL", None)
+    log_file = (data_dir / "server.log").open("wb")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "sentinel.cli", "dev", "serve", "--port", str(port), "--workers", "2"],
+        env=env,
+        stdout=log_file,
+        stderr=subprocess.STDOUT,
+    )
+    address = f"127.0.0.1:{port}"
+    try:
+        wait_until_serving(address, process, data_dir / "server.log")
+        yield address
+    finally:
+        process.send_signal(signal.SIGTERM)
+        try:
+            assert process.wait(timeout=30) == 0
+        finally:
+            if process.poll() is None:
+                process.kill()
+            log_file.close()
+
+
+def wait_until_serving(address: str, process: subprocess.Popen[bytes], log: Path) -> None:
+    deadline = time.monotonic() + 60
+    with grpc.insecure_channel(address) as channel:
+        stub = health_pb2_grpc.HealthStub(channel)
+        while time.monotonic() < deadline:
+            assert process.poll() is None, log.read_text()
+            try:
+                reply = stub.Check(health_pb2.HealthCheckRequest(service=SCORING), timeout=1)
+                if reply.status == health_pb2.HealthCheckResponse.SERVING:
+                    return
+            except grpc.RpcError:
+                pass
+            time.sleep(0.1)
+    raise AssertionError(f"server not SERVING after 60 s:\n{log.read_text()}")
+
+
+class ReflectionClient:
+    """Calls methods using only descriptors fetched through server reflection."""
+
+    def __init__(self, channel: grpc.Channel) -> None:
+        self.channel = channel
+        self.pool = descriptor_pool.DescriptorPool(ProtoReflectionDescriptorDatabase(channel))
+
+    def method(self, service: str, name: str, kind: str = "unary_unary"):  # type: ignore[no-untyped-def]
+        descriptor = self.pool.FindServiceByName(service).methods_by_name[name]
+        request_class = message_factory.GetMessageClass(descriptor.input_type)
+        response_class = message_factory.GetMessageClass(descriptor.output_type)
+        callable_ = getattr(self.channel, kind)(
+            f"/{service}/{name}",
+            request_serializer=request_class.SerializeToString,
+            response_deserializer=response_class.FromString,
+        )
+        return request_class, callable_
+
+
+def transaction_json(transaction_id: str, **changes: object) -> dict[str, object]:
+    body: dict[str, object] = {
+        "transactionId": transaction_id,
+        "accountId": "C1231006815",
+        "counterpartyId": "M1979787155",
+        "type": "TRANSACTION_TYPE_PAYMENT",
+        "amount": {"amount": "9839.64", "currency": "EUR"},
+        "eventTime": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(time.time() - 1)),
+        "geo": {"latitude": 48.1, "longitude": 11.6, "country": "DE"},
+        "deviceId": "d-1",
+    }
+    body.update(changes)
+    return body
+
+
+def test_health_serving(server_address: str) -> None:
+    with grpc.insecure_channel(server_address) as channel:
+        stub = health_pb2_grpc.HealthStub(channel)
+        for service in ("", SCORING):
+            reply = stub.Check(health_pb2.HealthCheckRequest(service=service), timeout=5)
+            assert reply.status == health_pb2.HealthCheckResponse.SERVING
+
+
+def test_score_through_reflection(server_address: str) -> None:
+    with grpc.insecure_channel(server_address) as channel:
+        request_class, score = ReflectionClient(channel).method(SCORING, "Score")
+        request = json_format.ParseDict({"transaction": transaction_json("e2e-1")}, request_class())
+        decision = score(request, timeout=10).decision
+        assert decision.transaction_id == "e2e-1"
+        assert decision.outcome != 0
+        assert 0.0 <= decision.risk_score <= 1.0
+        assert decision.model_version
+
+
+def test_invalid_input_names_field_and_worker_survives(server_address: str) -> None:
+    with grpc.insecure_channel(server_address) as channel:
+        request_class, score = ReflectionClient(channel).method(SCORING, "Score")
+        bad = transaction_json("e2e-bad", amount={"amount": "-3", "currency": "EUR"})
+        for _ in range(4):  # reach both workers (connections are spread, calls may share one)
+            with pytest.raises(grpc.RpcError) as caught:
+                score(json_format.ParseDict({"transaction": bad}, request_class()), timeout=10)
+            assert caught.value.code() == grpc.StatusCode.INVALID_ARGUMENT
+            assert "transaction.amount.amount" in caught.value.details()
+            status = rpc_status.from_call(caught.value)
+            assert status is not None
+            bad_request = error_details_pb2.BadRequest()
+            assert status.details[0].Unpack(bad_request)
+            assert bad_request.field_violations[0].field == "transaction.amount.amount"
+        good = json_format.ParseDict({"transaction": transaction_json("e2e-after-bad")}, request_class())
+        assert score(good, timeout=10).decision.transaction_id == "e2e-after-bad"
+
+
+def test_batch_keeps_order_and_reports_item_errors(server_address: str) -> None:
+    with grpc.insecure_channel(server_address) as channel:
+        request_class, score_batch = ReflectionClient(channel).method(SCORING, "ScoreBatch")
+        items = [transaction_json(f"b-{i}") for i in range(5)]
+        items[2] = transaction_json("b-2", amount={"amount": "12", "currency": "XYZ"})
+        reply = score_batch(json_format.ParseDict({"transactions": items}, request_class()), timeout=10)
+        assert [r.WhichOneof("result") for r in reply.results] == ["decision"] * 2 + ["error"] + [
+            "decision"
+        ] * 2
+        assert [r.decision.transaction_id for r in reply.results if r.HasField("decision")] == [
+            "b-0",
+            "b-1",
+            "b-3",
+            "b-4",
+        ]
+        error = reply.results[2].error
+        assert error.code == grpc.StatusCode.INVALID_ARGUMENT.value[0]
+        assert error.field_violations[0].field == "transactions[2].amount.currency"
+
+
+def test_stream_answers_each_message(server_address: str) -> None:
+    with grpc.insecure_channel(server_address) as channel:
+        request_class, stream = ReflectionClient(channel).method(SCORING, "ScoreStream", "stream_stream")
+        ids = [f"s-{i}" for i in range(20)]
+        requests = [json_format.ParseDict({"transaction": transaction_json(i)}, request_class()) for i in ids]
+        requests.append(
+            json_format.ParseDict(
+                {"transaction": transaction_json("s-bad", type="TRANSACTION_TYPE_UNSPECIFIED")},
+                request_class(),
+            )
+        )
+        replies = list(stream(iter(requests), timeout=20))
+        by_id = {reply.transaction_id: reply for reply in replies}
+        assert set(by_id) == {*ids, "s-bad"}
+        assert all(by_id[i].HasField("decision") for i in ids)
+        assert by_id["s-bad"].error.field_violations[0].field == "transaction.type"
