@@ -78,6 +78,7 @@ setup(
     package_data={
         "sentinel": ["py.typed"],
         "sentinel.v1": ["*.proto", "*.pyi"],
+        "sentinel.ledger": ["migrations/*.sql"],
     },
     cmdclass={"build_proto": BuildProto, "build_py": BuildPyWithProto},
 )
