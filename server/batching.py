@@ -1,0 +1,137 @@
+"""The *batch* stage: coalesce concurrent requests into micro-batches.
+
+Redis, the hot path, the model and the ledger each cost a fixed overhead per call, so the server pays
+it once per batch instead of once per transaction. A batch is cut when it is full, when the oldest item
+has waited ``max_wait_s``, or at once when no batch is being processed (an idle server never makes a
+lone request wait for company). While ``max_in_flight`` batches are being processed, new items
+accumulate into the next one, so batches grow by themselves exactly when the server is busy.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import time
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Generic, TypeVar
+
+Item = TypeVar("Item")
+Result = TypeVar("Result")
+
+
+@dataclass(slots=True)
+class _Pending(Generic[Item, Result]):
+    item: Item
+    future: asyncio.Future[Result]
+    enqueued: float = field(default_factory=time.perf_counter)
+
+
+class BatcherClosed(RuntimeError):
+    """The batcher is shutting down and takes no new items."""
+
+
+class MicroBatcher(Generic[Item, Result]):
+    """Runs ``process(items) -> results`` (same length, same order) over coalesced submissions."""
+
+    def __init__(
+        self,
+        process: Callable[[list[Item], list[float]], Awaitable[Sequence[Result]]],
+        *,
+        max_size: int,
+        max_wait_s: float,
+        max_in_flight: int,
+    ) -> None:
+        self._process = process
+        self._max_size = max_size
+        self._max_wait_s = max_wait_s
+        self._slots = asyncio.Semaphore(max_in_flight)
+        self._queue: list[_Pending[Item, Result]] = []
+        self._wakeup = asyncio.Event()
+        self._in_flight: set[asyncio.Task[None]] = set()
+        self._busy = 0  # batches being processed (the task set lags behind by one loop step)
+        self._closed = False
+        self._collector: asyncio.Task[None] | None = None
+
+    def start(self) -> None:
+        """Start collecting (needs a running event loop)."""
+        self._collector = asyncio.get_running_loop().create_task(self._collect(), name="micro-batcher")
+
+    async def submit(self, item: Item) -> Result:
+        """Queue one item and wait for its result (or its exception)."""
+        return await self.submit_many([item])[0]
+
+    def submit_many(self, items: Sequence[Item]) -> list[asyncio.Future[Result]]:
+        """Queue several items at once (e.g. one ScoreBatch call); one future per item, same order."""
+        if self._closed:
+            raise BatcherClosed("server is shutting down")
+        loop = asyncio.get_running_loop()
+        futures: list[asyncio.Future[Result]] = []
+        for item in items:
+            pending: _Pending[Item, Result] = _Pending(item, loop.create_future())
+            self._queue.append(pending)
+            futures.append(pending.future)
+        self._wakeup.set()
+        return futures
+
+    def _oldest_wait(self) -> float:
+        return time.perf_counter() - self._queue[0].enqueued
+
+    def _ready(self) -> bool:
+        """Cut a batch now: full, idle server, oldest item waited long enough, or shutting down."""
+        return (
+            self._closed
+            or len(self._queue) >= self._max_size
+            or self._busy == 0
+            or self._oldest_wait() >= self._max_wait_s
+        )
+
+    async def _collect(self) -> None:
+        while True:
+            if not self._queue:
+                if self._closed:
+                    return
+                self._wakeup.clear()
+                await self._wakeup.wait()
+                continue
+            await asyncio.sleep(0)  # let requests that arrived in this loop iteration join
+            if not self._ready():
+                self._wakeup.clear()
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(self._wakeup.wait(), self._max_wait_s - self._oldest_wait())
+                if not self._ready():
+                    continue
+            await self._slots.acquire()
+            batch, self._queue = self._queue[: self._max_size], self._queue[self._max_size :]
+            self._busy += 1
+            task = asyncio.get_running_loop().create_task(self._run(batch))
+            self._in_flight.add(task)
+            task.add_done_callback(self._in_flight.discard)
+
+    async def _run(self, batch: list[_Pending[Item, Result]]) -> None:
+        try:
+            started = time.perf_counter()
+            waits = [started - pending.enqueued for pending in batch]
+            try:
+                results = await self._process([pending.item for pending in batch], waits)
+            except Exception as exc:  # the whole batch failed: every caller gets the error
+                for pending in batch:
+                    if not pending.future.done():
+                        pending.future.set_exception(exc)
+                return
+            for pending, result in zip(batch, results, strict=True):
+                if not pending.future.done():
+                    pending.future.set_result(result)
+        finally:
+            self._busy -= 1
+            self._slots.release()
+            self._wakeup.set()  # a free slot may make the waiting batch ready
+
+    async def close(self) -> None:
+        """Stop taking items, process what is queued, wait for batches in flight."""
+        self._closed = True
+        self._wakeup.set()
+        if self._collector is not None:
+            await self._collector
+        if self._in_flight:
+            await asyncio.gather(*self._in_flight, return_exceptions=True)
