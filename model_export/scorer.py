@@ -1,0 +1,60 @@
+"""The runtime scorer: one onnxruntime session over a fused model, tuned for a latency service.
+
+Every worker process runs its own session on one thread (``intra_op_num_threads=1``, sequential
+execution, no spinning): the service parallelises across worker processes, and extra intra-op
+threads would only oversubscribe the 2 shared cores and burn them spinning while idle.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+
+from sentinel.model_export.fused_export import INPUT_NAME, RISK_OUTPUT
+
+
+def latency_session_options() -> ort.SessionOptions:
+    """Session options for a latency-bound service process (one thread, no spinning)."""
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = 1
+    options.inter_op_num_threads = 1
+    options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
+    options.add_session_config_entry("session.intra_op.allow_spinning", "0")
+    options.add_session_config_entry("session.inter_op.allow_spinning", "0")
+    return options
+
+
+def latency_session(model: bytes | Path) -> ort.InferenceSession:
+    """An onnxruntime CPU session over ``model`` (serialized bytes or a file) with the options above."""
+    source = str(model) if isinstance(model, Path) else model
+    return ort.InferenceSession(source, latency_session_options(), providers=["CPUExecutionProvider"])
+
+
+class ForestScorer:
+    """Scores feature rows with a fused Isolation Forest export; ``version`` names the model.
+
+    ``score`` is safe to call from one thread at a time per worker (onnxruntime sessions are
+    thread-safe, but the service calls it from its event loop anyway).
+    """
+
+    def __init__(self, model: bytes | Path, *, version: str) -> None:
+        self.version = version
+        self._session = latency_session(model)
+        (model_input,) = self._session.get_inputs()
+        if model_input.name != INPUT_NAME:
+            raise ValueError(f"model {version}: input is {model_input.name!r}, not a fused export")
+        self.feature_count = int(model_input.shape[1])
+        self._outputs = [RISK_OUTPUT]
+
+    def score(self, features: np.ndarray) -> np.ndarray:
+        """Risk (the anomaly score 2^(-E[h(x)]/c(n)), 0..1) of each row of float32 ``features[n, F]``."""
+        if features.dtype != np.float32 or features.ndim != 2 or features.shape[1] != self.feature_count:
+            raise ValueError(
+                f"model {self.version} needs float32 features of shape (n, {self.feature_count}), "
+                f"got {features.dtype} {features.shape}"
+            )
+        (risk,) = self._session.run(self._outputs, {INPUT_NAME: features})
+        return risk[:, 0]
