@@ -78,6 +78,7 @@ setup(
     package_data={
         "sentinel": ["py.typed"],
         "sentinel.v1": ["*.proto", "*.pyi"],
+        "sentinel.bench": ["data/*.csv", "data/*.md"],
         "sentinel.ledger": ["migrations/*.sql"],
     },
     cmdclass={"build_proto": BuildProto, "build_py": BuildPyWithProto},
