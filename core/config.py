@@ -80,6 +80,47 @@ class Settings(BaseSettings):
         1.0, ge=0.0, le=1.0, description="Share of decisions logged as one event each."
     )
 
+    # --- metrics -----------------------------------------------------------------------------------
+    metrics_host: str = Field("127.0.0.1", description="Address of the Prometheus /metrics endpoint.")
+    metrics_port: int = Field(
+        9095, ge=0, le=65535, description="Port of the Prometheus endpoint; 0 picks a free port."
+    )
+
+    # --- micro-batching ----------------------------------------------------------------------------
+    batch_max_size: int = Field(256, ge=1, le=4096, description="Most transactions in one micro-batch.")
+    batch_max_wait_ms: float = Field(
+        1.0, ge=0.0, le=50.0, description="Longest a transaction waits for company while a batch runs."
+    )
+    batch_max_in_flight: int = Field(
+        2, ge=1, le=64, description="Micro-batches processed concurrently per worker."
+    )
+
+    # --- per-account state (Redis) -----------------------------------------------------------------
+    redis_budget_ms: float = Field(
+        25.0, gt=0, le=5_000, description="Time Redis gets per batch before scoring goes degraded."
+    )
+    redis_retry_after_s: float = Field(
+        1.0, gt=0, le=60, description="After a Redis failure, how long to score degraded before retrying."
+    )
+    state_ttl_s: int = Field(
+        30 * 86_400, ge=60, description="Idle time after which an account's state expires in Redis."
+    )
+    idempotency_ttl_s: int = Field(
+        86_400, ge=60, description="How long Redis remembers an idempotency key (the ledger: forever)."
+    )
+    degraded_mode: Literal["fail_open", "fail_closed"] = Field(
+        "fail_open",
+        description="Without account state: fail_open decides from stateless inputs, fail_closed REVIEWs.",
+    )
+
+    # --- decision policy -----------------------------------------------------------------------------
+    review_threshold: float | None = Field(
+        None, ge=0.0, le=1.0, description="Model score from which to REVIEW; unset: the model's own."
+    )
+    decline_threshold: float | None = Field(
+        None, ge=0.0, le=1.0, description="Model score from which to DECLINE; unset: the model's own."
+    )
+
     @field_validator("redis_url")
     @classmethod
     def _redis_scheme(cls, value: str | None) -> str | None:
