@@ -23,6 +23,7 @@ PACKAGE_DIRS = {
     "sentinel": "core",
     "sentinel.v1": "proto/sentinel/v1",
     "sentinel.server": "server",
+    "sentinel.server.rules": "server/rules",
     "sentinel.hotpath": "hotpath",
     "sentinel.ledger": "ledger",
     "sentinel.model_export": "model_export",

@@ -1,0 +1,1 @@
+"""Rules that fraud analysts write: language, compiler, versioned storage, hot reload, RPC, CLI, backtest."""
