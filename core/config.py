@@ -121,6 +121,14 @@ class Settings(BaseSettings):
         None, ge=0.0, le=1.0, description="Model score from which to DECLINE; unset: the model's own."
     )
 
+    # --- model registry ------------------------------------------------------------------------------
+    model_dir: Path | None = Field(
+        None, description="Model registry (one directory per version + ACTIVE); unset: <data_dir>/models."
+    )
+    model_poll_interval_ms: float = Field(
+        500.0, ge=10.0, le=60_000.0, description="How often a worker checks for a newly activated model."
+    )
+
     @field_validator("redis_url")
     @classmethod
     def _redis_scheme(cls, value: str | None) -> str | None:
