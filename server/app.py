@@ -17,6 +17,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from sentinel.config import Settings
+from sentinel.server.interceptors import MetricsInterceptor
 from sentinel.server.placeholder_policy import placeholder_decisions
 from sentinel.server.scoring import ScoringServicer
 from sentinel.server.validate import ValidatedTransaction
@@ -48,7 +49,9 @@ def server_options(settings: Settings, reuse_port: bool) -> list[tuple[str, int]
 async def run_worker(settings: Settings, port: int, worker_id: int, reuse_port: bool) -> None:
     """Serve until SIGTERM/SIGINT, then stop taking calls and let in-flight calls finish."""
     structlog.contextvars.bind_contextvars(worker=worker_id, pid=os.getpid())
-    server = grpc.aio.server(options=server_options(settings, reuse_port))
+    server = grpc.aio.server(
+        options=server_options(settings, reuse_port), interceptors=[MetricsInterceptor()]
+    )
     health_servicer = health.aio.HealthServicer()
     scoring_pb2_grpc.add_ScoringServiceServicer_to_server(
         ScoringServicer(

@@ -19,6 +19,7 @@ import structlog
 from sentinel.config import Settings
 from sentinel.localservices import free_port
 from sentinel.logs import configure_logging
+from sentinel.server.metrics_export import forget_worker, prepare_multiprocess_dir, serve_metrics
 
 log = structlog.get_logger("sentinel.supervisor")
 
@@ -65,9 +66,16 @@ class Supervisor:
         """Run until SIGTERM/SIGINT; returns the exit code."""
         signal.signal(signal.SIGTERM, self.request_stop)
         signal.signal(signal.SIGINT, self.request_stop)
+        prepare_multiprocess_dir(self.settings.data_dir.resolve() / f"metrics-{self.port}")
+        metrics_port = serve_metrics(self.settings.metrics_host, self.settings.metrics_port)
         for worker_id in range(self.settings.workers):
             self._start(worker_id)
-        log.info("serving", address=f"{self.settings.host}:{self.port}", workers=self.settings.workers)
+        log.info(
+            "serving",
+            address=f"{self.settings.host}:{self.port}",
+            workers=self.settings.workers,
+            metrics=f"http://{self.settings.metrics_host}:{metrics_port}/metrics",
+        )
         while not self._stopping:
             sentinels = {p.sentinel: wid for wid, p in self._workers.items()}
             for ready in multiprocessing.connection.wait(list(sentinels), timeout=0.2):
@@ -78,6 +86,8 @@ class Supervisor:
     def _on_exit(self, worker_id: int) -> None:
         process = self._workers[worker_id]
         process.join()
+        if process.pid is not None:
+            forget_worker(process.pid)
         if self._stopping:
             return
         restarts = self._restarts.get(worker_id, 0) + 1

@@ -1,0 +1,35 @@
+"""The supervisor's side of the metrics: one HTTP endpoint summing every worker's metric files.
+
+Kept apart from ``metrics`` so that the supervisor never creates metric objects of its own: the
+multiprocess directory must be set in the environment before a worker imports the definitions.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from pathlib import Path
+
+from prometheus_client import CollectorRegistry, multiprocess, start_http_server
+
+MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
+
+
+def prepare_multiprocess_dir(directory: Path) -> None:
+    """Empty the directory workers write their metric files to (stale files would be summed)."""
+    shutil.rmtree(directory, ignore_errors=True)
+    directory.mkdir(parents=True)
+    os.environ[MULTIPROC_ENV] = str(directory)
+
+
+def serve_metrics(host: str, port: int) -> int:
+    """Serve the workers' aggregated metrics over HTTP; returns the bound port."""
+    registry = CollectorRegistry()
+    multiprocess.MultiProcessCollector(registry)
+    server, _thread = start_http_server(port, addr=host, registry=registry)
+    return int(server.server_port)
+
+
+def forget_worker(pid: int) -> None:
+    """Drop a dead worker's live gauges (counters and histograms keep their totals)."""
+    multiprocess.mark_process_dead(pid)
