@@ -62,6 +62,7 @@ class LocalRedis:
     directory: Path
     port: int = field(default_factory=free_port)
     process: subprocess.Popen[bytes] | None = None
+    extra_args: list[str] = field(default_factory=list)  # e.g. ["--cluster-enabled", "yes"]
 
     @property
     def url(self) -> str:
@@ -87,6 +88,7 @@ class LocalRedis:
             str(log_file),
             "--protected-mode",
             "yes",
+            *self.extra_args,
         ]
         self.process = subprocess.Popen(command, stdin=subprocess.DEVNULL)
         _wait_for_port(self.port, self.process, log_file)
