@@ -85,7 +85,8 @@ async def test_one_batch_many_accounts_partial_conflict(client: Redis) -> None:
 async def cluster(services_dir: Path) -> AsyncIterator[RedisCluster]:
     """A real one-node Redis Cluster: it enforces hash slots (CROSSSLOT) like a big one."""
     bus_port = str(free_port())  # the default, port + 10000, may lie beyond 65535
-    cluster_args = ["--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf", "--cluster-port", bus_port]
+    cluster_args = ["--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf"]
+    cluster_args += ["--cluster-port", bus_port]
     server = LocalRedis(services_dir / "redis-cluster", extra_args=cluster_args).start()
     async with Redis(host="127.0.0.1", port=server.port) as admin:
         await admin.execute_command("CLUSTER", "ADDSLOTSRANGE", 0, 16383)
