@@ -32,7 +32,12 @@ def server_address(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
             break
         os.chmod(directory, 0o755)
     port = free_port()
-    env = {**os.environ, "SENTINEL_DATA_DIR": str(data_dir), "SENTINEL_LOG_FORMAT": "json"}
+    env = {
+        **os.environ,
+        "SENTINEL_DATA_DIR": str(data_dir),
+        "SENTINEL_LOG_FORMAT": "json",
+        "SENTINEL_METRICS_PORT": "0",
+    }
     env.pop("SENTINEL_REDIS_URL", None)
     env.pop("SENTINEL_DATABASE_URL", None)
     log_file = (data_dir / "server.log").open("wb")
@@ -179,3 +184,28 @@ def test_stream_answers_each_message(server_address: str) -> None:
         assert set(by_id) == {*ids, "s-bad"}
         assert all(by_id[i].HasField("decision") for i in ids)
         assert by_id["s-bad"].error.field_violations[0].field == "transaction.type"
+
+
+def test_python_client(server_address: str) -> None:
+    from datetime import UTC, datetime, timedelta
+    from decimal import Decimal
+
+    from sentinel.clients import SentinelClient, make_transaction
+
+    transaction = make_transaction(
+        transaction_id="client-1",
+        account_id="C42",
+        amount=Decimal("250.00"),
+        currency="EUR",
+        event_time=datetime.now(UTC) - timedelta(seconds=1),
+        type="TRANSFER",
+        counterparty_id="C43",
+        latitude=52.5,
+        longitude=13.4,
+        country="DE",
+    )
+    with SentinelClient(server_address, timeout_s=5) as client:
+        assert client.score(transaction).transaction_id == "client-1"
+        results = client.score_batch([transaction])
+        assert results[0].decision.transaction_id == "client-1"
+        assert [r.transaction_id for r in client.score_stream([transaction])] == ["client-1"]

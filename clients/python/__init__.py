@@ -1,1 +1,5 @@
-"""Python client library for SentinelStream."""
+"""Python client library for SentinelStream (``from sentinel.clients import SentinelClient``)."""
+
+from sentinel.clients.client import SentinelClient, make_transaction
+
+__all__ = ["SentinelClient", "make_transaction"]
