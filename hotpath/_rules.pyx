@@ -1,0 +1,184 @@
+# cython: language_level=3, boundscheck=False, wraparound=False, initializedcheck=False, cdivision=True
+"""Compiled rule evaluator: runs every program of a RuleSet on every row, without the GIL.
+
+The exact specification is ``reference_rules`` and the semantics are in ``program``'s docstring.
+Programs reach this module only through RuleSet, which validates them (operands in range, stack
+depth at most MAX_STACK_DEPTH) and freezes its arrays, so the interpreter needs no bounds checks.
+"""
+
+import numpy as np
+
+from libc.math cimport NAN, fabs, isnan
+from libc.stdint cimport int32_t, int64_t, uint8_t, uint16_t, uint64_t
+
+from sentinel.hotpath.program import MAX_STACK_DEPTH, RuleSet
+from sentinel.hotpath.schema import FEATURE_COUNT, TRANSACTION_FIELDS
+
+DEF STACK_SIZE = 64
+DEF N_FIELDS = 14
+if MAX_STACK_DEPTH != STACK_SIZE or len(TRANSACTION_FIELDS) != N_FIELDS:
+    raise ImportError("_rules was compiled for another program format; rebuild the extension")
+
+cdef enum:
+    LOAD_FEATURE, LOAD_FIELD, LOAD_CONST, ADD, SUB, MUL, DIV, NEG, ABS, LT, LE, GT, GE, EQ, NE, AND, OR, NOT, IN_SET, IS_MISSING
+
+
+cdef inline bint truthy(double value) noexcept nogil:
+    return value != 0.0 and not isnan(value)
+
+
+cdef inline bint in_sorted(const double* members, int64_t size, double value) noexcept nogil:
+    cdef int64_t lo = 0, hi = size, mid
+    if isnan(value):
+        return False
+    while lo < hi:
+        mid = (lo + hi) >> 1
+        if members[mid] < value:
+            lo = mid + 1
+        else:
+            hi = mid
+    return lo < size and members[lo] == value
+
+
+cdef inline double compare(int op, double a, double b) noexcept nogil:
+    if isnan(a) or isnan(b):
+        return 0.0
+    if op == LT:
+        return a < b
+    if op == LE:
+        return a <= b
+    if op == GT:
+        return a > b
+    if op == GE:
+        return a >= b
+    if op == EQ:
+        return a == b
+    return a != b
+
+
+cdef inline bint run(
+    const int32_t* code, int64_t length, const double* constants, const double* members,
+    const int64_t* set_offsets, const float* feature_row, const double* fields,
+) noexcept nogil:
+    cdef double stack[STACK_SIZE]
+    cdef int top = -1
+    cdef int64_t k
+    cdef int op, operand
+    cdef double a, b
+    for k in range(length):
+        op = code[2 * k]
+        operand = code[2 * k + 1]
+        if op == LOAD_FEATURE:
+            top += 1
+            stack[top] = feature_row[operand]
+        elif op == LOAD_FIELD:
+            top += 1
+            stack[top] = fields[operand]
+        elif op == LOAD_CONST:
+            top += 1
+            stack[top] = constants[operand]
+        elif op == NEG:
+            stack[top] = -stack[top]
+        elif op == ABS:
+            stack[top] = fabs(stack[top])
+        elif op == NOT:
+            stack[top] = 0.0 if truthy(stack[top]) else 1.0
+        elif op == IS_MISSING:
+            stack[top] = 1.0 if isnan(stack[top]) else 0.0
+        elif op == IN_SET:
+            stack[top] = 1.0 if in_sorted(
+                members + set_offsets[operand], set_offsets[operand + 1] - set_offsets[operand], stack[top]
+            ) else 0.0
+        else:
+            b = stack[top]
+            top -= 1
+            a = stack[top]
+            if op == ADD:
+                stack[top] = a + b
+            elif op == SUB:
+                stack[top] = a - b
+            elif op == MUL:
+                stack[top] = a * b
+            elif op == DIV:
+                stack[top] = NAN if b == 0.0 else a / b
+            elif op == AND:
+                stack[top] = 1.0 if truthy(a) and truthy(b) else 0.0
+            elif op == OR:
+                stack[top] = 1.0 if truthy(a) or truthy(b) else 0.0
+            else:
+                stack[top] = compare(op, a, b)
+    return truthy(stack[top])
+
+
+cdef inline double id_value(uint64_t hash_value) noexcept nogil:
+    return <double>(hash_value >> 11)
+
+
+def evaluate_rules(rules, const float[:, ::1] features, columns):
+    """matches[row, rule] (uint8 0/1) of every rule of a RuleSet (see sentinel.hotpath.evaluate_rules)."""
+    if type(rules) is not RuleSet:
+        raise TypeError("rules must be a RuleSet (build it once when the rules change)")
+    cdef const int32_t[:, ::1] code = rules.code
+    cdef const int64_t[::1] code_offsets = rules.code_offsets
+    cdef const double[::1] constants = rules.constants
+    cdef const double[::1] members = rules.set_members
+    cdef const int64_t[::1] set_offsets = rules.set_offsets
+    cdef const double[::1] amount = columns.amount
+    cdef const uint8_t[::1] kind = columns.type
+    cdef const uint8_t[::1] channel = columns.channel
+    cdef const double[::1] event_time = columns.event_time
+    cdef const uint8_t[::1] geo_known = columns.geo_known
+    cdef const double[::1] latitude = columns.latitude
+    cdef const double[::1] longitude = columns.longitude
+    cdef const uint16_t[::1] country = columns.country
+    cdef const uint16_t[::1] home_country = columns.home_country
+    cdef const uint64_t[::1] counterparty = columns.counterparty
+    cdef const uint64_t[::1] device = columns.device
+    cdef const uint8_t[::1] known = columns.balances_known
+    cdef const double[::1] origin_before = columns.origin_before
+    cdef const double[::1] origin_after = columns.origin_after
+    cdef const double[::1] destination_before = columns.destination_before
+    cdef const double[::1] destination_after = columns.destination_after
+    cdef Py_ssize_t n = features.shape[0]
+    cdef Py_ssize_t n_rules = code_offsets.shape[0] - 1
+    cdef Py_ssize_t i, r
+    cdef double fields[N_FIELDS]
+    cdef uint8_t[:, ::1] out
+    cdef const double* constants_ptr = &constants[0] if constants.shape[0] else NULL
+    cdef const double* members_ptr = &members[0] if members.shape[0] else NULL
+    cdef const int32_t* code_ptr = &code[0, 0] if code.shape[0] else NULL
+    if features.shape[1] != FEATURE_COUNT:
+        raise ValueError(f"features must have {FEATURE_COUNT} columns, not {features.shape[1]}")
+    for length in (amount.shape[0], kind.shape[0], channel.shape[0], event_time.shape[0],
+                   geo_known.shape[0], latitude.shape[0], longitude.shape[0], country.shape[0],
+                   home_country.shape[0], counterparty.shape[0], device.shape[0], known.shape[0],
+                   origin_before.shape[0], origin_after.shape[0], destination_before.shape[0],
+                   destination_after.shape[0]):
+        if length != n:
+            raise ValueError("features and every column must have the same number of rows")
+    matches = np.zeros((n, n_rules), dtype=np.uint8)
+    out = matches
+    if n == 0 or n_rules == 0:
+        return matches
+    with nogil:
+        for i in range(n):
+            fields[0] = amount[i]
+            fields[1] = kind[i]
+            fields[2] = channel[i] if channel[i] else NAN
+            fields[3] = event_time[i]
+            fields[4] = latitude[i] if geo_known[i] else NAN
+            fields[5] = longitude[i] if geo_known[i] else NAN
+            fields[6] = country[i] if country[i] else NAN
+            fields[7] = home_country[i] if home_country[i] else NAN
+            fields[8] = id_value(counterparty[i]) if counterparty[i] else NAN
+            fields[9] = id_value(device[i]) if device[i] else NAN
+            fields[10] = origin_before[i] if known[i] & 1 else NAN
+            fields[11] = origin_after[i] if known[i] & 2 else NAN
+            fields[12] = destination_before[i] if known[i] & 4 else NAN
+            fields[13] = destination_after[i] if known[i] & 8 else NAN
+            for r in range(n_rules):
+                out[i, r] = run(
+                    code_ptr + 2 * code_offsets[r], code_offsets[r + 1] - code_offsets[r], constants_ptr,
+                    members_ptr, &set_offsets[0], &features[i, 0], fields,
+                )
+    return matches
