@@ -1,0 +1,248 @@
+"""One writer connection and its hash chain: writes a group of records in one transaction.
+
+A group costs a fixed number of round trips whatever its size: the idempotency keys go in with one
+``INSERT ... SELECT FROM unnest(...) ON CONFLICT DO NOTHING RETURNING`` (the unique key decides which
+records are new and Postgres assigns their sequence numbers), the stored entries of the keys that
+already existed come back with one SELECT (only when there are any), the new entries go in with a
+binary COPY, and the balance movements of the approved ones with one call. The transaction commits
+with ``synchronous_commit=on``: when ``write`` returns, the group is on disk.
+
+Each lane is its own chain: lanes commit concurrently, so a single chain would serialize them. A
+lane starts a new chain whenever it (re)connects, because after a failed COMMIT it cannot know
+whether its last group is in the database, i.e. which hash its chain ends with.
+"""
+
+from __future__ import annotations
+
+import os
+import socket
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from decimal import Decimal
+
+import asyncpg
+import structlog
+
+from sentinel.ledger.chain import entry_hash, genesis_hash
+from sentinel.ledger.connect import connect_as_writer
+from sentinel.ledger.records import LedgerRecord
+
+log = structlog.get_logger(__name__)
+
+_INSERT_KEYS = """
+INSERT INTO ledger.idempotency_keys (idempotency_key, sequence, transaction_id, recorded_at, fingerprint)
+SELECT key, nextval('ledger.entry_sequence'), transaction_id, $4, fingerprint
+FROM unnest($1::text[], $2::text[], $3::bytea[]) AS given(key, transaction_id, fingerprint)
+ON CONFLICT (idempotency_key) DO NOTHING
+RETURNING idempotency_key, sequence
+"""
+
+_STORED_ENTRIES = """
+SELECT k.idempotency_key, k.sequence, k.fingerprint, d.decision_bytes
+FROM ledger.idempotency_keys AS k
+JOIN ledger.decisions AS d
+  ON d.transaction_id = k.transaction_id AND d.recorded_at = k.recorded_at AND d.sequence = k.sequence
+WHERE k.idempotency_key = ANY($1::text[])
+"""
+
+_APPLY_MOVEMENTS = (
+    "SELECT ledger.apply_balance_movements($1::text[], $2::text[], $3::numeric[], $4::bigint[])"
+)
+
+DECISION_COLUMNS = (
+    "sequence", "chain_id", "recorded_at", "idempotency_key", "transaction_id", "fingerprint",
+    "account_id", "counterparty_id", "amount", "currency", "outcome", "risk_score", "model_score",
+    "model_version", "rules_fired", "reasons", "degraded", "decided_at", "transaction_bytes",
+    "decision_bytes", "entry_hash",
+)
+
+UNAVAILABLE_SQLSTATE_CLASSES = frozenset({"08", "53", "57", "58"})  # connection, resources, shutdown, system
+UNAVAILABLE_SQLSTATES = frozenset({"25006"})  # read-only transaction: connected to a standby
+
+
+class LedgerIntegrityError(RuntimeError):
+    """The database contradicts itself (an idempotency key without its entry): never expected."""
+
+
+def is_unavailable(exc: BaseException) -> bool:
+    """True when ``exc`` means Postgres is unreachable, shutting down, out of resources or too slow."""
+    if isinstance(exc, OSError | TimeoutError | asyncpg.PostgresConnectionError | asyncpg.InterfaceError):
+        return True
+    if isinstance(exc, asyncpg.PostgresError):
+        state = exc.sqlstate or ""
+        return state[:2] in UNAVAILABLE_SQLSTATE_CLASSES or state in UNAVAILABLE_SQLSTATES
+    return False
+
+
+@dataclass(frozen=True, slots=True)
+class EntryOutcome:
+    """Where one record ended up: a new entry, or the entry already stored under its key."""
+
+    sequence: int
+    existed: bool
+    stored_fingerprint: bytes | None = None
+    stored_decision: bytes | None = None
+
+
+def balance_movements(
+    entries: Sequence[tuple[int, LedgerRecord]],
+) -> tuple[list[str], list[str], list[Decimal], list[int]]:
+    """Net movement per (account, currency) of the approved entries, sorted by account and currency.
+
+    An approved entry debits its origin and credits its counterparty (an empty counterparty is not an
+    account: the money leaves the ledger). Netting happens here in exact Decimal arithmetic; the sort
+    gives concurrent writers one lock order on balance rows.
+    """
+    net: dict[tuple[str, str], list] = {}
+    for sequence, record in entries:
+        if record.outcome != "APPROVE":
+            continue
+        legs = [(record.account_id, -record.amount)]
+        if record.counterparty_id:
+            legs.append((record.counterparty_id, record.amount))
+        for account, delta in legs:
+            current = net.get((account, record.currency))
+            if current is None:
+                net[(account, record.currency)] = [delta, sequence]
+            else:
+                current[0] += delta
+                current[1] = max(current[1], sequence)
+    ordered = sorted(net.items())
+    return (
+        [account for (account, _), _ in ordered],
+        [currency for (_, currency), _ in ordered],
+        [movement[0] for _, movement in ordered],
+        [movement[1] for _, movement in ordered],
+    )
+
+
+class LedgerLane:
+    """A connection acting as the writer role, with the head of its hash chain."""
+
+    def __init__(self, dsn: str, *, name: str, connect_timeout_s: float, partitions_ahead: int) -> None:
+        self._dsn = dsn
+        self._name = name
+        self._connect_timeout_s = connect_timeout_s
+        self._partitions_ahead = partitions_ahead
+        self._connection: asyncpg.Connection | None = None
+        self._chain_id = 0
+        self._head = b""
+        self._partitions_ready_until = datetime.min.replace(tzinfo=UTC)
+
+    @property
+    def chain_id(self) -> int:
+        """The chain this lane appends to (0 until it has connected)."""
+        return self._chain_id
+
+    async def _connected(self) -> asyncpg.Connection:
+        if self._connection is not None and not self._connection.is_closed():
+            return self._connection
+        connection = await connect_as_writer(
+            self._dsn,
+            connect_timeout_s=self._connect_timeout_s,
+            application_name=f"sentinel-ledger-{self._name}",
+        )
+        try:
+            writer = f"{socket.gethostname()}:{os.getpid()}:{self._name}"
+            chain_id = await connection.fetchval(
+                "INSERT INTO ledger.chains (writer) VALUES ($1) RETURNING chain_id", writer
+            )
+        except BaseException:
+            connection.terminate()
+            raise
+        self._connection, self._chain_id, self._head = connection, chain_id, genesis_hash(chain_id)
+        log.info("ledger_chain_started", chain_id=chain_id, writer=writer)
+        return connection
+
+    async def _ensure_partitions(self, connection: asyncpg.Connection, now: datetime) -> None:
+        """Create this month's and the next months' partitions; checked again at the next month."""
+        if now < self._partitions_ready_until:
+            return
+        await connection.fetchval("SELECT ledger.ensure_partitions($1, $2)", now, self._partitions_ahead)
+        month = now.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
+        self._partitions_ready_until = (month.replace(month=month.month + 1) if month.month < 12
+                                        else month.replace(year=month.year + 1, month=1))
+
+    async def write(self, records: Sequence[LedgerRecord]) -> list[EntryOutcome]:
+        """Record ``records`` in one transaction; one outcome per record, in order.
+
+        A key repeated inside ``records`` is written once; its later occurrences are reported as
+        existing, with the first occurrence's fingerprint and decision.
+        """
+        connection = await self._connected()
+        now = datetime.now(UTC)
+        await self._ensure_partitions(connection, now)
+        first: dict[str, LedgerRecord] = {}
+        for record in records:
+            first.setdefault(record.idempotency_key, record)
+        unique = list(first.values())
+        async with connection.transaction():
+            rows = await connection.fetch(
+                _INSERT_KEYS,
+                [record.idempotency_key for record in unique],
+                [record.transaction_id for record in unique],
+                [record.fingerprint for record in unique],
+                now,
+            )
+            assigned: dict[str, int] = {row[0]: row[1] for row in rows}
+            stored: dict[str, EntryOutcome] = {}
+            if len(assigned) < len(unique):
+                missing = [record.idempotency_key for record in unique
+                           if record.idempotency_key not in assigned]
+                for row in await connection.fetch(_STORED_ENTRIES, missing):
+                    stored[row[0]] = EntryOutcome(row[1], True, row[2], row[3])
+                lost = set(missing) - set(stored)
+                if lost:
+                    raise LedgerIntegrityError(f"idempotency keys without a ledger entry: {sorted(lost)[:5]}")
+            new_entries = sorted(
+                ((assigned[record.idempotency_key], record) for record in unique
+                 if record.idempotency_key in assigned),
+                key=lambda entry: entry[0],
+            )
+            head = self._head
+            rows_to_copy = []
+            for sequence, record in new_entries:
+                head = entry_hash(head, sequence, self._chain_id, now, record)
+                rows_to_copy.append((
+                    sequence, self._chain_id, now, record.idempotency_key, record.transaction_id,
+                    record.fingerprint, record.account_id, record.counterparty_id, record.amount,
+                    record.currency, record.outcome, record.risk_score, record.model_score,
+                    record.model_version, record.rules_fired, record.reasons, record.degraded,
+                    record.decided_at, record.transaction_bytes, record.decision_bytes, head,
+                ))
+            if rows_to_copy:
+                await connection.copy_records_to_table(
+                    "decisions", schema_name="ledger", columns=DECISION_COLUMNS, records=rows_to_copy
+                )
+            movements = balance_movements(new_entries)
+            if movements[0]:
+                await connection.execute(_APPLY_MOVEMENTS, *movements)
+        self._head = head
+        outcomes: list[EntryOutcome] = []
+        seen: set[str] = set()
+        for record in records:
+            key = record.idempotency_key
+            if key in stored:
+                outcomes.append(stored[key])
+            elif key in seen:
+                original = first[key]
+                outcomes.append(
+                    EntryOutcome(assigned[key], True, original.fingerprint, original.decision_bytes)
+                )
+            else:
+                outcomes.append(EntryOutcome(assigned[key], False))
+            seen.add(key)
+        return outcomes
+
+    def discard(self) -> None:
+        """Drop the connection without waiting (its state is unknown); the next write starts a new chain."""
+        if self._connection is not None:
+            self._connection.terminate()
+        self._connection = None
+
+    async def close(self) -> None:
+        """Close the connection cleanly."""
+        if self._connection is not None:
+            await self._connection.close(timeout=5)
+        self._connection = None

@@ -1,0 +1,134 @@
+"""What the ledger stores for one decision, and what the writer answers.
+
+A LedgerRecord is checked when it is built, so a malformed record fails its own request instead of
+the whole group-commit transaction it would have joined (Postgres rejects, for example, text with a
+NUL character).
+"""
+
+from __future__ import annotations
+
+import enum
+import hashlib
+import math
+import re
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from decimal import Decimal
+from typing import Literal
+
+from sentinel.v1 import decision_pb2, transaction_pb2
+
+Outcome = Literal["APPROVE", "REVIEW", "DECLINE"]
+OUTCOMES: frozenset[str] = frozenset({"APPROVE", "REVIEW", "DECLINE"})
+_CURRENCY = re.compile(r"^[A-Z]{3}$")
+FINGERPRINT_BYTES = 32
+
+
+class AckStatus(enum.Enum):
+    """How far a submitted record got when submit() returned."""
+
+    COMMITTED = "committed"  # in a committed Postgres transaction (or already there: see existed)
+    SPOOLED = "spooled"  # fsync'd to the local spool while Postgres is unavailable; replayed later
+    QUEUED = "queued"  # ack=async: in memory only, written shortly (lost if the process dies first)
+
+
+@dataclass(frozen=True, slots=True)
+class LedgerRecord:
+    """One decision to record. Strings may not contain NUL; times must be timezone-aware."""
+
+    transaction_id: str
+    idempotency_key: str
+    fingerprint: bytes  # sha256 of the canonical transaction bytes: same key + other data = conflict
+    account_id: str
+    counterparty_id: str
+    amount: Decimal
+    currency: str
+    outcome: Outcome
+    risk_score: float
+    model_score: float
+    model_version: str
+    rules_fired: tuple[str, ...]
+    reasons: tuple[str, ...]
+    degraded: bool
+    decided_at: datetime
+    transaction_bytes: bytes  # serialized sentinel.v1.Transaction
+    decision_bytes: bytes  # serialized sentinel.v1.Decision (ledger_sequence 0: it is not known yet)
+
+    def __post_init__(self) -> None:
+        for name in ("transaction_id", "idempotency_key", "account_id"):
+            if not getattr(self, name):
+                raise ValueError(f"{name} must not be empty")
+        texts = (self.transaction_id, self.idempotency_key, self.account_id, self.counterparty_id,
+                 self.model_version, *self.rules_fired, *self.reasons)
+        if any("\x00" in text for text in texts):
+            raise ValueError("ledger text fields must not contain NUL characters")
+        if len(self.fingerprint) != FINGERPRINT_BYTES:
+            raise ValueError(f"fingerprint must be {FINGERPRINT_BYTES} bytes (sha256)")
+        if not isinstance(self.amount, Decimal) or not self.amount.is_finite() or self.amount <= 0:
+            raise ValueError(f"amount must be a finite Decimal greater than zero (got {self.amount!r})")
+        if not _CURRENCY.match(self.currency):
+            raise ValueError(f"currency must be an ISO 4217 code such as EUR (got {self.currency!r})")
+        if self.outcome not in OUTCOMES:
+            raise ValueError(f"outcome must be one of {sorted(OUTCOMES)} (got {self.outcome!r})")
+        if not (math.isfinite(self.risk_score) and math.isfinite(self.model_score)):
+            raise ValueError("risk_score and model_score must be finite")
+        if self.decided_at.tzinfo is None:
+            raise ValueError("decided_at must be timezone-aware")
+
+
+@dataclass(frozen=True, slots=True)
+class LedgerAck:
+    """The writer's answer for one submitted record.
+
+    ``existed`` is True when the idempotency key was already in the ledger (or earlier in the same
+    submission): ``sequence``, ``stored_fingerprint`` and ``stored_decision`` then describe the stored
+    entry, and ``conflict`` tells a key reused for different data (ALREADY_EXISTS) from an honest retry
+    (answer with the stored decision, marked replayed). ``sequence`` is 0 unless ``status`` is
+    COMMITTED: spooled and queued records get theirs when they are written.
+    """
+
+    idempotency_key: str
+    status: AckStatus
+    sequence: int = 0
+    existed: bool = False
+    stored_fingerprint: bytes | None = None
+    stored_decision: bytes | None = None
+    conflict: bool = False
+
+
+def transaction_fingerprint(canonical_transaction: bytes) -> bytes:
+    """The fingerprint of a transaction: sha256 of its canonical (deterministic) serialization."""
+    return hashlib.sha256(canonical_transaction).digest()
+
+
+def record_from_messages(
+    transaction: transaction_pb2.Transaction, decision: decision_pb2.Decision
+) -> LedgerRecord:
+    """Build the record of a scored transaction from the two protobuf messages.
+
+    The transaction bytes are the deterministic serialization, so the same transaction always gets the
+    same fingerprint. ``decision.decided_at`` defaults to now when unset.
+    """
+    transaction_bytes = transaction.SerializeToString(deterministic=True)
+    decided_at = (
+        decision.decided_at.ToDatetime(tzinfo=UTC) if decision.HasField("decided_at") else datetime.now(UTC)
+    )
+    return LedgerRecord(
+        transaction_id=transaction.transaction_id,
+        idempotency_key=transaction.idempotency_key or transaction.transaction_id,
+        fingerprint=transaction_fingerprint(transaction_bytes),
+        account_id=transaction.account_id,
+        counterparty_id=transaction.counterparty_id,
+        amount=Decimal(transaction.amount.amount),
+        currency=transaction.amount.currency,
+        outcome=decision_pb2.Outcome.Name(decision.outcome).removeprefix("OUTCOME_"),  # type: ignore[arg-type]
+        risk_score=decision.risk_score,
+        model_score=decision.model_score,
+        model_version=decision.model_version,
+        rules_fired=tuple(f"{hit.rule_id}@{hit.rule_version}" for hit in decision.rules_fired),
+        reasons=tuple(reason.code for reason in decision.reasons),
+        degraded=decision.degraded,
+        decided_at=decided_at,
+        transaction_bytes=transaction_bytes,
+        decision_bytes=decision.SerializeToString(deterministic=True),
+    )

@@ -1,0 +1,175 @@
+"""The local spool: where decisions go, durably, while Postgres is down or too slow.
+
+An append-only directory of segment files under ``<data_dir>/ledger-spool``. A group of records is
+appended as framed JSON lines (length, CRC-32, payload) with one write and one fsync, so an
+acknowledgement given after ``append`` survives a crash of the process or the machine. A crash in the
+middle of an append can only leave a torn last frame, never acknowledged, which ``read`` ignores.
+Replay seals the current segment (new appends start a new one), writes the sealed segments to
+Postgres in order and deletes each once it is in: a crash mid-replay replays the segment again, which
+the idempotency keys make harmless.
+"""
+
+from __future__ import annotations
+
+import base64
+import json
+import os
+import struct
+import zlib
+from dataclasses import dataclass, field
+from datetime import datetime
+from decimal import Decimal
+from pathlib import Path
+
+from sentinel.ledger.records import LedgerRecord
+
+_FRAME = struct.Struct(">II")  # payload length, CRC-32 of the payload
+_SEGMENT_GLOB = "segment-*.spool"
+
+
+class SpoolFullError(RuntimeError):
+    """The spool holds its configured maximum: new decisions cannot be recorded durably."""
+
+
+class SpoolCorruptError(RuntimeError):
+    """A frame before the end of a segment fails its checksum: the file was damaged on disk."""
+
+
+def encode_record(record: LedgerRecord) -> bytes:
+    """One record as JSON (bytes base64, the amount as its exact decimal string)."""
+    return json.dumps({
+        "transaction_id": record.transaction_id,
+        "idempotency_key": record.idempotency_key,
+        "fingerprint": base64.b64encode(record.fingerprint).decode(),
+        "account_id": record.account_id,
+        "counterparty_id": record.counterparty_id,
+        "amount": str(record.amount),
+        "currency": record.currency,
+        "outcome": record.outcome,
+        "risk_score": record.risk_score,
+        "model_score": record.model_score,
+        "model_version": record.model_version,
+        "rules_fired": list(record.rules_fired),
+        "reasons": list(record.reasons),
+        "degraded": record.degraded,
+        "decided_at": record.decided_at.isoformat(),
+        "transaction_bytes": base64.b64encode(record.transaction_bytes).decode(),
+        "decision_bytes": base64.b64encode(record.decision_bytes).decode(),
+    }, separators=(",", ":")).encode()
+
+
+def decode_record(payload: bytes) -> LedgerRecord:
+    """The inverse of encode_record."""
+    fields = json.loads(payload)
+    return LedgerRecord(
+        transaction_id=fields["transaction_id"],
+        idempotency_key=fields["idempotency_key"],
+        fingerprint=base64.b64decode(fields["fingerprint"]),
+        account_id=fields["account_id"],
+        counterparty_id=fields["counterparty_id"],
+        amount=Decimal(fields["amount"]),
+        currency=fields["currency"],
+        outcome=fields["outcome"],
+        risk_score=fields["risk_score"],
+        model_score=fields["model_score"],
+        model_version=fields["model_version"],
+        rules_fired=tuple(fields["rules_fired"]),
+        reasons=tuple(fields["reasons"]),
+        degraded=fields["degraded"],
+        decided_at=datetime.fromisoformat(fields["decided_at"]),
+        transaction_bytes=base64.b64decode(fields["transaction_bytes"]),
+        decision_bytes=base64.b64decode(fields["decision_bytes"]),
+    )
+
+
+def _fsync_directory(directory: Path) -> None:
+    """Make a new file's directory entry durable (the file's own fsync does not cover it)."""
+    descriptor = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(descriptor)
+    finally:
+        os.close(descriptor)
+
+
+@dataclass
+class Spool:
+    """Segments of spooled records; blocking file I/O (the writer runs it in a thread)."""
+
+    directory: Path
+    max_bytes: int
+    _current: Path | None = field(default=None, init=False)
+    _size: int = field(default=0, init=False)
+
+    def __post_init__(self) -> None:
+        self.directory.mkdir(parents=True, exist_ok=True)
+        self._size = sum(path.stat().st_size for path in self.segments())
+
+    def segments(self) -> list[Path]:
+        """Every segment on disk, oldest first."""
+        return sorted(self.directory.glob(_SEGMENT_GLOB))
+
+    @property
+    def size_bytes(self) -> int:
+        """Bytes currently spooled."""
+        return self._size
+
+    def is_empty(self) -> bool:
+        """True when nothing waits for replay."""
+        return self._size == 0 and not self.segments()
+
+    def append(self, records: list[LedgerRecord]) -> None:
+        """Append ``records`` and fsync; raises SpoolFullError (nothing written) past ``max_bytes``."""
+        frames = []
+        for record in records:
+            payload = encode_record(record)
+            frames.append(_FRAME.pack(len(payload), zlib.crc32(payload)) + payload)
+        data = b"".join(frames)
+        if self._size + len(data) > self.max_bytes:
+            raise SpoolFullError(
+                f"ledger spool {self.directory} holds {self._size} bytes; {len(data)} more would pass "
+                f"its bound of {self.max_bytes} (ledger_spool_max_bytes)"
+            )
+        created = self._current is None
+        if self._current is None:
+            existing = self.segments()
+            number = int(existing[-1].stem.split("-")[1]) + 1 if existing else 1
+            self._current = self.directory / f"segment-{number:012d}.spool"
+        try:
+            with self._current.open("ab") as segment:
+                segment.write(data)
+                segment.flush()
+                os.fsync(segment.fileno())
+            if created:
+                _fsync_directory(self.directory)
+        except OSError:
+            self._current = None  # a torn frame may end this segment: later appends go to a new one
+            raise
+        self._size += len(data)
+
+    def seal(self) -> list[Path]:
+        """Close the current segment (later appends start a new one); returns all segments to replay."""
+        self._current = None
+        return self.segments()
+
+    def read(self, segment: Path) -> list[LedgerRecord]:
+        """The records of a segment, in order, without a torn final frame."""
+        data = segment.read_bytes()
+        records, offset = [], 0
+        while offset + _FRAME.size <= len(data):
+            length, checksum = _FRAME.unpack_from(data, offset)
+            payload = data[offset + _FRAME.size: offset + _FRAME.size + length]
+            if len(payload) < length:
+                break  # torn final frame: the append never completed, so nobody was acknowledged
+            if zlib.crc32(payload) != checksum:
+                if offset + _FRAME.size + length >= len(data):
+                    break
+                raise SpoolCorruptError(f"{segment}: bad checksum in the frame at byte {offset}")
+            records.append(decode_record(payload))
+            offset += _FRAME.size + length
+        return records
+
+    def remove(self, segment: Path) -> None:
+        """Delete a replayed segment."""
+        size = segment.stat().st_size
+        segment.unlink()
+        self._size = max(0, self._size - size)
