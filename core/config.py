@@ -69,6 +69,48 @@ class Settings(BaseSettings):
         Path(".sentinel"), description="Where local state lives (private databases, spool, models)."
     )
 
+    # --- ledger --------------------------------------------------------------------------------
+    ledger_admin_url: str | None = Field(
+        None,
+        description="Postgres login that applies ledger migrations (creates the owner and writer roles); "
+        "unset: database_url. The service itself always acts as role sentinel_ledger_writer.",
+    )
+    ledger_migrate_on_start: bool = Field(
+        True, description="Apply pending ledger migrations at start-up (else only check the version)."
+    )
+    ledger_ack: Literal["durable", "async"] = Field(
+        "durable",
+        description="durable: answer after the decision's transaction committed (or was fsync'd to the "
+        "spool); async: answer once queued (a crash can lose the last moments of decisions).",
+    )
+    ledger_writer_connections: int = Field(
+        2, ge=1, le=32, description="Writer connections per process, each committing groups concurrently."
+    )
+    ledger_batch_max_records: int = Field(
+        5_000, ge=1, le=100_000, description="Most decisions written in one group-commit transaction."
+    )
+    ledger_batch_max_wait_ms: float = Field(
+        0.5, ge=0, le=1_000, description="How long a free writer waits for a group to fill up."
+    )
+    ledger_queue_max_records: int = Field(
+        100_000, ge=1, le=10_000_000, description="Decisions waiting for a writer before submit() waits."
+    )
+    ledger_commit_timeout_s: float = Field(
+        2.0, gt=0, le=600, description="A group not committed within this goes to the spool instead."
+    )
+    ledger_connect_timeout_s: float = Field(5.0, gt=0, le=600, description="Timeout of a ledger connection.")
+    ledger_retry_interval_s: float = Field(
+        0.5, gt=0, le=600, description="Pause between attempts to replay the spool into Postgres."
+    )
+    ledger_spool_max_bytes: int = Field(
+        256 * 1024 * 1024,
+        ge=1024,
+        description="Bound of the local outage spool; past it decisions are refused (UNAVAILABLE).",
+    )
+    ledger_partitions_ahead: int = Field(
+        2, ge=1, le=24, description="Monthly decision partitions kept created ahead of the current month."
+    )
+
     # --- logs ------------------------------------------------------------------------------------
     log_level: Literal["debug", "info", "warning", "error"] = Field(
         "info", description="Lowest level of log events written."
@@ -136,7 +178,7 @@ class Settings(BaseSettings):
             raise ValueError("must start with redis://, rediss:// or unix://")
         return value
 
-    @field_validator("database_url")
+    @field_validator("database_url", "ledger_admin_url")
     @classmethod
     def _postgres_scheme(cls, value: str | None) -> str | None:
         if value is not None and not value.startswith(("postgresql://", "postgres://")):
