@@ -7,7 +7,7 @@ import importlib
 from typing import Any
 
 # Modules with ``register(bench_subparsers)``; each adds one ``sentinel bench <name>`` command.
-BENCH_MODULES: tuple[str, ...] = ("sentinel.bench.grpc_bench",)
+BENCH_MODULES: tuple[str, ...] = ("sentinel.bench.grpc_bench", "sentinel.bench.hotpath")
 
 
 def register(subparsers: Any) -> None:
