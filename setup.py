@@ -112,6 +112,7 @@ setup(
         "sentinel.v1": ["*.proto", "*.pyi"],
         "sentinel.bench": ["data/*.csv", "data/*.md"],
         "sentinel.ledger": ["migrations/*.sql"],
+        "sentinel.server.rules": ["*.toml"],
         "sentinel.hotpath": ["*.pyi", "*.pxd"],
     },
     ext_modules=hotpath_extensions(),
