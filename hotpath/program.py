@@ -36,6 +36,7 @@ import math
 import struct
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 import numpy as np
 import numpy.typing as npt
@@ -59,6 +60,7 @@ _MAGIC = b"SRP"
 _FORMAT_VERSION = 1
 _HEADER = struct.Struct("<3sBHHII")
 _INSTRUCTION = struct.Struct("<BxH")
+_Scalar = TypeVar("_Scalar", bound=np.generic)
 
 
 class Op(enum.IntEnum):
@@ -293,6 +295,6 @@ class RuleSet:
         return len(self.programs)
 
 
-def _frozen(array: npt.NDArray[np.generic]) -> npt.NDArray[np.generic]:
+def _frozen(array: npt.NDArray[_Scalar]) -> npt.NDArray[_Scalar]:
     array.setflags(write=False)
     return array
