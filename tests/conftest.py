@@ -7,6 +7,7 @@ the others.
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import os
 import shutil
@@ -56,13 +57,17 @@ def redis_url(redis_server: LocalRedis) -> str:
     return redis_server.url
 
 
-@pytest.fixture
-async def database_url(postgres_server: LocalPostgres) -> str:
-    """A new, empty database of the session's cluster for this test."""
-    name = f"test_{os.getpid()}_{next(_database_numbers)}"
-    connection = await asyncpg.connect(postgres_server.url)
+async def _create_database(admin_url: str, name: str) -> None:
+    connection = await asyncpg.connect(admin_url)
     try:
         await connection.execute(f'CREATE DATABASE "{name}"')
     finally:
         await connection.close()
+
+
+@pytest.fixture
+def database_url(postgres_server: LocalPostgres) -> str:
+    """A new, empty database of the session's cluster for this test (usable by sync and async tests)."""
+    name = f"test_{os.getpid()}_{next(_database_numbers)}"
+    asyncio.run(_create_database(postgres_server.url, name))
     return postgres_server.dsn(name)
