@@ -20,6 +20,7 @@ COMMAND_MODULES = (
     "sentinel.server.commands",
     "sentinel.dev",
     "sentinel.bench.commands",
+    "sentinel.ledger.commands",
 )
 
 Handler = Callable[[argparse.Namespace], int]
