@@ -1,0 +1,355 @@
+"""``sentinel bench grpc``: SentinelStream's gRPC throughput and latency, next to the gRPC ceiling.
+
+For each scenario the command builds realistic payloads, starts a do-nothing grpc.aio server with
+the same worker setup (the ceiling) and measures it, then starts SentinelStream with its private
+Redis and PostgreSQL (or uses ``--target``) and measures it with the same tool and settings:
+warm-up, probe with a real gRPC client, measured run, server-side count, probe again, stop. The
+figures go to stdout (a table, or one JSON object per scenario with ``--json``), to a latency plot
+and to bench/RESULTS.md. How and why: docs/decisions/0008-load-benchmark-method.md.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shlex
+import sys
+import tempfile
+import time
+from collections.abc import Callable
+from contextlib import AbstractContextManager, nullcontext
+from dataclasses import dataclass, field
+from functools import partial
+from pathlib import Path
+from typing import Any
+
+from google.protobuf.message import Message
+
+from sentinel.bench import ghz, h2load
+from sentinel.bench.ceiling import CeilingServer
+from sentinel.bench.measurement import LoadResult, LoadSettings, ServerCounts
+from sentinel.bench.payloads import (
+    DEFAULT_ACCOUNTS,
+    DEFAULT_SEED,
+    TransactionFactory,
+    grpc_frames,
+    load_paysim,
+)
+from sentinel.bench.probe import ProbeResult, probe
+from sentinel.bench.report import (
+    append_results,
+    format_table,
+    machine_description,
+    plot_latency,
+    result_fields,
+)
+from sentinel.bench.scenarios import DEFAULT_STREAM_LENGTH, SCENARIOS, Scenario
+from sentinel.bench.sentinel_process import SentinelProcess, wait_until_serving
+from sentinel.bench.server_metrics import scrape_server_counts
+from sentinel.config import load_settings
+
+# Distinct calls' worth of messages in a ghz data file (used round-robin, ids unique per call).
+GHZ_DATA_TRANSACTIONS = 1_000
+REPLAY_NOTE = (
+    "h2load sends one fixed request body, so the transaction ids of a call repeat in every call: "
+    "after the first call SentinelStream answers from its idempotency record (see replayed_decisions "
+    "in status_check.probes); ghz sends new ids in every call"
+)
+
+
+class BenchError(RuntimeError):
+    """The benchmark cannot run as asked (tool missing, bad option); the message says why."""
+
+
+@dataclass(slots=True)
+class Payload:
+    """The requests of one scenario, in every form the tools and the probe need."""
+
+    scenario: Scenario
+    call_messages: list[bytes]  # the serialized request messages of one call
+    body_file: Path  # gRPC-framed body of that call, for h2load
+    ghz_data_file: Path  # JSON data for ghz
+
+
+@dataclass(slots=True)
+class Measurement:
+    """One target measured: the load result and the checks around it."""
+
+    result: LoadResult
+    probe_before: ProbeResult
+    probe_after: ProbeResult
+    server_count: dict[str, Any] | None
+    problems: list[str] = field(default_factory=list)
+
+
+def build_payload(scenario: Scenario, factory: TransactionFactory, id_prefix: str, workdir: Path) -> Payload:
+    """Build the scenario's requests and write the h2load body and the ghz data file."""
+    calls = max(1, GHZ_DATA_TRANSACTIONS // scenario.transactions_per_call) if not scenario.streaming else 1
+    per_call: list[list[Message]] = [
+        scenario.request_messages(factory, f"{id_prefix}-c{index}") for index in range(calls)
+    ]
+    call_messages = [message.SerializeToString(deterministic=True) for message in per_call[0]]
+    body_file = workdir / f"{scenario.name}-body.grpc"
+    body_file.write_bytes(grpc_frames(call_messages))
+    ghz_messages = per_call[0] if scenario.streaming else [messages[0] for messages in per_call]
+    ghz_data_file = workdir / f"{scenario.name}-ghz-data.json"
+    ghz_data_file.write_text(json.dumps(ghz.ghz_data(ghz_messages)))
+    return Payload(scenario, call_messages, body_file, ghz_data_file)
+
+
+def choose_tool(requested: str) -> str:
+    """ghz when asked for or when available (``auto``), else h2load; BenchError if missing."""
+    if requested in ("ghz", "auto") and ghz.ghz_available():
+        return "ghz"
+    if requested == "ghz":
+        raise BenchError("ghz is not on PATH (https://ghz.sh); use --tool h2load")
+    if not h2load.h2load_available():
+        raise BenchError(
+            "neither ghz nor h2load is on PATH; install h2load with `apt-get install nghttp2-client`"
+        )
+    return "h2load"
+
+
+def proto_location() -> tuple[Path, Path]:
+    """The shipped scoring.proto and the directory its imports are relative to."""
+    from sentinel.v1 import scoring_pb2
+
+    package_dir = Path(scoring_pb2.__file__).resolve().parent
+    return package_dir / "scoring.proto", package_dir.parent.parent
+
+
+def run_tool(tool: str, address: str, payload: Payload, load: LoadSettings, workdir: Path,
+             use_proto: bool, *, warmup: bool = False) -> LoadResult | None:
+    """One run of the chosen tool (a warm-up returns None)."""
+    if tool == "ghz":
+        return ghz.run_ghz(address, payload.scenario.ghz_call, payload.ghz_data_file, load, workdir,
+                           proto_location() if use_proto else None, warmup=warmup)
+    return h2load.run_h2load(address, payload.scenario.path, payload.body_file, load, workdir, warmup=warmup)
+
+
+def measure(tool: str, address: str, payload: Payload, load: LoadSettings, workdir: Path, use_proto: bool,
+            counts: Callable[[], ServerCounts] | None) -> Measurement:
+    """Warm up, probe, measure (with the server's own count when it has one), probe again."""
+    workdir.mkdir(parents=True, exist_ok=True)
+    scenario = payload.scenario
+    if load.warmup_s > 0:
+        run_tool(tool, address, payload, load, workdir, use_proto, warmup=True)
+    before = probe(address, scenario, payload.call_messages)
+    counted_before = counts() if counts else None
+    result = run_tool(tool, address, payload, load, workdir, use_proto)
+    assert result is not None
+    counted_after = counts() if counts else None
+    after = probe(address, scenario, payload.call_messages)
+    problems = [f"probe {when}: {p.first_error or p.summary()}"
+                for when, p in (("before", before), ("after", after)) if not p.ok]
+    server_count = None
+    if counted_before is not None and counted_after is not None:
+        counted = counted_after - counted_before
+        server_count = reconcile(result, counted.by_status(scenario.method), load)
+        if counted.replayed_decisions is not None:
+            server_count["replayed_decisions"] = counted.replayed_decisions
+    if result.error_count:
+        problems.append(f"{result.error_count} failed calls: {result.errors}")
+    return Measurement(result, before, after, server_count, problems)
+
+
+def reconcile(result: LoadResult, server_statuses: dict[str, int], load: LoadSettings) -> dict[str, Any]:
+    """Fold the server's count of the run into ``result``: its failures, and OKs it never gave.
+
+    A timed run ends with calls in flight: the load tool drops them, the server may still finish
+    them (more OK than the tool saw) or see them cancelled, so up to ``concurrency`` CANCELLED
+    calls are the run's end, not errors. Any other failure the server counted is an error even if
+    the tool saw an HTTP 200; an OK the tool counted but the server did not give is one too.
+    """
+    server_ok = server_statuses.get("OK", 0)
+    tool_ok = result.calls_ok
+    for code, calls in server_statuses.items():
+        if code == "OK" or (code == "CANCELLED" and calls <= load.concurrency):
+            continue
+        description = f"grpc-status {code}"
+        seen = result.errors.get(description, 0)
+        if calls > seen:  # the tool saw only part of them (or none, e.g. errors in trailers)
+            result.errors[description] = calls
+            result.calls_ok = max(0, result.calls_ok - (calls - seen))
+    missing = max(0, result.calls_ok - server_ok)
+    if missing:
+        result.errors["counted OK by the tool, not by the server"] = missing
+        result.calls_ok -= missing
+    return {"server_statuses": server_statuses, "tool_ok_calls": tool_ok, "server_ok_calls": server_ok}
+
+
+def _status_check(measurement: Measurement) -> dict[str, Any]:
+    return {
+        "problems": measurement.problems,
+        "probes": {"before": measurement.probe_before.summary(), "after": measurement.probe_after.summary()},
+        "server_count": measurement.server_count
+        or "not available: no metrics endpoint of the server (give --metrics-url)",
+    }
+
+
+def build_record(scenario: Scenario, tool: str, load: LoadSettings, workers: int, server_label: str,
+                 server: Measurement, ceiling: Measurement | None) -> dict[str, Any]:
+    """One scenario's JSON record: SentinelStream's figures at top level, the ceiling's nested."""
+    record: dict[str, Any] = {
+        "tool": tool,
+        "scenario": scenario.name,
+        "description": scenario.description,
+        "method": scenario.method,
+        "transactions_per_call": scenario.transactions_per_call,
+        "server": server_label,
+        "workers": workers,
+        "concurrency": load.streams_per_connection * load.connections,
+        "connections": load.connections,
+        "rate_limit_calls_per_s": load.rate,
+        **result_fields(server.result, scenario.transactions_per_call),
+        "status_check": _status_check(server),
+    }
+    if tool == "h2load":
+        record["payload_note"] = REPLAY_NOTE
+    if ceiling is not None:
+        ceiling_fields = result_fields(ceiling.result, scenario.transactions_per_call)
+        ceiling_fields["status_check"] = _status_check(ceiling)
+        record["ceiling"] = ceiling_fields
+        record["ceiling_tps"] = ceiling_fields["tps"]
+        record["ratio_to_ceiling"] = (
+            round(record["tps"] / ceiling_fields["tps"], 3) if ceiling_fields["tps"] else None
+        )
+    else:
+        record["ceiling_tps"] = None
+        record["ratio_to_ceiling"] = None
+    return record
+
+
+def _load_settings(args: argparse.Namespace, scenario: Scenario, workers: int) -> LoadSettings:
+    concurrency = args.concurrency or scenario.default_concurrency
+    connections = args.connections or max(workers, min(concurrency, 2 * workers))
+    if connections < workers:
+        raise BenchError(
+            f"--connections {connections} is below the {workers} workers: the kernel spreads "
+            "connections, not calls, over SO_REUSEPORT workers, so some workers would idle"
+        )
+    if concurrency < connections:
+        raise BenchError(f"--concurrency {concurrency} is below the {connections} connections")
+    return LoadSettings(
+        concurrency=concurrency,
+        connections=connections,
+        duration_s=None if args.total else args.duration,
+        total_calls=args.total,
+        rate=args.rate,
+        warmup_s=args.warmup,
+    )
+
+
+def run_grpc_bench(args: argparse.Namespace) -> int:
+    """The command's handler."""
+    try:
+        return _run(args)
+    except BenchError as exc:
+        print(f"sentinel bench grpc: {exc}", file=sys.stderr)
+        return 2
+
+
+def _run(args: argparse.Namespace) -> int:
+    settings = load_settings(Path(args.config) if args.config else None)
+    workers = args.workers or settings.workers
+    tool = choose_tool(args.tool)
+    names = list(SCENARIOS) if args.scenario == "all" else [args.scenario]
+    scenarios = [SCENARIOS[name].with_stream_length(args.stream_length) for name in names]
+    rows = load_paysim(args.data)
+    run_id = time.strftime("bench%Y%m%dT%H%M%S")
+    workdir = Path(tempfile.mkdtemp(prefix="sentinel-bench-"))
+    os.chmod(workdir, 0o755)  # SentinelStream's private PostgreSQL (postgres user) lives below
+    records = []
+    series_by_scenario = {}
+    for scenario in scenarios:
+        load = _load_settings(args, scenario, workers)
+        factory = TransactionFactory(rows, seed=args.seed, accounts=args.accounts)
+        payload = build_payload(scenario, factory, f"{run_id}-{scenario.name}", workdir)
+        ceiling = None
+        if not args.no_ceiling:
+            with CeilingServer(settings, workers) as server:
+                ceiling = measure(tool, server.address, payload, load, workdir / f"{scenario.name}-ceiling",
+                                  args.proto, server.counts)
+        target: AbstractContextManager[Any]
+        if args.target:
+            wait_until_serving(args.target, 10.0)
+            target, address, metrics_url = nullcontext(), args.target, args.metrics_url
+            label = f"--target {args.target}"
+        else:
+            process = SentinelProcess(workers, workdir / scenario.name)
+            target, address, metrics_url = process, process.address, process.metrics_url
+            label = f"sentinel dev serve --workers {workers} (private Redis/PostgreSQL)"
+        counts = partial(scrape_server_counts, metrics_url) if metrics_url else None
+        with target:
+            measured = measure(tool, address, payload, load, workdir / f"{scenario.name}-sentinel",
+                               args.proto, counts)
+        record = build_record(scenario, tool, load, workers, label, measured, ceiling)
+        series = {"SentinelStream": measured.result.latencies_ms}
+        if ceiling is not None:
+            series["gRPC ceiling"] = ceiling.result.latencies_ms
+        series_by_scenario[scenario.name] = series
+        records.append(record)
+    for record in records:
+        if args.plot_dir:
+            title = f"{record['description']}: {record['concurrency']} in flight, {tool}, {workers} workers"
+            path = args.plot_dir / f"grpc-{record['scenario']}.png"
+            record["plot"] = str(plot_latency(path, title, series_by_scenario[record["scenario"]]))
+    command = "sentinel " + shlex.join(sys.argv[1:])
+    machine = machine_description()
+    if args.results:
+        args.results.parent.mkdir(parents=True, exist_ok=True)
+        append_results(args.results, command, machine, records)
+    if args.json:
+        for record in records:
+            print(json.dumps({**record, "machine": machine, "command": command}))
+    else:
+        print(format_table(records))
+        for record in records:
+            for problem in record["status_check"]["problems"]:
+                print(f"{record['scenario']}: PROBLEM: {problem}")
+        print(f"work files: {workdir}")
+    failed = any(r["status_check"]["problems"] or r.get("ceiling", {}).get("status_check", {}).get("problems")
+                 for r in records)
+    return 1 if failed else 0
+
+
+def register(bench_subparsers: Any) -> None:
+    """Add ``sentinel bench grpc``."""
+    parser = bench_subparsers.add_parser(
+        "grpc",
+        help="load SentinelStream over gRPC (ghz, else h2load) and compare with the gRPC ceiling",
+        description=__doc__.split("\n\n", 1)[1] if __doc__ else None,
+    )
+    parser.add_argument("--scenario", choices=[*SCENARIOS, "all"], default="score",
+                        help="what to call (default: score); all: every scenario in turn")
+    parser.add_argument("--tool", choices=["auto", "ghz", "h2load"], default="auto",
+                        help="load generator (default auto: ghz when on PATH, else h2load)")
+    parser.add_argument("--target", metavar="HOST:PORT",
+                        help="measure this running SentinelStream instead of starting one")
+    parser.add_argument("--metrics-url", metavar="URL",
+                        help="with --target: its Prometheus /metrics, to check statuses server-side")
+    parser.add_argument("--workers", type=int, help="server workers (default: the workers setting)")
+    parser.add_argument("--concurrency", type=int,
+                        help="calls (ScoreStream: streams) in flight (default: the scenario's, 64 for score)")
+    parser.add_argument("--connections", type=int,
+                        help="HTTP/2 connections, at least the workers (default: 2 per worker)")
+    amount = parser.add_mutually_exclusive_group()
+    amount.add_argument("--duration", type=float, default=10.0, help="seconds measured (default 10)")
+    amount.add_argument("--total", type=int, help="measure this many calls instead of a duration")
+    parser.add_argument("--rate", type=float, help="calls per second in total (default: unlimited)")
+    parser.add_argument("--warmup", type=float, default=3.0, help="seconds of warm-up load (default 3)")
+    parser.add_argument("--stream-length", type=int, default=DEFAULT_STREAM_LENGTH,
+                        help=f"messages per ScoreStream call (default {DEFAULT_STREAM_LENGTH:,})")
+    parser.add_argument("--data", type=Path, help="PaySim CSV (default: the cut shipped in bench/data)")
+    parser.add_argument("--seed", type=int, default=DEFAULT_SEED, help="payload seed")
+    parser.add_argument("--accounts", type=int, default=DEFAULT_ACCOUNTS,
+                        help=f"accounts the transactions are spread over (default {DEFAULT_ACCOUNTS:,})")
+    parser.add_argument("--proto", action="store_true", help="ghz: use the shipped .proto, not reflection")
+    parser.add_argument("--no-ceiling", action="store_true", help="skip the do-nothing server")
+    parser.add_argument("--json", action="store_true", help="print one JSON object per scenario")
+    parser.add_argument("--results", type=Path, default=Path("bench/RESULTS.md"),
+                        help="Markdown file the results are appended to (default bench/RESULTS.md)")
+    parser.add_argument("--plot-dir", type=Path, default=Path("bench/plots"),
+                        help="where latency plots go (default bench/plots)")
+    parser.set_defaults(handler=run_grpc_bench)

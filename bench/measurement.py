@@ -1,0 +1,92 @@
+"""What one load-tool run is asked to do and what it measured, whichever tool ran it."""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import numpy as np
+
+REPORTED_PERCENTILES = (50.0, 90.0, 95.0, 99.0)
+
+
+@dataclass(frozen=True, slots=True)
+class LoadSettings:
+    """How hard and how long to load the server; the same for SentinelStream and the ceiling."""
+
+    concurrency: int  # calls (for ScoreStream: streams) in flight
+    connections: int  # HTTP/2 connections; at least the number of server workers
+    duration_s: float | None  # measure for this long ...
+    total_calls: int | None  # ... or until this many calls are done
+    rate: float | None  # calls per second over all connections; None: as fast as possible
+    warmup_s: float
+
+    def __post_init__(self) -> None:
+        if (self.duration_s is None) == (self.total_calls is None):
+            raise ValueError("give exactly one of a duration and a total number of calls")
+        if not 1 <= self.connections <= self.concurrency:
+            raise ValueError(
+                f"connections ({self.connections}) must lie between 1 and "
+                f"the concurrency ({self.concurrency})"
+            )
+
+    @property
+    def streams_per_connection(self) -> int:
+        """Calls in flight on each connection (concurrency rounded up to a multiple of connections)."""
+        return math.ceil(self.concurrency / self.connections)
+
+
+@dataclass(slots=True)
+class LoadResult:
+    """The outcome of one measured run, in SentinelStream's terms."""
+
+    tool: str
+    duration_s: float  # the measured wall time
+    calls_completed: int  # calls that ended with a response, whatever their gRPC status
+    calls_ok: int  # calls known to have ended with grpc-status OK
+    status_codes: dict[str, int]  # gRPC status name -> calls
+    errors: dict[str, int]  # error description -> calls (transport errors, failed statuses)
+    percentiles_ms: dict[float, float]  # per-call latency percentiles
+    latencies_ms: np.ndarray = field(repr=False)  # per-call latencies, for the plot
+    notes: list[str] = field(default_factory=list)
+
+    @property
+    def error_count(self) -> int:
+        """Calls that did not succeed."""
+        return sum(self.errors.values())
+
+    @property
+    def calls_per_s(self) -> float:
+        """Successful calls per second of measured time."""
+        return self.calls_ok / self.duration_s if self.duration_s > 0 else 0.0
+
+
+def percentiles_ms(latencies_ms: Sequence[float] | np.ndarray) -> dict[float, float]:
+    """The reported percentiles (linear interpolation between closest ranks); empty input: {}."""
+    values = np.asarray(latencies_ms, dtype=float)
+    if values.size == 0:
+        return {}
+    computed = np.percentile(values, REPORTED_PERCENTILES)
+    return {p: float(v) for p, v in zip(REPORTED_PERCENTILES, computed, strict=True)}
+
+
+@dataclass(frozen=True, slots=True)
+class ServerCounts:
+    """Calls a server says it completed, by (method, gRPC status name); replays when it counts them."""
+
+    calls: dict[tuple[str, str], int]
+    replayed_decisions: int | None = None
+
+    def __sub__(self, earlier: ServerCounts) -> ServerCounts:
+        keys = set(self.calls) | set(earlier.calls)
+        replayed = None
+        if self.replayed_decisions is not None and earlier.replayed_decisions is not None:
+            replayed = self.replayed_decisions - earlier.replayed_decisions
+        return ServerCounts(
+            {key: self.calls.get(key, 0) - earlier.calls.get(key, 0) for key in keys}, replayed
+        )
+
+    def by_status(self, method: str) -> dict[str, int]:
+        """Calls of one method by status name, statuses with no call left out."""
+        return {code: calls for (m, code), calls in sorted(self.calls.items()) if m == method and calls}

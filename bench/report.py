@@ -1,0 +1,151 @@
+"""Present benchmark results: a table, JSON, a latency plot and an entry in bench/RESULTS.md.
+
+A published figure is only worth something with what produced it, so every RESULTS.md entry
+carries the exact command, the machine (cores, CPU model) and the date next to the numbers.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from sentinel.bench.measurement import LoadResult
+
+TABLE_COLUMNS = (
+    ("target", "target", "{}"),
+    ("scenario", "scenario", "{}"),
+    ("tps", "txn/s", "{:,.0f}"),
+    ("calls_per_s", "calls/s", "{:,.1f}"),
+    ("p50_ms", "p50 ms", "{:.2f}"),
+    ("p99_ms", "p99 ms", "{:.2f}"),
+    ("errors", "errors", "{}"),
+    ("ratio_to_ceiling", "vs ceiling", "{:.2f}"),
+)
+
+
+def machine_description() -> dict[str, Any]:
+    """Cores, CPU model, OS and Python of this machine."""
+    model = platform.processor() or "unknown"
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                model = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    return {
+        "cores": os.cpu_count(),
+        "cpu_model": model,
+        "os": f"{platform.system()} {platform.release()}",
+        "python": platform.python_version(),
+    }
+
+
+def result_fields(result: LoadResult, transactions_per_call: int) -> dict[str, Any]:
+    """The figures of one measured run."""
+    percentiles = result.percentiles_ms
+    return {
+        "calls": result.calls_completed,
+        "calls_ok": result.calls_ok,
+        "calls_per_s": round(result.calls_per_s, 2),
+        "tps": round(result.calls_per_s * transactions_per_call, 1),
+        "p50_ms": _rounded(percentiles.get(50.0)),
+        "p90_ms": _rounded(percentiles.get(90.0)),
+        "p95_ms": _rounded(percentiles.get(95.0)),
+        "p99_ms": _rounded(percentiles.get(99.0)),
+        "errors": result.error_count,
+        "error_kinds": result.errors,
+        "status_codes": result.status_codes,
+        "measured_s": round(result.duration_s, 3),
+        "notes": result.notes,
+    }
+
+
+def _rounded(value: float | None) -> float | None:
+    return None if value is None else round(value, 3)
+
+
+def format_table(records: list[dict[str, Any]]) -> str:
+    """Fixed-width table of the server and ceiling figures of every record."""
+    rows = [[title for _, title, _ in TABLE_COLUMNS]]
+    for record in records:
+        for target_name, figures in (("sentinelstream", record), ("ceiling", record.get("ceiling"))):
+            if figures is None:
+                continue
+            values = {**figures, "scenario": record["scenario"], "target": target_name}
+            if target_name == "ceiling":
+                values["ratio_to_ceiling"] = 1.0
+            rows.append([
+                "-" if values.get(key) is None else pattern.format(values[key])
+                for key, _, pattern in TABLE_COLUMNS
+            ])
+    widths = [max(len(row[i]) for row in rows) for i in range(len(TABLE_COLUMNS))]
+    return "\n".join("  ".join(cell.rjust(width) for cell, width in zip(row, widths, strict=True))
+                     for row in rows)
+
+
+def plot_latency(path: Path, title: str, series: dict[str, np.ndarray]) -> Path:
+    """Latency by percentile (log scale) of each named series, as a PNG."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    percentiles = np.linspace(0, 100, 201)
+    figure, axes = plt.subplots(figsize=(8, 4.5))
+    for label, latencies in series.items():
+        if latencies.size:
+            label_text = f"{label} (n={latencies.size:,})"
+            axes.plot(percentiles, np.percentile(latencies, percentiles), label=label_text)
+    axes.set_yscale("log")
+    axes.set_xlabel("percentile of calls")
+    axes.set_ylabel("latency per call (ms)")
+    axes.set_title(title)
+    axes.grid(True, which="both", alpha=0.3)
+    axes.legend()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.tight_layout()
+    figure.savefig(path, dpi=100)
+    plt.close(figure)
+    return path
+
+
+def append_results(path: Path, command: str, machine: dict[str, Any], records: list[dict[str, Any]]) -> None:
+    """Append one dated entry (command, machine, table, per-scenario details) to RESULTS.md."""
+    date = datetime.now(UTC).strftime("%Y-%m-%d %H:%M UTC")
+    lines = []
+    if not path.exists():
+        lines += [
+            "# Benchmark results",
+            "",
+            "Appended by `sentinel bench ...` runs; newest last. Figures are only comparable on the same"
+            " machine. See docs/decisions/0008-load-benchmark-method.md for how they are measured.",
+            "",
+        ]
+    lines += [
+        f"## {date}: `sentinel bench grpc`",
+        "",
+        f"- command: `{command}`",
+        f"- machine: {machine['cores']} cores, {machine['cpu_model']}, {machine['os']}, "
+        f"Python {machine['python']}",
+    ]
+    for record in records:
+        lines.append(
+            f"- {record['scenario']}: tool {record['tool']}, {record['workers']} workers, "
+            f"{record['concurrency']} in flight over {record['connections']} connections, "
+            f"{record['transactions_per_call']} txn/call, server {record['server']}"
+        )
+        if record.get("plot"):
+            lines.append(f"  - latency plot: `{record['plot']}`")
+        for check in record.get("status_check", {}).get("problems", []):
+            lines.append(f"  - status check problem: {check}")
+        if record.get("payload_note"):
+            lines.append(f"  - payloads: {record['payload_note']}")
+    lines += ["", "```", format_table(records), "```", ""]
+    with path.open("a") as handle:
+        handle.write("\n".join(lines) + "\n")
