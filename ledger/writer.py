@@ -1,0 +1,414 @@
+"""The group-commit ledger writer: many concurrent ``submit`` calls, one transaction per group.
+
+Submissions wait in one in-memory queue. Each of ``ledger_writer_connections`` lanes takes whatever
+has accumulated (up to ``ledger_batch_max_records``, after waiting at most
+``ledger_batch_max_wait_ms`` for a group to fill) and writes it in one transaction, so the commit
+cost is shared by everyone in the group and grows with load instead of with requests.
+
+Outage: when a group fails because Postgres is unreachable, shutting down, out of resources or
+slower than ``ledger_commit_timeout_s``, the writer switches to the local spool (fsync'd; see
+spool.py) and answers from there; every later group is spooled too, so the spool keeps arrival
+order, until a replay task has written the whole spool back to Postgres in order. Replay relies on
+the idempotency keys: a group whose COMMIT outcome was unknown is spooled as well, and replaying it
+when it did commit inserts nothing. Past ``ledger_spool_max_bytes`` submissions fail with
+LedgerUnavailableError (the server's UNAVAILABLE: retry later with the same key).
+
+Several writers (one per server worker process) share a database: each needs its own ``name``,
+which is the name of its spool directory, locked while the writer runs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextlib
+import fcntl
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import structlog
+
+from sentinel.config import Settings
+from sentinel.ledger.connect import connect_as_writer
+from sentinel.ledger.lane import EntryOutcome, LedgerLane, is_unavailable
+from sentinel.ledger.migrate import check_schema, migrate
+from sentinel.ledger.records import AckStatus, LedgerAck, LedgerRecord
+from sentinel.ledger.spool import Spool, SpoolFullError
+
+log = structlog.get_logger(__name__)
+
+ACK_MODES = ("durable", "async")
+
+
+class LedgerUnavailableError(RuntimeError):
+    """The decision cannot be recorded durably right now (Postgres down and the spool full or
+    unwritable, or the writer stopped). Map to gRPC UNAVAILABLE; the caller retries with the same key."""
+
+
+class LedgerWriteError(RuntimeError):
+    """Postgres rejected the records for a reason other than availability (a defect, not an outage).
+    Map to gRPC INTERNAL."""
+
+
+@dataclass(slots=True)
+class _Submission:
+    records: list[LedgerRecord]
+    future: asyncio.Future[list[LedgerAck]] | None  # None: ack=async, nobody waits
+
+
+def _acks(records: Sequence[LedgerRecord], outcomes: Sequence[EntryOutcome]) -> list[LedgerAck]:
+    return [
+        LedgerAck(
+            idempotency_key=record.idempotency_key,
+            status=AckStatus.COMMITTED,
+            sequence=outcome.sequence,
+            existed=outcome.existed,
+            stored_fingerprint=outcome.stored_fingerprint,
+            stored_decision=outcome.stored_decision,
+            conflict=outcome.existed and outcome.stored_fingerprint != record.fingerprint,
+        )
+        for record, outcome in zip(records, outcomes, strict=True)
+    ]
+
+
+class LedgerWriter:
+    """Records decisions in the Postgres ledger; see the module docstring for the guarantees.
+
+    Usage: ``writer = LedgerWriter(settings, name="worker-0"); await writer.start()``, then
+    ``acks = await writer.submit(records)`` from any number of tasks, and ``await writer.close()``
+    (which writes or spools everything queued).
+    """
+
+    def __init__(
+        self,
+        settings: Settings,
+        *,
+        name: str = "writer",
+        dsn: str | None = None,
+        admin_dsn: str | None = None,
+    ) -> None:
+        dsn = dsn or settings.database_url
+        if not dsn:
+            raise ValueError("the ledger needs a Postgres URL: set database_url (SENTINEL_DATABASE_URL)")
+        self._dsn = dsn
+        self._admin_dsn = admin_dsn or settings.ledger_admin_url or dsn
+        self._settings = settings
+        self._name = name
+        self._ack = settings.ledger_ack
+        self._max_records = settings.ledger_batch_max_records
+        self._max_wait_s = settings.ledger_batch_max_wait_ms / 1000
+        self._queue_max = settings.ledger_queue_max_records
+        self._commit_timeout_s = settings.ledger_commit_timeout_s
+        self._retry_interval_s = settings.ledger_retry_interval_s
+        self._spool_directory = Path(settings.data_dir) / "ledger-spool" / name
+        self._spool: Spool | None = None
+        self._spool_lock_file: int | None = None
+        self._spool_mutex = asyncio.Lock()
+        self._spool_in_flight = 0
+        self._spooling = False
+        self._pending: collections.deque[_Submission] = collections.deque()
+        self._pending_records = 0
+        self._arrived = asyncio.Event()
+        self._room = asyncio.Event()
+        lanes = range(settings.ledger_writer_connections)
+        self._lanes = [self._new_lane(f"{name}-{index}") for index in lanes]
+        self._replay_lane = self._new_lane(f"{name}-replay")
+        self._lane_tasks: list[asyncio.Task[None]] = []
+        self._replay_task: asyncio.Task[None] | None = None
+        self._running = False
+        self._closing = False
+
+    def _new_lane(self, name: str) -> LedgerLane:
+        return LedgerLane(
+            self._dsn, name=name, connect_timeout_s=self._settings.ledger_connect_timeout_s,
+            partitions_ahead=self._settings.ledger_partitions_ahead,
+        )
+
+    # --- life cycle ----------------------------------------------------------------------------------
+
+    async def start(self) -> None:
+        """Lock the spool directory, bring the schema up to date, start the lanes and any replay.
+
+        When Postgres is unreachable at start-up the writer still starts, in spooling mode (the schema
+        is checked once replay reaches Postgres).
+        """
+        self._spool = await asyncio.to_thread(self._open_spool)
+        try:
+            await self._prepare_schema()
+        except Exception as exc:
+            if not is_unavailable(exc):
+                self._release_spool()
+                raise
+            log.warning("ledger_unreachable_at_start", error=repr(exc))
+            self._spooling = True
+        if not self._spool.is_empty():
+            self._spooling = True
+        self._running = True
+        self._lane_tasks = [asyncio.create_task(self._lane_loop(lane)) for lane in self._lanes]
+        if self._spooling:
+            self._start_replay()
+        log.info("ledger_writer_started", name=self._name, lanes=len(self._lanes), spooling=self._spooling)
+
+    def _open_spool(self) -> Spool:
+        self._spool_directory.mkdir(parents=True, exist_ok=True)
+        descriptor = os.open(self._spool_directory / ".lock", os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            os.close(descriptor)
+            raise RuntimeError(
+                f"ledger spool {self._spool_directory} is in use by another writer: give each writer "
+                "process its own name"
+            ) from None
+        self._spool_lock_file = descriptor
+        return Spool(self._spool_directory, self._settings.ledger_spool_max_bytes)
+
+    def _release_spool(self) -> None:
+        if self._spool_lock_file is not None:
+            os.close(self._spool_lock_file)  # releases the flock
+            self._spool_lock_file = None
+
+    async def _prepare_schema(self) -> None:
+        if self._settings.ledger_migrate_on_start:
+            await migrate(self._admin_dsn)
+            return
+        connection = await connect_as_writer(
+            self._dsn, connect_timeout_s=self._settings.ledger_connect_timeout_s,
+            application_name=f"sentinel-ledger-{self._name}",
+        )
+        try:
+            await check_schema(connection)
+        finally:
+            await connection.close()
+
+    async def close(self) -> None:
+        """Stop accepting, write (or spool) everything queued, stop replaying, close connections.
+
+        Records still in the spool stay there and are replayed by the next start().
+        """
+        if not self._running:
+            return
+        self._closing = True
+        self._arrived.set()
+        self._room.set()
+        await asyncio.gather(*self._lane_tasks, return_exceptions=True)
+        if self._replay_task is not None:
+            self._replay_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._replay_task
+        for lane in [*self._lanes, self._replay_lane]:
+            try:
+                await lane.close()
+            except Exception:  # an outage: the connection is gone anyway
+                lane.discard()
+        self._release_spool()
+        self._running = False
+        log.info("ledger_writer_closed", name=self._name, spooled_bytes=self.spool_bytes)
+
+    # --- state -----------------------------------------------------------------------------------------
+
+    @property
+    def spooling(self) -> bool:
+        """True while decisions go to the local spool instead of Postgres."""
+        return self._spooling
+
+    @property
+    def spool_bytes(self) -> int:
+        """Bytes waiting in the spool for replay."""
+        return self._spool.size_bytes if self._spool is not None else 0
+
+    @property
+    def queued_records(self) -> int:
+        """Records submitted and not yet taken by a lane."""
+        return self._pending_records
+
+    # --- submitting ------------------------------------------------------------------------------------
+
+    async def submit(self, records: Sequence[LedgerRecord], ack: str | None = None) -> list[LedgerAck]:
+        """Record ``records``; one ack each, in order.
+
+        ``ack="durable"`` (default from ``ledger_ack``) returns once the records are committed in
+        Postgres or fsync'd to the spool; ``ack="async"`` returns once they are queued (status QUEUED).
+        Raises LedgerUnavailableError when they cannot be recorded durably (see the class) and
+        LedgerWriteError when Postgres rejects them.
+        """
+        mode = ack or self._ack
+        if mode not in ACK_MODES:
+            raise ValueError(f"ack must be one of {ACK_MODES} (got {mode!r})")
+        if not self._running or self._closing:
+            raise LedgerUnavailableError("the ledger writer is not running")
+        if not records:
+            return []
+        if self._spooling and self.spool_bytes >= self._settings.ledger_spool_max_bytes:
+            raise LedgerUnavailableError(
+                f"Postgres is unavailable and the ledger spool is full ({self.spool_bytes} bytes, "
+                "ledger_spool_max_bytes)"
+            )
+        while self._pending_records >= self._queue_max and not self._closing:
+            self._room.clear()
+            await self._room.wait()
+        if self._closing:
+            raise LedgerUnavailableError("the ledger writer is closing")
+        future = asyncio.get_running_loop().create_future() if mode == "durable" else None
+        self._pending.append(_Submission(list(records), future))
+        self._pending_records += len(records)
+        self._arrived.set()
+        if future is None:
+            return [LedgerAck(record.idempotency_key, AckStatus.QUEUED) for record in records]
+        return await future
+
+    # --- lanes -----------------------------------------------------------------------------------------
+
+    async def _take_group(self) -> list[_Submission] | None:
+        """The next group: submissions up to max_records, after at most max_wait for it to fill."""
+        loop = asyncio.get_running_loop()
+        while True:
+            while not self._pending:
+                if self._closing:
+                    return None
+                self._arrived.clear()
+                await self._arrived.wait()
+            if self._max_wait_s > 0 and not self._closing:
+                deadline = loop.time() + self._max_wait_s
+                while self._pending_records < self._max_records and not self._closing:
+                    remaining = deadline - loop.time()
+                    if remaining <= 0:
+                        break
+                    self._arrived.clear()
+                    try:
+                        async with asyncio.timeout(remaining):
+                            await self._arrived.wait()
+                    except TimeoutError:
+                        break
+            group: list[_Submission] = []
+            count = 0
+            while self._pending and (not group or count + len(self._pending[0].records) <= self._max_records):
+                submission = self._pending.popleft()
+                group.append(submission)
+                count += len(submission.records)
+            if group:
+                self._pending_records -= count
+                if self._pending_records < self._queue_max:
+                    self._room.set()
+                return group
+
+    async def _lane_loop(self, lane: LedgerLane) -> None:
+        while (group := await self._take_group()) is not None:
+            try:
+                await self._record_group(lane, group)
+            except Exception as exc:  # never let a lane die with submissions unanswered
+                log.exception("ledger_lane_error")
+                self._fail(group, LedgerWriteError(f"ledger writer failed: {exc!r}"))
+
+    async def _record_group(self, lane: LedgerLane, group: list[_Submission]) -> None:
+        records = [record for submission in group for record in submission.records]
+        if not self._spooling:
+            try:
+                async with asyncio.timeout(self._commit_timeout_s):
+                    outcomes = await lane.write(records)
+            except Exception as exc:
+                lane.discard()
+                if not is_unavailable(exc):
+                    await self._isolate_failure(lane, group, exc)
+                    return
+                log.warning("ledger_postgres_unavailable", error=repr(exc), records=len(records))
+                self._spooling = True
+                self._start_replay()
+            else:
+                offset = 0
+                for submission in group:
+                    end = offset + len(submission.records)
+                    self._resolve(submission, _acks(submission.records, outcomes[offset:end]))
+                    offset = end
+                return
+        await self._spool_group(group)
+
+    async def _isolate_failure(self, lane: LedgerLane, group: list[_Submission], exc: Exception) -> None:
+        """Postgres rejected the group: retry each submission alone so that only the culprit fails."""
+        if len(group) == 1:
+            log.error("ledger_write_rejected", error=repr(exc), records=len(group[0].records))
+            self._fail(group, LedgerWriteError(f"Postgres rejected the decisions: {exc}"))
+            return
+        for submission in group:
+            await self._record_group(lane, [submission])
+
+    async def _spool_group(self, group: list[_Submission]) -> None:
+        assert self._spool is not None
+        records = [record for submission in group for record in submission.records]
+        self._spool_in_flight += 1  # before any await: replay must not declare the spool drained
+        try:
+            async with self._spool_mutex:
+                await asyncio.to_thread(self._spool.append, records)
+        except SpoolFullError as exc:
+            self._fail(group, LedgerUnavailableError(f"Postgres is unavailable and {exc}"))
+        except OSError as exc:
+            self._fail(group, LedgerUnavailableError(f"Postgres is unavailable and the spool failed: {exc}"))
+        else:
+            for submission in group:
+                self._resolve(
+                    submission, [LedgerAck(r.idempotency_key, AckStatus.SPOOLED) for r in submission.records]
+                )
+        finally:
+            self._spool_in_flight -= 1
+
+    def _resolve(self, submission: _Submission, acks: list[LedgerAck]) -> None:
+        if submission.future is None:
+            conflicts = [ack.idempotency_key for ack in acks if ack.conflict]
+            if conflicts:
+                log.warning("ledger_async_key_conflicts", keys=conflicts[:20], count=len(conflicts))
+        elif not submission.future.done():  # the caller may have given up (cancelled)
+            submission.future.set_result(acks)
+
+    def _fail(self, group: list[_Submission], exc: Exception) -> None:
+        for submission in group:
+            if submission.future is None:
+                log.error("ledger_async_records_lost", error=str(exc),
+                          keys=[r.idempotency_key for r in submission.records][:20])
+            elif not submission.future.done():
+                submission.future.set_exception(exc)
+
+    # --- replay ----------------------------------------------------------------------------------------
+
+    def _start_replay(self) -> None:
+        if self._replay_task is None or self._replay_task.done():
+            self._replay_task = asyncio.create_task(self._replay_loop())
+
+    async def _replay_loop(self) -> None:
+        """Write the spool back to Postgres, oldest segment first, until it is empty."""
+        assert self._spool is not None
+        schema_checked = False
+        while True:
+            try:
+                if not schema_checked:
+                    await self._prepare_schema()
+                    schema_checked = True
+                async with self._spool_mutex:
+                    segments = await asyncio.to_thread(self._spool.seal)
+                for segment in segments:
+                    records = await asyncio.to_thread(self._spool.read, segment)
+                    for start in range(0, len(records), self._max_records):
+                        chunk = records[start:start + self._max_records]
+                        async with asyncio.timeout(self._commit_timeout_s):
+                            outcomes = await self._replay_lane.write(chunk)
+                        conflicts = [ack.idempotency_key for ack in _acks(chunk, outcomes) if ack.conflict]
+                        if conflicts:
+                            log.warning(
+                                "ledger_replay_key_conflicts", keys=conflicts[:20], count=len(conflicts)
+                            )
+                    async with self._spool_mutex:
+                        await asyncio.to_thread(self._spool.remove, segment)
+                    log.info("ledger_spool_segment_replayed", segment=segment.name, records=len(records))
+                # No await between this check and the switch: no group can slip into the spool unseen.
+                if self._spool_in_flight == 0 and self._spool.is_empty():
+                    self._spooling = False
+                    log.info("ledger_spool_drained", name=self._name)
+                    return
+            except Exception as exc:
+                self._replay_lane.discard()
+                if is_unavailable(exc):
+                    log.info("ledger_replay_waiting", error=repr(exc))
+                else:
+                    log.error("ledger_replay_failed", error=repr(exc))
+                await asyncio.sleep(self._retry_interval_s)
