@@ -138,6 +138,9 @@ class Settings(BaseSettings):
     )
 
     # --- per-account state (Redis) -----------------------------------------------------------------
+    redis_cluster: bool = Field(
+        False, description="redis_url points at a Redis Cluster node (keys are grouped by hash slot)."
+    )
     redis_budget_ms: float = Field(
         25.0, gt=0, le=5_000, description="Time Redis gets per batch before scoring goes degraded."
     )
