@@ -174,6 +174,17 @@ class Settings(BaseSettings):
         500.0, ge=10.0, le=60_000.0, description="How often a worker checks for a newly activated model."
     )
 
+    # --- rules ---------------------------------------------------------------------------------------
+    rules_poll_interval_ms: float = Field(
+        500.0,
+        ge=50.0,
+        le=60_000.0,
+        description="How often a worker checks the rule set's generation (fallback of LISTEN/NOTIFY).",
+    )
+    rules_seed_defaults: bool = Field(
+        True, description="Store the default rule set when the rule database has never held a rule."
+    )
+
     @field_validator("redis_url")
     @classmethod
     def _redis_scheme(cls, value: str | None) -> str | None:
