@@ -113,6 +113,7 @@ setup(
         "sentinel.bench": ["data/*.csv", "data/*.md"],
         "sentinel.ledger": ["migrations/*.sql"],
         "sentinel.server.rules": ["*.toml"],
+        "sentinel.model_export": ["default_model/*.md", "default_model/*/*"],
         "sentinel.hotpath": ["*.pyi", "*.pxd"],
     },
     ext_modules=hotpath_extensions(),

@@ -21,6 +21,7 @@ COMMAND_MODULES = (
     "sentinel.dev",
     "sentinel.bench.commands",
     "sentinel.ledger.commands",
+    "sentinel.model_export.commands",
 )
 
 Handler = Callable[[argparse.Namespace], int]

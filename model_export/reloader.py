@@ -1,0 +1,61 @@
+"""Hot reload: each worker holds the active model and swaps it when ``sentinel model activate`` runs.
+
+A worker reads ``ActiveModel.current`` once per micro-batch and scores the whole batch with that
+object, so a swap (one attribute assignment, atomic in Python) never mixes two models inside a batch
+and never fails a request: in-flight batches finish on the old session, which is freed when the
+last of them drops it. Polling costs one ``stat`` of the ACTIVE pointer per interval; the new model
+is loaded (and checked) in a thread, off the event loop, before it is swapped in. A model that fails
+its checks is logged and skipped, and the worker keeps serving the model it has.
+"""
+
+from __future__ import annotations
+
+import asyncio
+
+import structlog
+
+from sentinel.model_export.registry import LoadedModel, ModelLoadError, ModelRegistry
+
+log = structlog.get_logger(__name__)
+
+
+class ActiveModel:
+    """The model a worker scores with, following the registry's ACTIVE pointer.
+
+    The constructor loads the active model and raises ModelLoadError if it cannot be served (a
+    worker must not start on a model of another feature schema).
+    """
+
+    def __init__(self, registry: ModelRegistry) -> None:
+        self._registry = registry
+        self._signature = registry.pointer_signature()
+        self.current: LoadedModel = registry.load_active()
+
+    def pointer_changed(self) -> bool:
+        """Whether ACTIVE changed since the last reload (one stat call)."""
+        return self._registry.pointer_signature() != self._signature
+
+    def reload(self) -> bool:
+        """Swap to the model ACTIVE names if it is another one and it loads; True when swapped.
+
+        Blocking (it may build an onnxruntime session): call it from a thread in an event loop.
+        """
+        self._signature = self._registry.pointer_signature()
+        version = self._registry.active_version()
+        try:
+            model = self._registry.load_active()
+        except ModelLoadError as exc:
+            log.error("model_reload_refused", version=version, kept=self.current.version, error=str(exc))
+            return False
+        if model.version == self.current.version:
+            return False
+        previous, self.current = self.current, model
+        log.info("model_swapped", version=model.version, previous=previous.version)
+        return True
+
+    async def watch(self, interval_s: float) -> None:
+        """Poll the pointer every ``interval_s`` seconds and reload on change; runs until cancelled."""
+        while True:
+            await asyncio.sleep(interval_s)
+            if self.pointer_changed():
+                await asyncio.to_thread(self.reload)

@@ -1,0 +1,175 @@
+"""The model registry: publishing, activation, schema refusal, and the hot-reloading ActiveModel."""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+from sklearn.ensemble import IsolationForest
+
+from sentinel.model_export.fused_export import fused_onnx_model
+from sentinel.model_export.metadata import MODEL_FILE, Metrics, ModelMetadata, Thresholds, TrainingData
+from sentinel.model_export.registry import (
+    FeatureSchema,
+    ModelLoadError,
+    ModelRegistry,
+    ModelSchemaMismatch,
+    default_model_directory,
+    publish_model,
+)
+from sentinel.model_export.reloader import ActiveModel
+
+N_FEATURES = 6
+SCHEMA = FeatureSchema(version=1, hash="a" * 64)
+OTHER_SCHEMA = FeatureSchema(version=2, hash="b" * 64)
+
+
+def _publish(root: Path, version: str, seed: int, schema: FeatureSchema = SCHEMA) -> Path:
+    """A small real model (trained here) written into the registry under ``version``."""
+    rows = np.random.default_rng(seed).normal(size=(500, N_FEATURES)).astype(np.float32)
+    forest = IsolationForest(n_estimators=10, max_samples=64, random_state=seed).fit(rows)
+    onnx_bytes = fused_onnx_model(forest).SerializeToString()
+    metadata = ModelMetadata(
+        version=version,
+        created_at="2026-11-23T10:00:00Z",
+        feature_schema_version=schema.version,
+        feature_schema_hash=schema.hash,
+        feature_names=tuple(f"f{i}" for i in range(N_FEATURES)),
+        onnx_sha256=hashlib.sha256(onnx_bytes).hexdigest(),
+        libraries={"scikit-learn": "test"},
+        parameters={"n_estimators": 10, "max_samples": 64},
+        training_data=TrainingData(
+            file_name="random", sha256="c" * 64, rows=500, fraud_rows=0, attribution="generated"
+        ),
+        metrics=Metrics(
+            pr_auc=0.5,
+            roc_auc=0.5,
+            recall_at_95_precision=0.0,
+            validation_rows=100,
+            validation_fraud_rows=10,
+            review_precision=0.5,
+            review_recall=0.5,
+            decline_precision=0.5,
+            decline_recall=0.1,
+        ),
+        thresholds=Thresholds(review=0.6, decline=0.7, rule="test"),
+        parity_max_abs_diff=0.0,
+    )
+    return publish_model(root, onnx_bytes, metadata)
+
+
+@pytest.fixture
+def registry(tmp_path: Path) -> ModelRegistry:
+    return ModelRegistry(tmp_path / "models", SCHEMA)
+
+
+def test_activate_points_active_at_a_checked_model(registry: ModelRegistry) -> None:
+    _publish(registry.root, "m1", seed=1)
+    _publish(registry.root, "m2", seed=2)
+    assert registry.active_version() is None
+    model = registry.activate("m2")
+    assert model.version == "m2" == model.scorer.version
+    assert registry.active_version() == "m2"
+    assert registry.load_active().version == "m2"
+    listed = {entry.version: entry for entry in registry.entries() if not entry.packaged}
+    assert listed["m2"].active and not listed["m1"].active
+    assert listed["m1"].problem is None
+
+
+def test_model_of_another_feature_schema_is_refused_with_a_clear_message(registry: ModelRegistry) -> None:
+    _publish(registry.root, "old-schema", seed=1, schema=OTHER_SCHEMA)
+    with pytest.raises(ModelSchemaMismatch, match=r"trained for feature schema v2 .* computes schema v1"):
+        registry.activate("old-schema")
+    assert registry.active_version() is None
+    (entry,) = [entry for entry in registry.entries() if entry.version == "old-schema"]
+    assert entry.problem is not None and "feature schema v2" in entry.problem
+
+
+def test_tampered_or_unknown_models_are_refused(registry: ModelRegistry) -> None:
+    directory = _publish(registry.root, "m1", seed=1)
+    with open(directory / MODEL_FILE, "ab") as handle:
+        handle.write(b"\0")
+    with pytest.raises(ModelLoadError, match="does not match the sha256"):
+        registry.activate("m1")
+    with pytest.raises(ModelLoadError, match="no model nope"):
+        registry.activate("nope")
+    with pytest.raises(ModelLoadError, match="not a model version"):
+        registry.activate("../m1")
+
+
+def test_publish_never_overwrites(registry: ModelRegistry) -> None:
+    _publish(registry.root, "m1", seed=1)
+    with pytest.raises(FileExistsError):
+        _publish(registry.root, "m1", seed=2)
+
+
+def test_packaged_default_model_serves_until_something_is_activated(tmp_path: Path) -> None:
+    from sentinel.hotpath import FEATURE_SCHEMA_HASH, FEATURE_SCHEMA_VERSION
+
+    registry = ModelRegistry(tmp_path / "empty", FeatureSchema(FEATURE_SCHEMA_VERSION, FEATURE_SCHEMA_HASH))
+    model = registry.load_active()
+    assert model.directory == default_model_directory()
+    assert "PaySim" in model.metadata.training_data.attribution
+    features = np.zeros((3, len(model.metadata.feature_names)), dtype=np.float32)
+    assert model.scorer.score(features).shape == (3,)
+
+
+def test_active_model_swaps_on_activation_and_keeps_serving_through_a_bad_one(
+    registry: ModelRegistry,
+) -> None:
+    _publish(registry.root, "m1", seed=1)
+    _publish(registry.root, "m2", seed=2)
+    _publish(registry.root, "bad", seed=3, schema=OTHER_SCHEMA)
+    registry.activate("m1")
+    active = ActiveModel(registry)
+    assert active.current.version == "m1"
+    assert not active.pointer_changed()
+
+    registry.activate("m2")
+    assert active.pointer_changed()
+    assert active.reload()
+    assert active.current.version == "m2"
+    assert not active.pointer_changed()
+
+    # A pointer written by hand (or by an older tool) naming an unusable model: keep serving m2.
+    registry.pointer.write_text("bad\n")
+    os.utime(registry.pointer, ns=(1, 1))
+    assert active.pointer_changed()
+    assert not active.reload()
+    assert active.current.version == "m2"
+    assert not active.pointer_changed()
+
+
+async def test_watch_swaps_while_scoring_continues(registry: ModelRegistry) -> None:
+    _publish(registry.root, "m1", seed=1)
+    _publish(registry.root, "m2", seed=2)
+    registry.activate("m1")
+    active = ActiveModel(registry)
+    watcher = asyncio.create_task(active.watch(interval_s=0.01))
+    rows = np.random.default_rng(0).normal(size=(64, N_FEATURES)).astype(np.float32)
+    versions_seen = set()
+    try:
+        registry.activate("m2")
+        for _ in range(500):
+            model = active.current
+            assert model.scorer.score(rows).shape == (64,)
+            versions_seen.add(model.version)
+            if model.version == "m2":
+                break
+            await asyncio.sleep(0.005)
+    finally:
+        watcher.cancel()
+    assert versions_seen >= {"m2"}
+    assert active.current.version == "m2"
+
+
+def test_startup_on_a_model_of_another_schema_fails(registry: ModelRegistry) -> None:
+    _publish(registry.root, "old", seed=1, schema=OTHER_SCHEMA)
+    registry.pointer.parent.mkdir(parents=True, exist_ok=True)
+    registry.pointer.write_text("old\n")
+    with pytest.raises(ModelSchemaMismatch):
+        ActiveModel(registry)
