@@ -108,6 +108,8 @@ class LedgerWriter:
         self._spool_mutex = asyncio.Lock()
         self._spool_in_flight = 0
         self._spooling = False
+        self._replayed = asyncio.Event()  # set while not spooling
+        self._replayed.set()
         self._pending: collections.deque[_Submission] = collections.deque()
         self._pending_records = 0
         self._arrived = asyncio.Event()
@@ -142,9 +144,9 @@ class LedgerWriter:
                 self._release_spool()
                 raise
             log.warning("ledger_unreachable_at_start", error=repr(exc))
-            self._spooling = True
+            self._enter_spooling()
         if not self._spool.is_empty():
-            self._spooling = True
+            self._enter_spooling()
         self._running = True
         self._lane_tasks = [asyncio.create_task(self._lane_loop(lane)) for lane in self._lanes]
         if self._spooling:
@@ -314,7 +316,7 @@ class LedgerWriter:
                     await self._isolate_failure(lane, group, exc)
                     return
                 log.warning("ledger_postgres_unavailable", error=repr(exc), records=len(records))
-                self._spooling = True
+                self._enter_spooling()
                 self._start_replay()
             else:
                 offset = 0
@@ -371,6 +373,14 @@ class LedgerWriter:
 
     # --- replay ----------------------------------------------------------------------------------------
 
+    def _enter_spooling(self) -> None:
+        self._spooling = True
+        self._replayed.clear()
+
+    async def wait_until_replayed(self) -> None:
+        """Return once nothing waits in the spool (at once when Postgres never went away)."""
+        await self._replayed.wait()
+
     def _start_replay(self) -> None:
         if self._replay_task is None or self._replay_task.done():
             self._replay_task = asyncio.create_task(self._replay_loop())
@@ -403,6 +413,7 @@ class LedgerWriter:
                 # No await between this check and the switch: no group can slip into the spool unseen.
                 if self._spool_in_flight == 0 and self._spool.is_empty():
                     self._spooling = False
+                    self._replayed.set()
                     log.info("ledger_spool_drained", name=self._name)
                     return
             except Exception as exc:
