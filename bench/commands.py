@@ -7,7 +7,12 @@ import importlib
 from typing import Any
 
 # Modules with ``register(bench_subparsers)``; each adds one ``sentinel bench <name>`` command.
-BENCH_MODULES: tuple[str, ...] = ("sentinel.bench.grpc_bench", "sentinel.bench.hotpath")
+BENCH_MODULES: tuple[str, ...] = (
+    "sentinel.bench.grpc_bench",
+    "sentinel.bench.hotpath",
+    "sentinel.bench.model",
+    "sentinel.bench.ledger",
+)
 
 
 def register(subparsers: Any) -> None:

@@ -1,0 +1,208 @@
+"""``sentinel bench ledger``: group-commit throughput and commit wait of the Postgres ledger.
+
+Two phases against one writer (durable acks, ``synchronous_commit=on``, unique idempotency keys,
+balances updated in the same transactions, the hash chain computed):
+
+1. Throughput: ``--submitters`` concurrent tasks submit pre-built records ``--submit-size`` at a
+   time (as ScoreBatch calls would) until ``--records`` are acknowledged; ``rows_per_s`` is records
+   over the wall time from the first submit to the last acknowledgement.
+2. Commit wait at an offered load: single-record submits (as Score calls would) issued on a fixed
+   schedule of ``--offered-rate`` per second for ``--latency-seconds``, open loop (a slow commit does
+   not slow the schedule down); the wait is measured from each record's scheduled time to its ack.
+
+Records are synthetic, seeded and PaySim-like (mostly fresh origin accounts, recurring merchants,
+97 % approved), built as real sentinel.v1 Transaction/Decision messages, so the command needs no data
+file. Without ``--database-url`` it starts a private PostgreSQL (sentinel.localservices).
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import json
+import os
+import random
+import shutil
+import tempfile
+import time
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import numpy as np
+
+from sentinel.config import Settings
+from sentinel.ledger import LedgerRecord, LedgerWriter, record_from_messages
+from sentinel.localservices import LocalPostgres
+from sentinel.logs import configure_logging
+from sentinel.v1 import decision_pb2, transaction_pb2
+
+_TYPES = (transaction_pb2.TRANSACTION_TYPE_PAYMENT, transaction_pb2.TRANSACTION_TYPE_TRANSFER,
+          transaction_pb2.TRANSACTION_TYPE_CASH_OUT, transaction_pb2.TRANSACTION_TYPE_CASH_IN)
+
+
+def synthetic_records(count: int, prefix: str, seed: int) -> list[LedgerRecord]:
+    """``count`` seeded PaySim-like records with keys ``<prefix>-<n>``."""
+    rng = random.Random(seed)
+    merchants = [f"M{rng.randrange(10**9, 10**10)}" for _ in range(20_000)]
+    decided_at = datetime.now(UTC)
+    records = []
+    for number in range(count):
+        transaction = transaction_pb2.Transaction(
+            transaction_id=f"{prefix}-{number}",
+            account_id=f"C{rng.randrange(10**9, 10**10)}",
+            counterparty_id=rng.choice(merchants),
+            type=rng.choice(_TYPES),
+            amount=transaction_pb2.Money(amount=f"{rng.lognormvariate(7, 1.5):.2f}", currency="EUR"),
+            channel=transaction_pb2.CHANNEL_MOBILE_APP,
+            device_id=f"device-{rng.randrange(10**6)}",
+        )
+        transaction.event_time.FromDatetime(decided_at)
+        draw = rng.random()
+        outcome = (decision_pb2.OUTCOME_APPROVE if draw < 0.97 else
+                   decision_pb2.OUTCOME_REVIEW if draw < 0.99 else decision_pb2.OUTCOME_DECLINE)
+        decision = decision_pb2.Decision(
+            transaction_id=transaction.transaction_id, outcome=outcome, risk_score=rng.random(),
+            model_score=rng.random(), model_version="iforest-bench",
+            idempotency_key=transaction.transaction_id,
+            reasons=[decision_pb2.Reason(code="MODEL_SCORE_LOW", description="model score below 0.5")],
+        )
+        decision.decided_at.FromDatetime(decided_at)
+        if float(transaction.amount.amount) > 0:
+            records.append(record_from_messages(transaction, decision))
+    return records
+
+
+async def _throughput(writer: LedgerWriter, records: list[LedgerRecord], submit_size: int,
+                      submitters: int) -> float:
+    chunks = iter([records[i:i + submit_size] for i in range(0, len(records), submit_size)])
+
+    async def submitter() -> None:
+        for chunk in chunks:
+            await writer.submit(chunk)
+
+    start = time.perf_counter()
+    await asyncio.gather(*(submitter() for _ in range(submitters)))
+    return time.perf_counter() - start
+
+
+async def _commit_wait(
+    writer: LedgerWriter, records: list[LedgerRecord], rate: float
+) -> tuple[np.ndarray, float]:
+    """Open-loop single-record submits at ``rate``/s; returns waits (ms) and the achieved rate."""
+    loop = asyncio.get_running_loop()
+    waits = np.zeros(len(records))
+    tasks = []
+
+    async def one(index: int, scheduled: float) -> None:
+        await writer.submit([records[index]])
+        waits[index] = (loop.time() - scheduled) * 1000
+
+    start = loop.time()
+    issued = 0
+    while issued < len(records):
+        due = min(len(records), int((loop.time() - start) * rate) + 1)
+        while issued < due:
+            tasks.append(asyncio.create_task(one(issued, start + issued / rate)))
+            issued += 1
+        await asyncio.sleep(0.001)
+    await asyncio.gather(*tasks)
+    return waits, len(records) / (loop.time() - start)
+
+
+async def _run(args: argparse.Namespace, database_url: str, data_dir: Path) -> dict[str, Any]:
+    settings = Settings(
+        database_url=database_url, data_dir=data_dir, log_level="warning",
+        ledger_writer_connections=args.connections, ledger_batch_max_records=args.batch_max_records,
+        ledger_batch_max_wait_ms=args.batch_max_wait_ms,
+    )
+    run_id = f"bench{int(time.time())}"
+    throughput_records = synthetic_records(args.records, f"{run_id}-t", seed=1)
+    latency_records = synthetic_records(int(args.offered_rate * args.latency_seconds), f"{run_id}-l", seed=2)
+    writer = LedgerWriter(settings, name=f"bench-{os.getpid()}")
+    await writer.start()
+    try:
+        await writer.submit(synthetic_records(2_000, f"{run_id}-w", seed=3))  # warm-up: connections, caches
+        elapsed = await _throughput(writer, throughput_records, args.submit_size, args.submitters)
+        waits, achieved = await _commit_wait(writer, latency_records, args.offered_rate)
+    finally:
+        await writer.close()
+    connection = await asyncpg.connect(database_url)
+    try:
+        stored = await connection.fetchval(
+            "SELECT count(*) FROM ledger.decisions WHERE idempotency_key LIKE $1", f"{run_id}-t-%"
+        )
+        groups = await connection.fetchval(
+            "SELECT count(*) FROM (SELECT DISTINCT chain_id, recorded_at FROM ledger.decisions "
+            "WHERE idempotency_key LIKE $1) AS g", f"{run_id}-t-%"
+        )
+        balance_total = await connection.fetchval("SELECT coalesce(sum(amount), 0) FROM ledger.balances")
+        version = await connection.fetchval("SHOW server_version")
+    finally:
+        await connection.close()
+    return {
+        "rows_per_s": round(len(throughput_records) / elapsed),
+        "commit_wait_p50_ms": round(float(np.percentile(waits, 50)), 3),
+        "commit_wait_p99_ms": round(float(np.percentile(waits, 99)), 3),
+        "commit_wait_max_ms": round(float(waits.max()), 3),
+        "offered_rate_per_s": args.offered_rate,
+        "achieved_rate_per_s": round(achieved),
+        "throughput": {
+            "records": len(throughput_records), "seconds": round(elapsed, 3), "stored": stored,
+            "transactions": groups, "mean_records_per_transaction": round(stored / max(groups, 1), 1),
+            "submit_size": args.submit_size, "submitters": args.submitters,
+        },
+        "latency_records": len(latency_records),
+        "balances_sum_to_zero": balance_total == 0,
+        "ack": "durable", "synchronous_commit": "on",
+        "writer": {"connections": args.connections, "batch_max_records": args.batch_max_records,
+                   "batch_max_wait_ms": args.batch_max_wait_ms},
+        "postgres": version, "cpus": os.cpu_count(),
+    }
+
+
+def _handle(args: argparse.Namespace) -> int:
+    configure_logging("warning", "json")
+    work = Path(tempfile.mkdtemp(prefix="sentinel-bench-ledger-"))
+    os.chmod(work, 0o755)  # the postgres system user must reach the private cluster's directory
+    postgres = None
+    try:
+        database_url = args.database_url
+        if database_url is None:
+            postgres = LocalPostgres(work / "postgres").start()
+            database_url = postgres.dsn("postgres")
+        result = asyncio.run(_run(args, database_url, work / "data"))
+    finally:
+        if postgres is not None:
+            postgres.stop()
+        shutil.rmtree(work, ignore_errors=True)
+    if args.json:
+        print(json.dumps(result, indent=2))
+    else:
+        throughput = result["throughput"]
+        print(f"rows_per_s {result['rows_per_s']:,} (durable group commit, {throughput['records']:,} "
+              f"records, {throughput['mean_records_per_transaction']} per transaction)")
+        print(f"commit wait at {args.offered_rate:,.0f}/s offered: p50 {result['commit_wait_p50_ms']} ms, "
+              f"p99 {result['commit_wait_p99_ms']} ms, max {result['commit_wait_max_ms']} ms")
+    return 0
+
+
+def register(bench_subparsers: Any) -> None:
+    """Add ``sentinel bench ledger``."""
+    parser = bench_subparsers.add_parser(
+        "ledger", help="rows/s of durable group commit and commit wait at an offered load",
+        description=__doc__.split("\n\n", 1)[1] if __doc__ else None,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    parser.add_argument("--database-url", help="an existing database (default: start a private PostgreSQL)")
+    parser.add_argument("--records", type=int, default=300_000, help="throughput phase records (300,000)")
+    parser.add_argument("--submit-size", type=int, default=100, help="records per submit() (100)")
+    parser.add_argument("--submitters", type=int, default=64, help="concurrent submitting tasks (64)")
+    parser.add_argument("--offered-rate", type=float, default=10_000, help="latency phase rate/s (10,000)")
+    parser.add_argument("--latency-seconds", type=float, default=5.0, help="latency phase length (5 s)")
+    parser.add_argument("--connections", type=int, default=2, help="writer connections (2)")
+    parser.add_argument("--batch-max-records", type=int, default=5_000, help="group size bound (5,000)")
+    parser.add_argument("--batch-max-wait-ms", type=float, default=0.5, help="group time bound (0.5 ms)")
+    parser.add_argument("--json", action="store_true", help="print one JSON object")
+    parser.set_defaults(handler=_handle)
