@@ -1,0 +1,157 @@
+"""``sentinel bench model``: the fused ONNX export against skl2onnx's, on one forest, in one run.
+
+The forest is the production shape (200 trees, max_samples 256) fitted on production features: the
+PaySim cut shipped in bench/data (or ``--data``) replayed through the hot-path feature builder, the
+way ``sentinel train`` does it. Both exports run in onnxruntime sessions configured like the
+server's (one thread, sequential, no spinning). Single-row latency cycles through different rows;
+the batch figure scores 256-row blocks. Each timing is repeated: the reported figure is the best
+repeat (the machine is shared, and the best repeat is the least disturbed one), with the median
+alongside. Parity is measured on every row against scikit-learn's score_samples and
+decision_function.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import statistics
+import time
+from collections.abc import Callable
+from importlib import resources
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import onnxruntime as ort
+from sklearn.ensemble import IsolationForest
+
+from sentinel.model_export.fused_export import (
+    DECISION_FUNCTION_OUTPUT,
+    INPUT_NAME,
+    RISK_OUTPUT,
+    SCORE_SAMPLES_OUTPUT,
+    fused_onnx_model,
+)
+from sentinel.model_export.paysim import read_paysim
+from sentinel.model_export.scorer import latency_session
+from sentinel.model_export.stock_export import STOCK_DECISION_FUNCTION_OUTPUT, stock_onnx_model
+from sentinel.model_export.training import replay_features
+
+PAYSIM_CUT = "data/paysim_cut.csv"
+BATCH = 256
+
+
+def _time_per_call_us(call: Callable[[int], object], calls: int, repeats: int) -> list[float]:
+    """Microseconds per call of ``call(i)`` for i in range(calls), once per repeat (after a warm-up)."""
+    for i in range(min(calls, 200)):
+        call(i)
+    per_call = []
+    for _ in range(repeats):
+        start = time.perf_counter()
+        for i in range(calls):
+            call(i)
+        per_call.append((time.perf_counter() - start) / calls * 1e6)
+    return per_call
+
+
+def run(data: Path, trees: int, max_samples: int, repeats: int, single_calls: int) -> dict[str, Any]:
+    """Fit the forest, export it both ways, and measure parity and latency."""
+    rows = read_paysim(data)
+    features = replay_features(rows)
+    forest = IsolationForest(n_estimators=trees, max_samples=max_samples, random_state=0).fit(
+        features[~rows.is_fraud]
+    )
+    fused_model = fused_onnx_model(forest)
+    stock_model = stock_onnx_model(forest)
+    fused = latency_session(fused_model.SerializeToString())
+    stock = latency_session(stock_model.SerializeToString())
+    stock_input = stock.get_inputs()[0].name
+
+    fused_scores, fused_decision = fused.run(
+        [SCORE_SAMPLES_OUTPUT, DECISION_FUNCTION_OUTPUT], {INPUT_NAME: features}
+    )
+    (stock_decision,) = stock.run([STOCK_DECISION_FUNCTION_OUTPUT], {stock_input: features})
+    expected_decision = forest.decision_function(features)
+    parity = max(
+        float(np.abs(fused_scores[:, 0] - forest.score_samples(features)).max()),
+        float(np.abs(fused_decision[:, 0] - expected_decision).max()),
+    )
+    stock_parity = float(np.abs(stock_decision[:, 0] - expected_decision).max())
+
+    singles = [features[i : i + 1].copy() for i in range(len(features))]
+    blocks = [features[i : i + BATCH].copy() for i in range(0, len(features) - BATCH + 1, BATCH)]
+
+    def single(session: ort.InferenceSession, name: str, output: str) -> Callable[[int], object]:
+        return lambda i: session.run([output], {name: singles[i % len(singles)]})
+
+    fused_single = _time_per_call_us(single(fused, INPUT_NAME, RISK_OUTPUT), single_calls, repeats)
+    stock_single = _time_per_call_us(
+        single(stock, stock_input, STOCK_DECISION_FUNCTION_OUTPUT), max(single_calls // 20, 50), repeats
+    )
+    batch_calls = max(single_calls // 50, len(blocks))
+    fused_batch = _time_per_call_us(
+        lambda i: fused.run([RISK_OUTPUT], {INPUT_NAME: blocks[i % len(blocks)]}), batch_calls, repeats
+    )
+    fused_batch_per_row = [value / BATCH for value in fused_batch]
+    return {
+        "fused_single_row_us": round(min(fused_single), 2),
+        "stock_single_row_us": round(min(stock_single), 2),
+        "speedup_single_row": round(min(stock_single) / min(fused_single), 1),
+        "fused_us_per_row_batch256": round(min(fused_batch_per_row), 3),
+        "parity_max_abs_diff": parity,
+        "fused_single_row_us_median": round(statistics.median(fused_single), 2),
+        "stock_single_row_us_median": round(statistics.median(stock_single), 2),
+        "speedup_single_row_median": round(
+            statistics.median(stock_single) / statistics.median(fused_single), 1
+        ),
+        "fused_us_per_row_batch256_median": round(statistics.median(fused_batch_per_row), 3),
+        "stock_parity_max_abs_diff": stock_parity,
+        "statistic": f"best of {repeats} repeats (median alongside)",
+        "trees": trees,
+        "max_samples": int(forest.max_samples_),
+        "features": int(forest.n_features_in_),
+        "rows": len(features),
+        "data": data.name,
+        "fused_graph_nodes": len(fused_model.graph.node),
+        "stock_graph_nodes": len(stock_model.graph.node),
+        "fused_model_bytes": fused_model.ByteSize(),
+        "stock_model_bytes": stock_model.ByteSize(),
+        "onnxruntime": ort.__version__,
+    }
+
+
+def _bench_model(args: argparse.Namespace) -> int:
+    data = Path(args.data) if args.data else Path(str(resources.files("sentinel.bench") / PAYSIM_CUT))
+    result = run(data, args.trees, args.max_samples, args.repeats, args.single_calls)
+    if args.json:
+        print(json.dumps(result, indent=2))
+        return 0
+    print(
+        f"forest: {result['trees']} trees, max_samples {result['max_samples']}, "
+        f"{result['features']} features, fitted on {result['rows']} replayed rows of {result['data']}\n"
+        f"fused export: {result['fused_graph_nodes']} nodes; "
+        f"stock skl2onnx: {result['stock_graph_nodes']} nodes\n"
+        f"single row   fused {result['fused_single_row_us']} us   stock {result['stock_single_row_us']} us   "
+        f"speedup {result['speedup_single_row']}x\n"
+        f"batch of 256 fused {result['fused_us_per_row_batch256']} us/row\n"
+        f"parity       max |fused - scikit-learn| = {result['parity_max_abs_diff']:.2e}\n"
+        f"({result['statistic']}: medians {result['fused_single_row_us_median']} / "
+        f"{result['stock_single_row_us_median']} / {result['fused_us_per_row_batch256_median']})"
+    )
+    return 0
+
+
+def register(bench_subparsers: Any) -> None:
+    """Add ``sentinel bench model``."""
+    parser = bench_subparsers.add_parser(
+        "model", help="fused vs stock ONNX export of the Isolation Forest: latency and parity"
+    )
+    parser.add_argument("--data", metavar="CSV", help="PaySim CSV to fit on (default: the bundled cut)")
+    parser.add_argument("--trees", type=int, default=200, help="trees (default 200)")
+    parser.add_argument("--max-samples", type=int, default=256, help="rows per tree (default 256)")
+    parser.add_argument("--repeats", type=int, default=7, help="timed repeats per figure (default 7)")
+    parser.add_argument(
+        "--single-calls", type=int, default=5_000, help="fused single-row calls per repeat (default 5000)"
+    )
+    parser.add_argument("--json", action="store_true", help="print the figures as JSON")
+    parser.set_defaults(handler=_bench_model)
