@@ -8,7 +8,7 @@ through ``account_slot``: an index into the ``states`` list handed to ``build_fe
 
 from __future__ import annotations
 
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -107,11 +107,11 @@ class TransactionColumns:
         n = len(self.account_slot)
         if self.home_country is None:
             self.home_country = np.zeros(n, dtype=np.uint16)
-        for column in fields(self):
-            array = np.ascontiguousarray(getattr(self, column.name), dtype=_DTYPES[column.name])
+        for name, dtype in _DTYPES.items():
+            array = np.ascontiguousarray(getattr(self, name), dtype=dtype)
             if array.shape != (n,):
-                raise ValueError(f"column {column.name} has shape {array.shape}, expected ({n},)")
-            setattr(self, column.name, array)
+                raise ValueError(f"column {name} has shape {array.shape}, expected ({n},)")
+            setattr(self, name, array)
 
     def __len__(self) -> int:
         return len(self.account_slot)
