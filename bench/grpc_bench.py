@@ -26,7 +26,7 @@ from typing import Any
 
 from google.protobuf.message import Message
 
-from sentinel.bench import ghz, h2load
+from sentinel.bench import ghz, grpcio_driver, h2load
 from sentinel.bench.ceiling import CeilingServer
 from sentinel.bench.measurement import LoadResult, LoadSettings, ServerCounts
 from sentinel.bench.payloads import (
@@ -51,10 +51,14 @@ from sentinel.config import load_settings
 
 # Distinct calls' worth of messages in a ghz data file (used round-robin, ids unique per call).
 GHZ_DATA_TRANSACTIONS = 1_000
+WARMUP_STREAM_LENGTH = 1_000
+PROBE_STREAM_LENGTH = 200
+STREAM_RUN_TIMEOUT_S = 600.0
+GRPCIO_POOL_TRANSACTIONS = 5_000
 REPLAY_NOTE = (
-    "h2load sends one fixed request body, so the transaction ids of a call repeat in every call: "
-    "after the first call SentinelStream answers from its idempotency record (see replayed_decisions "
-    "in status_check.probes); ghz sends new ids in every call"
+    "h2load sends one fixed request body in every call, so its transactions repeat: after the first "
+    "call SentinelStream answers them from its idempotency record (replayed_decisions in "
+    "status_check.server_count counts them); the grpcio and ghz tools send new ids in every call"
 )
 
 
@@ -67,9 +71,13 @@ class Payload:
     """The requests of one scenario, in every form the tools and the probe need."""
 
     scenario: Scenario
-    call_messages: list[bytes]  # the serialized request messages of one call
-    body_file: Path  # gRPC-framed body of that call, for h2load
+    body_file: Path  # gRPC-framed body of one call, for h2load (unary methods)
+    stream_bodies: list[Path]  # ScoreStream for h2load: one distinct body per stream in flight
+    warmup_stream_bodies: list[Path]  # ... and others for the warm-up
     ghz_data_file: Path  # JSON data for ghz
+    pool: list[bytes]  # transactions without ids, for the grpcio driver
+    id_prefix: str
+    probe_messages: list[bytes]  # serialized request messages of a probe call (ids of its own)
 
 
 @dataclass(slots=True)
@@ -83,23 +91,51 @@ class Measurement:
     problems: list[str] = field(default_factory=list)
 
 
-def build_payload(scenario: Scenario, factory: TransactionFactory, id_prefix: str, workdir: Path) -> Payload:
-    """Build the scenario's requests and write the h2load body and the ghz data file."""
-    calls = max(1, GHZ_DATA_TRANSACTIONS // scenario.transactions_per_call) if not scenario.streaming else 1
-    per_call: list[list[Message]] = [
-        scenario.request_messages(factory, f"{id_prefix}-c{index}") for index in range(calls)
-    ]
-    call_messages = [message.SerializeToString(deterministic=True) for message in per_call[0]]
-    body_file = workdir / f"{scenario.name}-body.grpc"
-    body_file.write_bytes(grpc_frames(call_messages))
+def _serialized(messages: list[Message]) -> list[bytes]:
+    return [message.SerializeToString(deterministic=True) for message in messages]
+
+
+def _write_body(path: Path, messages: list[Message]) -> Path:
+    path.write_bytes(grpc_frames(_serialized(messages)))
+    return path
+
+
+def build_payload(scenario: Scenario, factory: TransactionFactory, id_prefix: str, workdir: Path,
+                  streams: int) -> Payload:
+    """Build the scenario's requests; write the h2load bodies and the ghz data file."""
+    name = scenario.name
+    calls = 1 if scenario.streaming else max(1, GHZ_DATA_TRANSACTIONS // scenario.transactions_per_call)
+    per_call = [scenario.request_messages(factory, f"{id_prefix}-c{index}") for index in range(calls)]
+    body_file = _write_body(workdir / f"{name}-body.grpc", per_call[0])
     ghz_messages = per_call[0] if scenario.streaming else [messages[0] for messages in per_call]
-    ghz_data_file = workdir / f"{scenario.name}-ghz-data.json"
+    ghz_data_file = workdir / f"{name}-ghz-data.json"
     ghz_data_file.write_text(json.dumps(ghz.ghz_data(ghz_messages)))
-    return Payload(scenario, call_messages, body_file, ghz_data_file)
+    stream_bodies: list[Path] = []
+    warmup_stream_bodies: list[Path] = []
+    probe_scenario = scenario
+    if scenario.streaming:
+        stream_bodies = [
+            _write_body(workdir / f"{name}-stream-{index}.grpc",
+                        scenario.request_messages(factory, f"{id_prefix}-s{index}"))
+            for index in range(streams)
+        ]
+        warmup = scenario.with_stream_length(min(scenario.transactions_per_call, WARMUP_STREAM_LENGTH))
+        warmup_stream_bodies = [
+            _write_body(workdir / f"{name}-warmup-{index}.grpc",
+                        warmup.request_messages(factory, f"{id_prefix}-w{index}"))
+            for index in range(streams)
+        ]
+        probe_scenario = scenario.with_stream_length(min(scenario.transactions_per_call, PROBE_STREAM_LENGTH))
+    probe_messages = _serialized(probe_scenario.request_messages(factory, f"{id_prefix}-probe"))
+    pool = grpcio_driver.transaction_pool(factory.transactions(GRPCIO_POOL_TRANSACTIONS, "pool"))
+    return Payload(scenario, body_file, stream_bodies, warmup_stream_bodies, ghz_data_file, pool, id_prefix,
+                   probe_messages)
 
 
 def choose_tool(requested: str) -> str:
     """ghz when asked for or when available (``auto``), else h2load; BenchError if missing."""
+    if requested == "grpcio":
+        return requested
     if requested in ("ghz", "auto") and ghz.ghz_available():
         return "ghz"
     if requested == "ghz":
@@ -122,10 +158,19 @@ def proto_location() -> tuple[Path, Path]:
 def run_tool(tool: str, address: str, payload: Payload, load: LoadSettings, workdir: Path,
              use_proto: bool, *, warmup: bool = False) -> LoadResult | None:
     """One run of the chosen tool (a warm-up returns None)."""
+    scenario = payload.scenario
+    if tool == "grpcio":
+        id_prefix = f"{payload.id_prefix}-{workdir.name}"  # the ceiling's and the server's runs differ
+        return grpcio_driver.run_grpcio(address, scenario, payload.pool, id_prefix, load, warmup=warmup)
     if tool == "ghz":
-        return ghz.run_ghz(address, payload.scenario.ghz_call, payload.ghz_data_file, load, workdir,
+        return ghz.run_ghz(address, scenario.ghz_call, payload.ghz_data_file, load, workdir,
                            proto_location() if use_proto else None, warmup=warmup)
-    return h2load.run_h2load(address, payload.scenario.path, payload.body_file, load, workdir, warmup=warmup)
+    if scenario.streaming:
+        bodies = payload.warmup_stream_bodies if warmup else payload.stream_bodies
+        result = h2load.run_h2load_streams(address, scenario.path, bodies, workdir,
+                                           "warmup" if warmup else "h2load", STREAM_RUN_TIMEOUT_S)
+        return None if warmup else result
+    return h2load.run_h2load(address, scenario.path, payload.body_file, load, workdir, warmup=warmup)
 
 
 def measure(tool: str, address: str, payload: Payload, load: LoadSettings, workdir: Path, use_proto: bool,
@@ -135,12 +180,12 @@ def measure(tool: str, address: str, payload: Payload, load: LoadSettings, workd
     scenario = payload.scenario
     if load.warmup_s > 0:
         run_tool(tool, address, payload, load, workdir, use_proto, warmup=True)
-    before = probe(address, scenario, payload.call_messages)
+    before = probe(address, scenario, payload.probe_messages)
     counted_before = counts() if counts else None
     result = run_tool(tool, address, payload, load, workdir, use_proto)
     assert result is not None
     counted_after = counts() if counts else None
-    after = probe(address, scenario, payload.call_messages)
+    after = probe(address, scenario, payload.probe_messages)
     problems = [f"probe {when}: {p.first_error or p.summary()}"
                 for when, p in (("before", before), ("after", after)) if not p.ok]
     server_count = None
@@ -205,7 +250,7 @@ def build_record(scenario: Scenario, tool: str, load: LoadSettings, workers: int
         **result_fields(server.result, scenario.transactions_per_call),
         "status_check": _status_check(server),
     }
-    if tool == "h2load":
+    if tool == "h2load" and not scenario.streaming:
         record["payload_note"] = REPLAY_NOTE
     if ceiling is not None:
         ceiling_fields = result_fields(ceiling.result, scenario.transactions_per_call)
@@ -224,6 +269,8 @@ def build_record(scenario: Scenario, tool: str, load: LoadSettings, workers: int
 def _load_settings(args: argparse.Namespace, scenario: Scenario, workers: int) -> LoadSettings:
     concurrency = args.concurrency or scenario.default_concurrency
     connections = args.connections or max(workers, min(concurrency, 2 * workers))
+    if scenario.streaming:
+        connections = concurrency  # one connection per stream (h2load: one process per stream)
     if connections < workers:
         raise BenchError(
             f"--connections {connections} is below the {workers} workers: the kernel spreads "
@@ -265,7 +312,7 @@ def _run(args: argparse.Namespace) -> int:
     for scenario in scenarios:
         load = _load_settings(args, scenario, workers)
         factory = TransactionFactory(rows, seed=args.seed, accounts=args.accounts)
-        payload = build_payload(scenario, factory, f"{run_id}-{scenario.name}", workdir)
+        payload = build_payload(scenario, factory, f"{run_id}-{scenario.name}", workdir, load.concurrency)
         ceiling = None
         if not args.no_ceiling:
             with CeilingServer(settings, workers) as server:
@@ -323,8 +370,9 @@ def register(bench_subparsers: Any) -> None:
     )
     parser.add_argument("--scenario", choices=[*SCENARIOS, "all"], default="score",
                         help="what to call (default: score); all: every scenario in turn")
-    parser.add_argument("--tool", choices=["auto", "ghz", "h2load"], default="auto",
-                        help="load generator (default auto: ghz when on PATH, else h2load)")
+    parser.add_argument("--tool", choices=["auto", "ghz", "h2load", "grpcio"], default="auto",
+                        help="load generator (default auto: ghz when on PATH, else h2load; grpcio: "
+                        "Python clients sending new transaction ids in every call)")
     parser.add_argument("--target", metavar="HOST:PORT",
                         help="measure this running SentinelStream instead of starting one")
     parser.add_argument("--metrics-url", metavar="URL",

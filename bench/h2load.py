@@ -200,3 +200,62 @@ def h2load_result(verbose_output: bytes, log_text: str) -> LoadResult:
         latencies_ms=latencies,
         notes=notes,
     )
+
+
+def merge_results(results: list[LoadResult]) -> LoadResult:
+    """One LoadResult of runs made side by side: counts add up, time is the longest run's."""
+    status_codes: Counter[str] = Counter()
+    errors: Counter[str] = Counter()
+    for result in results:
+        status_codes.update(result.status_codes)
+        errors.update(result.errors)
+    latencies = np.concatenate([result.latencies_ms for result in results])
+    return LoadResult(
+        tool="h2load",
+        duration_s=max(result.duration_s for result in results),
+        calls_completed=sum(result.calls_completed for result in results),
+        calls_ok=sum(result.calls_ok for result in results),
+        status_codes=dict(status_codes),
+        errors=dict(errors),
+        percentiles_ms=percentiles_ms(latencies),
+        latencies_ms=latencies,
+        notes=results[0].notes[:1],
+    )
+
+
+def run_h2load_streams(address: str, path: str, bodies: list[Path], workdir: Path, stem: str,
+                       timeout_s: float) -> LoadResult:
+    """One h2load per body, side by side, each sending its body as one call on its own connection.
+
+    h2load repeats one body file in every call, and a repeated ScoreStream would only score the
+    same transactions again (idempotent replays). Giving every stream its own h2load and its own
+    body makes every transaction of the run distinct; time is that of the slowest stream.
+    """
+    one_call = LoadSettings(concurrency=1, connections=1, duration_s=None, total_calls=1, rate=None,
+                            warmup_s=0.0)
+    url = f"http://{address}{path}"
+    running = []
+    for index, body in enumerate(bodies):
+        log_file = workdir / f"{stem}-{index}-requests.tsv"
+        stdout_path = workdir / f"{stem}-{index}-stdout.txt"
+        with stdout_path.open("wb") as stdout:
+            process = subprocess.Popen(h2load_command(url, body, one_call, log_file), stdout=stdout,
+                                       stderr=subprocess.PIPE)
+        running.append((process, stdout_path, log_file))
+    results = []
+    try:
+        for process, stdout_path, log_file in running:
+            _, stderr = process.communicate(timeout=timeout_s)
+            if process.returncode != 0:
+                raise H2loadError(
+                    f"h2load exited with {process.returncode}: {stderr.decode(errors='replace')[-500:]}"
+                )
+            results.append(h2load_result(stdout_path.read_bytes(), log_file.read_text()))
+    finally:
+        for process, _, _ in running:
+            if process.poll() is None:
+                process.kill()
+                process.wait()
+    merged = merge_results(results)
+    merged.notes.append(f"{len(bodies)} streams side by side, one h2load and one distinct body each")
+    return merged

@@ -187,7 +187,7 @@ def ceiling() -> CeilingServer:
 @pytest.mark.slow
 def test_short_real_run_against_the_ceiling(ceiling: CeilingServer, tmp_path: Path) -> None:
     scenario = SCENARIOS["batch-100"]
-    payload = build_payload(scenario, TransactionFactory(load_paysim()), "realrun", tmp_path)
+    payload = build_payload(scenario, TransactionFactory(load_paysim()), "realrun", tmp_path, streams=4)
     load = LoadSettings(4, 2, duration_s=None, total_calls=200, rate=None, warmup_s=0.5)
     measured = measure("h2load", ceiling.address, payload, load, tmp_path / "run", False, ceiling.counts)
     result = measured.result
@@ -203,9 +203,9 @@ def test_short_real_run_against_the_ceiling(ceiling: CeilingServer, tmp_path: Pa
 def test_a_grpc_error_behind_http_200_is_caught(ceiling: CeilingServer, tmp_path: Path) -> None:
     """A body the server cannot parse fails every call with a gRPC status while HTTP says 200."""
     scenario = SCENARIOS["score"]
-    payload = build_payload(scenario, TransactionFactory(load_paysim()), "broken", tmp_path)
+    payload = build_payload(scenario, TransactionFactory(load_paysim()), "broken", tmp_path, streams=2)
     payload.body_file.write_bytes(grpc_frame(b"\x0a\xff\xff\xff"))  # truncated length-delimited field
-    payload.call_messages = [b"\x0a\xff\xff\xff"]
+    payload.probe_messages = [b"\x0a\xff\xff\xff"]
     load = LoadSettings(concurrency=2, connections=2, duration_s=None, total_calls=20, rate=None, warmup_s=0)
     measured = measure("h2load", ceiling.address, payload, load, tmp_path / "run", False, ceiling.counts)
     assert measured.result.calls_completed == 20
