@@ -143,3 +143,22 @@ def test_scorer_returns_the_risk_and_checks_its_input(data: tuple[np.ndarray, np
         scorer.score(test[:4].astype(np.float64))
     with pytest.raises(ValueError, match="float32 features of shape"):
         scorer.score(test[:4, :5])
+
+
+def test_subtrees_with_one_value_become_leaves_without_changing_scores(
+    data: tuple[np.ndarray, np.ndarray],
+) -> None:
+    """Tied, discrete data makes sibling leaves with equal contributions: they are merged."""
+    train, test = data
+    discrete = np.round(train[:, :4]).astype(np.float32)
+    forest = IsolationForest(n_estimators=30, max_samples=256, random_state=0).fit(discrete)
+    model = fused_onnx_model(forest)
+    (ensemble,) = [node for node in model.graph.node if node.op_type == "TreeEnsemble"]
+    exported_interior = len(next(a for a in ensemble.attribute if a.name == "nodes_featureids").ints)
+    sklearn_interior = sum(int((e.tree_.children_left != -1).sum()) for e in forest.estimators_)
+    assert exported_interior < sklearn_interior
+    rows = np.round(test[:, :4]).astype(np.float32)
+    out = _outputs(model, rows)
+    assert np.abs(out[SCORE_SAMPLES_OUTPUT] - forest.score_samples(rows)).max() <= PARITY
+    mean_path_length = -np.log2(-forest.score_samples(rows)) * _c(forest.max_samples_)
+    assert np.abs(out[PATH_LENGTH_OUTPUT] - mean_path_length).max() < 1e-4
