@@ -19,10 +19,11 @@ from sentinel.bench.h2load import (
     parse_trailers_only_statuses,
 )
 from sentinel.bench.measurement import LoadResult, LoadSettings, ServerCounts, percentiles_ms
-from sentinel.bench.payloads import TransactionFactory, grpc_frame, load_paysim
+from sentinel.bench.payloads import TransactionFactory, grpc_frame, load_paysim, split_grpc_frames
 from sentinel.bench.scenarios import SCENARIOS
 from sentinel.bench.server_metrics import parse_server_counts
 from sentinel.config import Settings
+from sentinel.v1 import scoring_pb2
 
 # Recorded from h2load 1.52 (-v) against a server failing 2 of 6 calls with INVALID_ARGUMENT.
 H2LOAD_OUTPUT = b"""starting benchmark...
@@ -214,3 +215,21 @@ def test_a_grpc_error_behind_http_200_is_caught(ceiling: CeilingServer, tmp_path
     grpc_errors = {k: v for k, v in measured.result.errors.items() if k.startswith("grpc-status ")}
     assert sum(grpc_errors.values()) == 20
     assert not measured.probe_before.ok and measured.problems
+
+
+@pytest.mark.slow
+def test_streams_run_side_by_side_with_distinct_transactions(ceiling: CeilingServer, tmp_path: Path) -> None:
+    scenario = SCENARIOS["stream"].with_stream_length(300)
+    payload = build_payload(scenario, TransactionFactory(load_paysim()), "streams", tmp_path, streams=2)
+    bodies = [b.read_bytes() for b in payload.stream_bodies]
+    ids = [
+        scoring_pb2.ScoreStreamRequest.FromString(raw).transaction.transaction_id
+        for body in bodies
+        for raw in split_grpc_frames(body)
+    ]
+    assert len(ids) == 600 and len(set(ids)) == 600
+    load = LoadSettings(2, 2, duration_s=None, total_calls=2, rate=None, warmup_s=0.5)
+    measured = measure("h2load", ceiling.address, payload, load, tmp_path / "run", False, ceiling.counts)
+    assert measured.problems == []
+    assert measured.result.calls_ok == 2
+    assert measured.server_count is not None and measured.server_count["server_ok_calls"] == 2

@@ -1,0 +1,50 @@
+"""The grpcio driver: fresh ids by prefixing a field, and a short real run against the ceiling."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from sentinel.bench.ceiling import CeilingServer
+from sentinel.bench.grpc_bench import build_payload, measure
+from sentinel.bench.grpcio_driver import request_message, transaction_pool, with_id
+from sentinel.bench.measurement import LoadSettings
+from sentinel.bench.payloads import TransactionFactory, load_paysim
+from sentinel.bench.scenarios import SCENARIOS
+from sentinel.config import Settings
+from sentinel.v1 import scoring_pb2
+
+
+def test_prefixed_id_gives_the_same_transaction_with_a_new_id() -> None:
+    transactions = TransactionFactory(load_paysim()).transactions(50, "orig")
+    pool = transaction_pool(transactions)
+    for original, anonymous in zip(transactions, pool, strict=True):
+        request = scoring_pb2.ScoreRequest.FromString(request_message([with_id(anonymous, "fresh-1")]))
+        assert request.transaction.transaction_id == "fresh-1"
+        request.transaction.transaction_id = original.transaction_id
+        assert request.transaction == original
+
+
+def test_batch_message_carries_every_transaction_in_order() -> None:
+    pool = transaction_pool(TransactionFactory(load_paysim()).transactions(3, "b"))
+    message = request_message([with_id(raw, f"id-{n}") for n, raw in enumerate(pool * 100)])
+    batch = scoring_pb2.ScoreBatchRequest.FromString(message)
+    assert [t.transaction_id for t in batch.transactions] == [f"id-{n}" for n in range(300)]
+    long_id = "x" * 128  # a length that needs a two-byte varint
+    request = scoring_pb2.ScoreRequest.FromString(request_message([with_id(pool[0], long_id)]))
+    assert request.transaction.transaction_id == long_id
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("name", ["score", "stream"])
+def test_short_real_run_against_the_ceiling(name: str, tmp_path: Path) -> None:
+    scenario = SCENARIOS[name].with_stream_length(100)
+    payload = build_payload(scenario, TransactionFactory(load_paysim()), "grpcio", tmp_path, streams=2)
+    load = LoadSettings(4, 2, duration_s=None, total_calls=40, rate=None, warmup_s=0)
+    with CeilingServer(Settings(), workers=2) as ceiling:
+        measured = measure("grpcio", ceiling.address, payload, load, tmp_path / "run", False, ceiling.counts)
+    assert measured.problems == []
+    assert measured.result.calls_ok == 40 and measured.result.status_codes == {"OK": 40}
+    assert measured.server_count is not None and measured.server_count["server_ok_calls"] == 40
+    assert measured.result.latencies_ms.size == 40
