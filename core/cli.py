@@ -20,6 +20,7 @@ COMMAND_MODULES = (
     "sentinel.server.commands",
     "sentinel.dev",
     "sentinel.bench.commands",
+    "sentinel.server.rules.commands",
     "sentinel.ledger.commands",
     "sentinel.model_export.commands",
 )

@@ -124,11 +124,16 @@ def compile_rule(rule: Rule) -> CompiledRule:
     )
 
 
-def build_rule_set(compiled: Iterable[CompiledRule], generation: int) -> CompiledRuleSet:
-    """Order the evaluable rules and pack their programs for the evaluator."""
+def build_rule_set(
+    compiled: Iterable[CompiledRule], generation: int, *, include_disabled: bool = False
+) -> CompiledRuleSet:
+    """Order the evaluable rules and pack their programs for the evaluator.
+
+    ``include_disabled`` keeps disabled rules (as non-shadow columns): for backtests only.
+    """
     rules = tuple(
         sorted(
-            (rule for rule in compiled if rule.mode is not RuleMode.DISABLED),
+            (rule for rule in compiled if include_disabled or rule.mode is not RuleMode.DISABLED),
             key=lambda rule: (-rule.priority, rule.rule_id),
         )
     )

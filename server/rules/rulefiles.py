@@ -9,6 +9,7 @@ its multi-line literal strings (``'''...'''``) hold expressions with quotes unch
 
 from __future__ import annotations
 
+import json
 import tomllib
 from importlib import resources
 from pathlib import Path
@@ -56,6 +57,33 @@ def parse_rule_file(text: str, source: str = "<rules>") -> list[RuleSpec]:
         seen.add(spec.rule_id)
         specs.append(spec)
     return specs
+
+
+def _toml_string(text: str) -> str:
+    """A TOML string: multi-line literal when possible (expressions keep their quotes), else basic."""
+    if "\n" in text.strip() and "'''" not in text:
+        return f"'''\n{text.strip()}\n'''"
+    return json.dumps(text)  # JSON string escapes are valid TOML basic-string escapes
+
+
+def to_toml(rule: Rule) -> str:
+    """One stored version as a ``[[rule]]`` table that ``parse_rule_file`` reads back to the same spec."""
+    spec = rule.spec
+    created = rule.created_at.isoformat(timespec="seconds")
+    state = " (deleted)" if rule.deleted else ""
+    lines = [
+        f"# version {rule.version}{state}, by {rule.author} at {created}"
+        + (f": {' '.join(rule.comment.split())}" if rule.comment else ""),
+        "[[rule]]",
+        f"id = {_toml_string(spec.rule_id)}",
+        f"expression = {_toml_string(spec.expression)}",
+        f"action = {_toml_string(spec.action.value)}",
+        f"priority = {spec.priority}",
+        f"severity = {spec.severity!r}",
+        f"mode = {_toml_string(spec.mode.value)}",
+        f"description = {_toml_string(spec.description)}",
+    ]
+    return "\n".join(lines)
 
 
 def read_rule_file(path: Path) -> list[RuleSpec]:

@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Awaitable, Callable
-from typing import Any, NoReturn, TypeVar
+from typing import NoReturn, TypeVar
 
 import grpc
 import numpy as np
@@ -43,6 +43,7 @@ from sentinel.server.rules.compiler import compile_expression
 from sentinel.server.rules.language import RuleExpressionError
 from sentinel.server.rules.model import InvalidRule, RuleSpec
 from sentinel.server.rules.storage import RuleNotFound, RuleStore, StaleVersion
+from sentinel.server.rules.transactions import append_transaction
 from sentinel.server.validate import (
     FieldViolation,
     InvalidTransaction,
@@ -185,7 +186,7 @@ class RulesServicer(rules_pb2_grpc.RulesServiceServicer):
     ) -> tuple[TransactionColumns, npt.NDArray[np.float32]]:
         """Columns and features of one transaction; account state is read, never written."""
         builder = TransactionColumnsBuilder(1)
-        _append_transaction(builder, txn)
+        append_transaction(builder, 0, txn)
         columns = builder.build()
         if self._state_provider is None:
             return columns, build_features_stateless(columns)
@@ -196,30 +197,3 @@ class RulesServicer(rules_pb2_grpc.RulesServiceServicer):
             log.error("account_state_corrupt", error=str(exc), account_id=txn.account_id)
             features, _ = build_features(columns, [None])
         return columns, features
-
-
-def _optional(message: Any, name: str) -> float | None:
-    return float(getattr(message, name)) if message.HasField(name) else None
-
-
-def _append_transaction(builder: TransactionColumnsBuilder, txn: ValidatedTransaction) -> None:
-    """Append a validated transaction as row 0 / account slot 0 (the wire-to-columns mapping)."""
-    message = txn.message
-    geo, balances = message.geo, message.balances
-    has_balances = message.HasField("balances")
-    builder.append(
-        0,
-        float(txn.amount),
-        message.type,
-        txn.event_time,
-        geo.latitude if geo.HasField("latitude") else None,
-        geo.longitude if geo.HasField("longitude") else None,
-        geo.country,
-        message.channel,
-        message.counterparty_id,
-        message.device_id,
-        *(
-            _optional(balances, name) if has_balances else None
-            for name in ("origin_before", "origin_after", "destination_before", "destination_after")
-        ),
-    )

@@ -1,0 +1,38 @@
+"""Wire transactions as hot-path columns, for the rule tools that start from a ``Transaction``.
+
+TestRule evaluates a rule on one request's transaction, the ledger backtest on recorded ones; both
+validate them like the scoring path does and append them to a ``TransactionColumnsBuilder``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from sentinel.hotpath import TransactionColumnsBuilder
+from sentinel.server.validate import ValidatedTransaction
+
+_BALANCES = ("origin_before", "origin_after", "destination_before", "destination_after")
+
+
+def _optional(message: Any, name: str) -> float | None:
+    return float(getattr(message, name)) if message.HasField(name) else None
+
+
+def append_transaction(builder: TransactionColumnsBuilder, slot: int, txn: ValidatedTransaction) -> None:
+    """Append a validated transaction as a row of account slot ``slot``."""
+    message = txn.message
+    geo, balances = message.geo, message.balances
+    has_balances = message.HasField("balances")
+    builder.append(
+        slot,
+        float(txn.amount),
+        message.type,
+        txn.event_time,
+        geo.latitude if geo.HasField("latitude") else None,
+        geo.longitude if geo.HasField("longitude") else None,
+        geo.country,
+        message.channel,
+        message.counterparty_id,
+        message.device_id,
+        *(_optional(balances, name) if has_balances else None for name in _BALANCES),
+    )
