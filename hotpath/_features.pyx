@@ -16,6 +16,9 @@ from libc.stdlib cimport free, malloc
 from libc.string cimport memset
 
 from _state cimport (
+    MAX_LOG_AMOUNT_M2,
+    MAX_VELOCITY_AMOUNT,
+    MAX_VELOCITY_COUNT,
     RING_SIZE,
     STATE_SIZE,
     WINDOWS,
@@ -242,6 +245,10 @@ cdef inline void apply_row(AccountStateC* s, const Columns* c, Py_ssize_t i, flo
                 weight = exp(dt * DECAY_RATES[w])
                 count = s.velocity_count[w] + weight
                 total = s.velocity_amount[w] + amount * weight
+            if count > MAX_VELOCITY_COUNT:  # saturate: the decoder's bounds stay true
+                count = MAX_VELOCITY_COUNT
+            if total > MAX_VELOCITY_AMOUNT:
+                total = MAX_VELOCITY_AMOUNT
             s.velocity_count[w] = count
             s.velocity_amount[w] = total
             out[20 + w] = <float>count
@@ -274,7 +281,9 @@ cdef inline void apply_row(AccountStateC* s, const Columns* c, Py_ssize_t i, flo
         s.count = previous + 1
         delta = x - s.log_amount_mean
         s.log_amount_mean += delta / <double>s.count
-        s.log_amount_m2 += delta * (x - s.log_amount_mean)
+        s.log_amount_m2 = s.log_amount_m2 + delta * (x - s.log_amount_mean)
+        if s.log_amount_m2 > MAX_LOG_AMOUNT_M2:
+            s.log_amount_m2 = MAX_LOG_AMOUNT_M2
     if is_latest:
         s.last_time = t
         if country:

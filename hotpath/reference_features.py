@@ -24,7 +24,13 @@ from sentinel.hotpath.schema import (
     NO_PREVIOUS_SECONDS,
     VELOCITY_HALF_LIVES_S,
 )
-from sentinel.hotpath.state import RING_SIZE, AccountState
+from sentinel.hotpath.state import (
+    MAX_LOG_AMOUNT_M2,
+    MAX_VELOCITY_AMOUNT,
+    MAX_VELOCITY_COUNT,
+    RING_SIZE,
+    AccountState,
+)
 
 LN2 = 0.6931471805599453
 DECAY_RATES = tuple(LN2 / half_life for half_life in VELOCITY_HALF_LIVES_S)
@@ -142,6 +148,8 @@ def apply_transaction(state: AccountState, columns: TransactionColumns, row: int
                 weight = math.exp(dt * rate)
                 count = state.velocity_count[window] + weight
                 total = state.velocity_amount[window] + amount * weight
+            count = min(count, MAX_VELOCITY_COUNT)  # saturate: the decoder's bounds stay true
+            total = min(total, MAX_VELOCITY_AMOUNT)
             state.velocity_count[window] = count
             state.velocity_amount[window] = total
             out[20 + window] = count
@@ -174,7 +182,8 @@ def apply_transaction(state: AccountState, columns: TransactionColumns, row: int
         state.count = previous + 1
         delta = x - state.log_amount_mean
         state.log_amount_mean += delta / state.count
-        state.log_amount_m2 += delta * (x - state.log_amount_mean)
+        m2 = state.log_amount_m2 + delta * (x - state.log_amount_mean)
+        state.log_amount_m2 = min(m2, MAX_LOG_AMOUNT_M2)
     if is_latest:
         state.last_time = t
         if country:

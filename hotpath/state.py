@@ -28,8 +28,9 @@ offset type field                     meaning
 
 Every float must be finite, both times within 0 to 1e11 (MAX_EVENT_TIME), and the statistics
 within what 2**32 transactions of at most 1e18 can produce (MAX_LOG_AMOUNT_MEAN ...), so that no decoded
-state can turn a feature into inf. This module holds the Python view of a state; the codec lives in the
-compiled ``_codec`` module and in ``reference``.
+state can turn a feature into inf; the update saturates at these bounds (never reached in practice) so
+the encoder never writes a state the decoder refuses. This module holds the Python view of a state;
+the codec lives in the compiled ``_codec`` module and in ``reference_codec``.
 """
 
 from __future__ import annotations

@@ -9,11 +9,13 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
-from hotpath_strategies import batches
+from hotpath_strategies import account_states, batches
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from sentinel.hotpath import (
+    STATE_SIZE,
+    STATE_VERSION,
     InvalidTransactionValue,
     StateDecodeError,
     TransactionColumns,
@@ -21,6 +23,7 @@ from sentinel.hotpath import (
     build_features_stateless,
 )
 from sentinel.hotpath import reference_features as reference
+from sentinel.hotpath.reference_codec import encode_state
 
 pytestmark = pytest.mark.filterwarnings("ignore::RuntimeWarning")
 PARITY = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -100,8 +103,19 @@ def test_bad_values_raise_the_same_error(
     assert errors[0] == errors[1]
 
 
+def _other_version(blob: bytes) -> bytes:
+    return (STATE_VERSION + 1).to_bytes(2, "little") + blob[2:]
+
+
+bad_blobs = st.one_of(
+    st.binary(min_size=0, max_size=300),
+    st.binary(min_size=STATE_SIZE, max_size=STATE_SIZE),
+    account_states().map(encode_state).map(_other_version),  # a state written by another version
+)
+
+
 @PARITY
-@given(batches(max_rows=4), st.binary(min_size=0, max_size=300), st.integers(0, 5))
+@given(batches(max_rows=4), bad_blobs, st.integers(0, 5))
 def test_corrupt_states_fail_the_same_way(
     batch: tuple[TransactionColumns, list[bytes | None]], blob: bytes, slot: int
 ) -> None:
