@@ -41,11 +41,10 @@ class ActiveModel:
         Blocking (it may build an onnxruntime session): call it from a thread in an event loop.
         """
         self._signature = self._registry.pointer_signature()
-        version = self._registry.active_version()
         try:
             model = self._registry.load_active()
-        except ModelLoadError as exc:
-            log.error("model_reload_refused", version=version, kept=self.current.version, error=str(exc))
+        except (ModelLoadError, OSError) as exc:  # the message names the refused version
+            log.error("model_reload_refused", kept=self.current.version, error=str(exc))
             return False
         if model.version == self.current.version:
             return False

@@ -116,6 +116,9 @@ def test_packaged_default_model_serves_until_something_is_activated(tmp_path: Pa
     assert "PaySim" in model.metadata.training_data.attribution
     features = np.zeros((3, len(model.metadata.feature_names)), dtype=np.float32)
     assert model.scorer.score(features).shape == (3,)
+    # The packaged model can be activated by name like any other (e.g. to roll back to it).
+    assert registry.activate(model.version).directory == default_model_directory()
+    assert registry.active_version() == model.version
 
 
 def test_active_model_swaps_on_activation_and_keeps_serving_through_a_bad_one(
