@@ -9,7 +9,6 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
-import time
 
 import grpc
 import structlog
@@ -17,23 +16,19 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection
 
 from sentinel.config import Settings
+from sentinel.ledger.service import LedgerServicer
 from sentinel.server.interceptors import MetricsInterceptor
-from sentinel.server.placeholder_policy import placeholder_decisions
+from sentinel.server.pipeline import ScoringPipeline
+from sentinel.server.resources import WorkerResources
+from sentinel.server.rules.service import RulesServicer
 from sentinel.server.scoring import ScoringServicer
-from sentinel.server.validate import ValidatedTransaction
-from sentinel.v1 import decision_pb2, scoring_pb2, scoring_pb2_grpc
+from sentinel.v1 import ledger_pb2, ledger_pb2_grpc, rules_pb2, rules_pb2_grpc, scoring_pb2, scoring_pb2_grpc
 
 log = structlog.get_logger("sentinel.server")
 
 SCORING_SERVICE = scoring_pb2.DESCRIPTOR.services_by_name["ScoringService"].full_name
-
-
-class PlaceholderDecisionMaker:
-    """Adapter of the placeholder policy to the DecisionMaker protocol."""
-
-    async def decide(self, transactions: list[ValidatedTransaction]) -> list[decision_pb2.Decision]:
-        """Approve everything, marked as a placeholder."""
-        return placeholder_decisions(transactions, time.time())
+LEDGER_SERVICE = ledger_pb2.DESCRIPTOR.services_by_name["LedgerService"].full_name
+RULES_SERVICE = rules_pb2.DESCRIPTOR.services_by_name["RulesService"].full_name
 
 
 def server_options(settings: Settings, reuse_port: bool) -> list[tuple[str, int]]:
@@ -49,22 +44,40 @@ def server_options(settings: Settings, reuse_port: bool) -> list[tuple[str, int]
 async def run_worker(settings: Settings, port: int, worker_id: int, reuse_port: bool) -> None:
     """Serve until SIGTERM/SIGINT, then stop taking calls and let in-flight calls finish."""
     structlog.contextvars.bind_contextvars(worker=worker_id, pid=os.getpid())
+    resources = await WorkerResources.open(settings, worker_id)
+    pipeline = ScoringPipeline(
+        settings,
+        state_store=resources.state_store,
+        model=resources.model,
+        rules=resources.rules,
+        ledger=resources.ledger,
+    )
+    pipeline.start()
     server = grpc.aio.server(
         options=server_options(settings, reuse_port), interceptors=[MetricsInterceptor()]
     )
     health_servicer = health.aio.HealthServicer()
     scoring_pb2_grpc.add_ScoringServiceServicer_to_server(
         ScoringServicer(
-            PlaceholderDecisionMaker(),
+            pipeline,
             max_clock_skew_s=settings.max_clock_skew_s,
             max_batch_items=settings.max_batch_items,
             log_sample_rate=settings.log_decision_sample_rate,
         ),
         server,
     )
+    ledger_pb2_grpc.add_LedgerServiceServicer_to_server(LedgerServicer(resources.ledger_reads), server)
+    rules_pb2_grpc.add_RulesServiceServicer_to_server(
+        RulesServicer(
+            resources.rule_store,
+            max_clock_skew_s=settings.max_clock_skew_s,
+            state_provider=resources.state_store.state_of,
+        ),
+        server,
+    )
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     reflection.enable_server_reflection(
-        (SCORING_SERVICE, health.SERVICE_NAME, reflection.SERVICE_NAME), server
+        (SCORING_SERVICE, LEDGER_SERVICE, RULES_SERVICE, health.SERVICE_NAME, reflection.SERVICE_NAME), server
     )
     bound = server.add_insecure_port(f"{settings.host}:{port}")
     if bound == 0:
@@ -82,4 +95,6 @@ async def run_worker(settings: Settings, port: int, worker_id: int, reuse_port: 
     log.info("worker_stopping", grace_s=settings.shutdown_grace_s)
     await health_servicer.enter_graceful_shutdown()
     await server.stop(settings.shutdown_grace_s)
+    await pipeline.close()
+    await resources.close()
     log.info("worker_stopped")

@@ -15,7 +15,9 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from typing import Protocol
 
+from sentinel.server.rules.model import RuleAction
 from sentinel.v1 import decision_pb2
 
 APPROVE, REVIEW, DECLINE = (
@@ -23,20 +25,25 @@ APPROVE, REVIEW, DECLINE = (
     decision_pb2.OUTCOME_REVIEW,
     decision_pb2.OUTCOME_DECLINE,
 )
-_RULE_OUTCOME = {decision_pb2.RULE_ACTION_DECLINE: DECLINE, decision_pb2.RULE_ACTION_REVIEW: REVIEW}
+_RULE_OUTCOME = {RuleAction.DECLINE: DECLINE, RuleAction.REVIEW: REVIEW}
 _SEVERITY_ORDER = {APPROVE: 0, REVIEW: 1, DECLINE: 2}
 
 
-@dataclass(frozen=True, slots=True)
-class RuleInfo:
-    """What the policy needs to know about a rule of the active rule set."""
+class MatchedRule(Protocol):
+    """What the policy needs to know about a rule that matched (a compiled rule provides it)."""
 
-    rule_id: str
-    version: int
-    action: int  # decision_pb2.RuleAction
-    priority: int
-    severity: float
-    shadow: bool
+    @property
+    def rule_id(self) -> str: ...
+    @property
+    def version(self) -> int: ...
+    @property
+    def action(self) -> RuleAction: ...
+    @property
+    def priority(self) -> int: ...
+    @property
+    def severity(self) -> float: ...
+    @property
+    def shadow(self) -> bool: ...
 
 
 @dataclass(frozen=True, slots=True)
@@ -59,7 +66,7 @@ class Verdict:
 
 def decide(
     model_score: float,
-    matched: Sequence[RuleInfo],
+    matched: Sequence[MatchedRule],
     thresholds: Thresholds,
     *,
     degraded: bool,
@@ -75,7 +82,7 @@ def decide(
     risk = min(1.0, max(0.0, 1.0 - risk_complement))
 
     outcome = APPROVE
-    allow = next((rule for rule in active if rule.action == decision_pb2.RULE_ACTION_ALLOW), None)
+    allow = next((rule for rule in active if rule.action is RuleAction.ALLOW), None)
     blocking = [rule for rule in active if rule.action in _RULE_OUTCOME]
     if allow is not None and all(rule.priority <= allow.priority for rule in blocking):
         reasons.append(_reason("RULE_ALLOW", f"allow-listed by rule {allow.rule_id} v{allow.version}"))
@@ -104,7 +111,7 @@ def decide(
                 )
             )
     for rule in active:
-        if rule.action == decision_pb2.RULE_ACTION_TAG:
+        if rule.action is RuleAction.TAG:
             reasons.append(_reason("RULE_TAG", f"tagged by rule {rule.rule_id} v{rule.version}"))
     if degraded:
         if fail_closed and outcome == APPROVE:
@@ -121,7 +128,9 @@ def decide(
             )
         )
     hits = [
-        decision_pb2.RuleHit(rule_id=r.rule_id, rule_version=r.version, action=r.action, shadow=r.shadow)
+        decision_pb2.RuleHit(
+            rule_id=r.rule_id, rule_version=r.version, action=r.action.proto, shadow=r.shadow
+        )
         for r in ordered
     ]
     return Verdict(outcome, risk, hits, reasons)

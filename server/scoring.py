@@ -7,6 +7,7 @@ statuses or per-item errors, logging one event per decision. Deciding is the job
 
 from __future__ import annotations
 
+import asyncio
 import random
 import time
 from collections.abc import AsyncIterator
@@ -16,13 +17,14 @@ import grpc
 import structlog
 
 from sentinel.server.errors import abort_invalid, item_error
+from sentinel.server.pipeline import Rejection, Result
 from sentinel.server.validate import (
     FieldViolation,
     InvalidTransaction,
     ValidatedTransaction,
     validate_transaction,
 )
-from sentinel.v1 import decision_pb2, scoring_pb2, scoring_pb2_grpc
+from sentinel.v1 import decision_pb2, scoring_pb2, scoring_pb2_grpc, transaction_pb2
 
 log = structlog.get_logger("sentinel.decisions")
 
@@ -30,8 +32,8 @@ log = structlog.get_logger("sentinel.decisions")
 class DecisionMaker(Protocol):
     """Decides a list of validated transactions, in order."""
 
-    async def decide(self, transactions: list[ValidatedTransaction]) -> list[decision_pb2.Decision]:
-        """One decision per transaction, same order."""
+    async def decide(self, transactions: list[ValidatedTransaction]) -> list[Result]:
+        """One decision (or a rejection with its status) per transaction, same order."""
         ...
 
 
@@ -45,11 +47,13 @@ class ScoringServicer(scoring_pb2_grpc.ScoringServiceServicer):
         max_clock_skew_s: float,
         max_batch_items: int,
         log_sample_rate: float,
+        stream_window: int = 1024,
     ) -> None:
         self._decision_maker = decision_maker
         self._max_skew_s = max_clock_skew_s
         self._max_batch_items = max_batch_items
         self._log_sample_rate = log_sample_rate
+        self._stream_window = stream_window
 
     def _log_decision(self, decision: decision_pb2.Decision, started: float) -> None:
         if self._log_sample_rate < 1.0 and random.random() >= self._log_sample_rate:
@@ -74,9 +78,12 @@ class ScoringServicer(scoring_pb2_grpc.ScoringServiceServicer):
         except InvalidTransaction as exc:
             log.warning("invalid_transaction", method="Score", error=str(exc))
             await abort_invalid(context, exc)
-        (decision,) = await self._decision_maker.decide([txn])
-        self._log_decision(decision, started)
-        return scoring_pb2.ScoreResponse(decision=decision)
+        (result,) = await self._decision_maker.decide([txn])
+        if isinstance(result, Rejection):
+            log.warning("transaction_rejected", method="Score", code=result.code.name, error=result.message)
+            await context.abort(result.code, result.message)
+        self._log_decision(result, started)
+        return scoring_pb2.ScoreResponse(decision=result)
 
     async def ScoreBatch(
         self, request: scoring_pb2.ScoreBatchRequest, context: grpc.aio.ServicerContext
@@ -108,9 +115,12 @@ class ScoringServicer(scoring_pb2_grpc.ScoringServiceServicer):
                     item_error(grpc.StatusCode.INVALID_ARGUMENT, str(exc), exc.violations)
                 )
         if valid:
-            for position, decision in zip(positions, await self._decision_maker.decide(valid), strict=True):
-                results[position].decision.CopyFrom(decision)
-                self._log_decision(decision, started)
+            for position, result in zip(positions, await self._decision_maker.decide(valid), strict=True):
+                if isinstance(result, Rejection):
+                    results[position].error.CopyFrom(item_error(result.code, result.message))
+                else:
+                    results[position].decision.CopyFrom(result)
+                    self._log_decision(result, started)
         return scoring_pb2.ScoreBatchResponse(results=results)
 
     async def ScoreStream(
@@ -118,18 +128,52 @@ class ScoringServicer(scoring_pb2_grpc.ScoringServiceServicer):
         request_iterator: AsyncIterator[scoring_pb2.ScoreStreamRequest],
         context: grpc.aio.ServicerContext,
     ) -> AsyncIterator[scoring_pb2.ScoreStreamResponse]:
-        async for request in request_iterator:
-            started = time.perf_counter()
-            transaction_id = request.transaction.transaction_id
+        """Messages are decided concurrently (so they share micro-batches) and answered as decided."""
+        responses: asyncio.Queue[scoring_pb2.ScoreStreamResponse | None] = asyncio.Queue()
+        window = asyncio.Semaphore(self._stream_window)
+        tasks: set[asyncio.Task[None]] = set()
+
+        async def answer(message: transaction_pb2.Transaction) -> None:
             try:
-                txn = validate_transaction(request.transaction, time.time(), self._max_skew_s)
-            except InvalidTransaction as exc:
-                log.warning("invalid_transaction", method="ScoreStream", error=str(exc))
-                yield scoring_pb2.ScoreStreamResponse(
-                    transaction_id=transaction_id,
-                    error=item_error(grpc.StatusCode.INVALID_ARGUMENT, str(exc), exc.violations),
-                )
-                continue
-            (decision,) = await self._decision_maker.decide([txn])
-            self._log_decision(decision, started)
-            yield scoring_pb2.ScoreStreamResponse(transaction_id=transaction_id, decision=decision)
+                responses.put_nowait(await self._stream_answer(message))
+            finally:
+                window.release()
+
+        async def read_requests() -> None:
+            try:
+                async for request in request_iterator:
+                    await window.acquire()
+                    task = asyncio.get_running_loop().create_task(answer(request.transaction))
+                    tasks.add(task)
+                    task.add_done_callback(tasks.discard)
+                if tasks:
+                    await asyncio.gather(*tasks)
+            finally:
+                responses.put_nowait(None)
+
+        reader = asyncio.get_running_loop().create_task(read_requests())
+        try:
+            while (response := await responses.get()) is not None:
+                yield response
+            await reader  # re-raise a failure of the request stream
+        finally:
+            reader.cancel()
+
+    async def _stream_answer(self, message: transaction_pb2.Transaction) -> scoring_pb2.ScoreStreamResponse:
+        started = time.perf_counter()
+        transaction_id = message.transaction_id
+        try:
+            txn = validate_transaction(message, time.time(), self._max_skew_s)
+        except InvalidTransaction as exc:
+            log.warning("invalid_transaction", method="ScoreStream", error=str(exc))
+            return scoring_pb2.ScoreStreamResponse(
+                transaction_id=transaction_id,
+                error=item_error(grpc.StatusCode.INVALID_ARGUMENT, str(exc), exc.violations),
+            )
+        (result,) = await self._decision_maker.decide([txn])
+        if isinstance(result, Rejection):
+            return scoring_pb2.ScoreStreamResponse(
+                transaction_id=transaction_id, error=item_error(result.code, result.message)
+            )
+        self._log_decision(result, started)
+        return scoring_pb2.ScoreStreamResponse(transaction_id=transaction_id, decision=result)

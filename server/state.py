@@ -117,6 +117,11 @@ class AccountStateStore:
         }
         return snapshots, existing
 
+    async def state_of(self, account_id: str) -> bytes | None:
+        """The encoded state of one account (None: no state), read-only (TestRule uses it)."""
+        snapshots, _ = await self.read([account_id], [])
+        return snapshots[account_id].state
+
     async def commit(self, writes: Sequence[AccountWrite]) -> list[str]:
         """Apply the writes whose versions still match; returns the accounts that lost a race."""
         groups: dict[int, list[AccountWrite]] = defaultdict(list)

@@ -20,6 +20,7 @@ from sentinel.config import Settings
 from sentinel.localservices import free_port
 from sentinel.logs import configure_logging
 from sentinel.server.metrics_export import forget_worker, prepare_multiprocess_dir, serve_metrics
+from sentinel.server.resources import prepare_database
 
 log = structlog.get_logger("sentinel.supervisor")
 
@@ -66,6 +67,7 @@ class Supervisor:
         """Run until SIGTERM/SIGINT; returns the exit code."""
         signal.signal(signal.SIGTERM, self.request_stop)
         signal.signal(signal.SIGINT, self.request_stop)
+        asyncio.run(prepare_database(self.settings))
         prepare_multiprocess_dir(self.settings.data_dir.resolve() / f"metrics-{self.port}")
         metrics_port = serve_metrics(self.settings.metrics_host, self.settings.metrics_port)
         for worker_id in range(self.settings.workers):
@@ -115,5 +117,4 @@ class Supervisor:
 
 def serve(settings: Settings) -> int:
     """Run the supervisor in the foreground."""
-    asyncio.set_event_loop_policy(None)
     return Supervisor(settings).run()

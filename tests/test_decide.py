@@ -2,18 +2,30 @@
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+
 import pytest
 
-from sentinel.server.decide import APPROVE, DECLINE, REVIEW, RuleInfo, Thresholds, decide
-from sentinel.v1 import decision_pb2
+from sentinel.server.decide import APPROVE, DECLINE, REVIEW, Thresholds, decide
+from sentinel.server.rules.model import RuleAction
 
 T = Thresholds(review=0.6, decline=0.8)
 
 
+@dataclass(frozen=True)
+class Matched:
+    rule_id: str
+    version: int
+    action: RuleAction
+    priority: int
+    severity: float
+    shadow: bool
+
+
 def rule(
-    rule_id: str, action: int, priority: int = 10, severity: float = 0.5, shadow: bool = False
-) -> RuleInfo:
-    return RuleInfo(rule_id, 3, action, priority, severity, shadow)
+    rule_id: str, action: RuleAction, priority: int = 10, severity: float = 0.5, shadow: bool = False
+) -> Matched:
+    return Matched(rule_id, 3, action, priority, severity, shadow)
 
 
 def codes(verdict) -> list[str]:  # type: ignore[no-untyped-def]
@@ -34,8 +46,8 @@ def test_model_thresholds(score: float, outcome: int) -> None:
 
 def test_strongest_rule_wins_and_risk_is_noisy_or() -> None:
     matched = [
-        rule("r1", decision_pb2.RULE_ACTION_REVIEW, severity=0.5),
-        rule("d1", decision_pb2.RULE_ACTION_DECLINE, priority=5, severity=0.5),
+        rule("r1", RuleAction.REVIEW, severity=0.5),
+        rule("d1", RuleAction.DECLINE, priority=5, severity=0.5),
     ]
     verdict = decide(0.2, matched, T, degraded=False, fail_closed=False)
     assert verdict.outcome == DECLINE
@@ -46,8 +58,8 @@ def test_strongest_rule_wins_and_risk_is_noisy_or() -> None:
 
 def test_allow_list_overrides_lower_priority_rules_and_model() -> None:
     matched = [
-        rule("vip", decision_pb2.RULE_ACTION_ALLOW, priority=100, severity=0.0),
-        rule("d1", decision_pb2.RULE_ACTION_DECLINE, priority=50),
+        rule("vip", RuleAction.ALLOW, priority=100, severity=0.0),
+        rule("d1", RuleAction.DECLINE, priority=50),
     ]
     verdict = decide(0.95, matched, T, degraded=False, fail_closed=False)
     assert verdict.outcome == APPROVE
@@ -56,14 +68,14 @@ def test_allow_list_overrides_lower_priority_rules_and_model() -> None:
 
 def test_allow_list_loses_to_higher_priority_decline() -> None:
     matched = [
-        rule("vip", decision_pb2.RULE_ACTION_ALLOW, priority=10),
-        rule("sanctions", decision_pb2.RULE_ACTION_DECLINE, priority=900),
+        rule("vip", RuleAction.ALLOW, priority=10),
+        rule("sanctions", RuleAction.DECLINE, priority=900),
     ]
     assert decide(0.1, matched, T, degraded=False, fail_closed=False).outcome == DECLINE
 
 
 def test_shadow_rules_are_reported_but_never_acted_on() -> None:
-    matched = [rule("new-idea", decision_pb2.RULE_ACTION_DECLINE, severity=0.9, shadow=True)]
+    matched = [rule("new-idea", RuleAction.DECLINE, severity=0.9, shadow=True)]
     verdict = decide(0.1, matched, T, degraded=False, fail_closed=False)
     assert verdict.outcome == APPROVE
     assert verdict.risk_score == pytest.approx(0.1)
@@ -71,9 +83,7 @@ def test_shadow_rules_are_reported_but_never_acted_on() -> None:
 
 
 def test_tag_rule_only_labels() -> None:
-    verdict = decide(
-        0.1, [rule("t", decision_pb2.RULE_ACTION_TAG, severity=0.0)], T, degraded=False, fail_closed=False
-    )
+    verdict = decide(0.1, [rule("t", RuleAction.TAG, severity=0.0)], T, degraded=False, fail_closed=False)
     assert verdict.outcome == APPROVE
     assert codes(verdict) == ["RULE_TAG"]
 
