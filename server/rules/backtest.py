@@ -227,11 +227,9 @@ def run_backtest(
         for j, rule in enumerate(rule_set.rules)
     ]
     active_columns = np.flatnonzero(rule_set.active_mask)
-    any_active = (
-        hit_matrix[:, active_columns].any(axis=1)
-        if len(active_columns)
-        else np.zeros(len(transactions.columns), dtype=np.bool_)
-    )
+    any_active: npt.NDArray[np.bool_] = np.zeros(len(transactions.columns), dtype=np.bool_)
+    if len(active_columns):
+        any_active = np.asarray(hit_matrix[:, active_columns].any(axis=1), dtype=np.bool_)
     labels = transactions.labels
     return BacktestReport(
         source=transactions.source,

@@ -241,7 +241,7 @@ class _Checker:
     # positions -----------------------------------------------------------------------------------
     def error(self, node: ast.AST | None, problem: str, hint: str = "") -> RuleExpressionError:
         line, column = 1, 1
-        if node is not None and hasattr(node, "lineno"):
+        if isinstance(node, ast.expr | ast.stmt):
             line = node.lineno
             text = self.lines[line - 1] if line <= len(self.lines) else ""
             # ast offsets count UTF-8 bytes; analysts count characters.
@@ -569,10 +569,9 @@ def _syntax_error(exc: SyntaxError, expression: str, checker: _Checker) -> RuleE
     """Locate a syntax error of the wrapped text in the analyst's own lines."""
     message = exc.msg or "invalid syntax"
     lines = checker.lines
-    if 2 <= (exc.lineno or 0) <= len(lines) + 1:
-        return RuleExpressionError(
-            f"syntax error: {message}", exc.lineno - 1, exc.offset or 1, checker.multiline
-        )  # type: ignore[operator]
+    lineno = exc.lineno or 0
+    if 2 <= lineno <= len(lines) + 1:
+        return RuleExpressionError(f"syntax error: {message}", lineno - 1, exc.offset or 1, checker.multiline)
     # The parser noticed the problem at the wrapping parentheses: an extra ')' or a missing operand
     # at the end. Parsing the text alone locates an extra ')'.
     try:
