@@ -19,10 +19,9 @@ def _settings(args: argparse.Namespace) -> Settings:
 
 
 def _registry(settings: Settings) -> ModelRegistry:
-    from sentinel.hotpath import FEATURE_SCHEMA_HASH, FEATURE_SCHEMA_VERSION
-    from sentinel.model_export.registry import FeatureSchema, ModelRegistry
+    from sentinel.model_export.registry import ModelRegistry
 
-    return ModelRegistry.from_settings(settings, FeatureSchema(FEATURE_SCHEMA_VERSION, FEATURE_SCHEMA_HASH))
+    return ModelRegistry.from_settings(settings)
 
 
 def _contamination(value: str) -> float | str:

@@ -25,6 +25,7 @@ from typing import NamedTuple
 import pydantic
 
 from sentinel.config import Settings
+from sentinel.hotpath import FEATURE_SCHEMA_HASH, FEATURE_SCHEMA_VERSION
 from sentinel.model_export.metadata import MODEL_FILE, VERSION_PATTERN, ModelMetadata
 from sentinel.model_export.scorer import ForestScorer
 
@@ -36,6 +37,9 @@ class FeatureSchema(NamedTuple):
 
     version: int
     hash: str
+
+
+HOT_PATH_SCHEMA = FeatureSchema(FEATURE_SCHEMA_VERSION, FEATURE_SCHEMA_HASH)
 
 
 class ModelLoadError(Exception):
@@ -124,9 +128,10 @@ class ModelRegistry:
         self.pointer = root / ACTIVE_POINTER
 
     @classmethod
-    def from_settings(cls, settings: Settings, schema: FeatureSchema) -> ModelRegistry:
-        """The registry at ``settings.model_dir`` (default ``<data_dir>/models``)."""
-        return cls(settings.model_dir or settings.data_dir / "models", schema)
+    def from_settings(cls, settings: Settings) -> ModelRegistry:
+        """The registry at ``settings.model_dir`` (default ``<data_dir>/models``), checked against
+        the feature schema of this process's hot path."""
+        return cls(settings.model_dir or settings.data_dir / "models", HOT_PATH_SCHEMA)
 
     def directory(self, version: str) -> Path:
         """Where ``version`` lives: in the registry, or the packaged default model."""

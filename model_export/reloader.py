@@ -23,7 +23,14 @@ class ActiveModel:
     """The model a worker scores with, following the registry's ACTIVE pointer.
 
     The constructor loads the active model and raises ModelLoadError if it cannot be served (a
-    worker must not start on a model of another feature schema).
+    worker must not start on a model of another feature schema). In a worker, after the fork::
+
+        model = ActiveModel(ModelRegistry.from_settings(settings))
+        watcher = asyncio.create_task(model.watch(settings.model_poll_interval_ms / 1000))
+        ...
+        loaded = model.current                # once per micro-batch
+        risk = loaded.scorer.score(features)  # float32 [n, FEATURE_COUNT] -> risk in 0..1
+        # loaded.version goes into Decision.model_version; loaded.metadata.thresholds.review/decline
     """
 
     def __init__(self, registry: ModelRegistry) -> None:

@@ -14,6 +14,7 @@ from sklearn.ensemble import IsolationForest
 from sentinel.model_export.fused_export import fused_onnx_model
 from sentinel.model_export.metadata import MODEL_FILE, Metrics, ModelMetadata, Thresholds, TrainingData
 from sentinel.model_export.registry import (
+    HOT_PATH_SCHEMA,
     FeatureSchema,
     ModelLoadError,
     ModelRegistry,
@@ -108,9 +109,7 @@ def test_publish_never_overwrites(registry: ModelRegistry) -> None:
 
 
 def test_packaged_default_model_serves_until_something_is_activated(tmp_path: Path) -> None:
-    from sentinel.hotpath import FEATURE_SCHEMA_HASH, FEATURE_SCHEMA_VERSION
-
-    registry = ModelRegistry(tmp_path / "empty", FeatureSchema(FEATURE_SCHEMA_VERSION, FEATURE_SCHEMA_HASH))
+    registry = ModelRegistry(tmp_path / "empty", HOT_PATH_SCHEMA)
     model = registry.load_active()
     assert model.directory == default_model_directory()
     assert "PaySim" in model.metadata.training_data.attribution

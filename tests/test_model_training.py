@@ -11,10 +11,10 @@ import pytest
 from sklearn.ensemble import IsolationForest
 
 from sentinel.cli import main
-from sentinel.hotpath import FEATURE_INDEX, FEATURE_SCHEMA_HASH, FEATURE_SCHEMA_VERSION
+from sentinel.hotpath import FEATURE_INDEX, FEATURE_SCHEMA_HASH
 from sentinel.model_export.evaluation import evaluate, recall_at_precision
 from sentinel.model_export.paysim import COLUMNS, PAYSIM_EPOCH, read_paysim
-from sentinel.model_export.registry import FeatureSchema, ModelRegistry
+from sentinel.model_export.registry import HOT_PATH_SCHEMA, ModelRegistry, publish_model
 from sentinel.model_export.training import ForestParameters, replay_features, train
 
 PAYSIM_CUT = Path(str(resources.files("sentinel.bench") / "data" / "paysim_cut.csv"))
@@ -117,9 +117,7 @@ def test_train_on_paysim_produces_a_servable_model(tmp_path: Path) -> None:
     forest = IsolationForest(n_estimators=40, max_samples=128, random_state=0).fit(
         features[:split][~rows.is_fraud[:split]]
     )
-    from sentinel.model_export.registry import publish_model
-
-    registry = ModelRegistry(tmp_path, FeatureSchema(FEATURE_SCHEMA_VERSION, FEATURE_SCHEMA_HASH))
+    registry = ModelRegistry(tmp_path, HOT_PATH_SCHEMA)
     publish_model(tmp_path, model.onnx_bytes, metadata)
     served = registry.activate(metadata.version)
     assert np.abs(served.scorer.score(features) + forest.score_samples(features)).max() <= 1e-5
