@@ -45,7 +45,7 @@ from sentinel.bench.report import (
     result_fields,
 )
 from sentinel.bench.scenarios import DEFAULT_STREAM_LENGTH, SCENARIOS, Scenario
-from sentinel.bench.sentinel_process import SentinelProcess, wait_until_serving
+from sentinel.bench.sentinel_process import SentinelProcess, ServerStartError, wait_until_serving
 from sentinel.bench.server_metrics import scrape_server_counts
 from sentinel.config import load_settings
 
@@ -295,6 +295,9 @@ def run_grpc_bench(args: argparse.Namespace) -> int:
     except BenchError as exc:
         print(f"sentinel bench grpc: {exc}", file=sys.stderr)
         return 2
+    except (ServerStartError, h2load.H2loadError, ghz.GhzError, grpcio_driver.ClientError) as exc:
+        print(f"sentinel bench grpc: {exc}", file=sys.stderr)
+        return 1
 
 
 def _run(args: argparse.Namespace) -> int:

@@ -38,6 +38,10 @@ _TRANSACTION_ID_TAG = b"\x0a"  # field 1, length-delimited: Transaction.transact
 _MESSAGE_TAG = b"\x0a"  # field 1, length-delimited: the transaction(s) of every request message
 
 
+class ClientError(RuntimeError):
+    """A client process could not connect, failed, or gave no result in time."""
+
+
 def _varint(value: int) -> bytes:
     out = bytearray()
     while True:
@@ -183,7 +187,7 @@ async def _run_plan(plan: ClientPlan, ready: Any, go: Any) -> dict[str, Any]:
         ready.set()
         loop = asyncio.get_running_loop()
         if not await loop.run_in_executor(None, go.wait, READY_TIMEOUT_S):
-            raise TimeoutError("the benchmark did not start this client")
+            raise ClientError("the benchmark did not start this client")
         calls = _Calls(plan)
         await asyncio.gather(*(_caller(calls, channels[i % len(channels)]) for i in range(plan.concurrency)))
         return {
@@ -239,12 +243,12 @@ def run_grpcio(address: str, scenario: Scenario, pool: list[bytes], id_prefix: s
     try:
         for process, ready in started:
             if not ready.wait(READY_TIMEOUT_S):
-                raise RuntimeError(f"{process.name} could not connect to {address}")
+                raise ClientError(f"{process.name} could not connect to {address}")
         go.set()
         limit = (duration or 0.0) + RESULT_MARGIN_S
         outcomes = [results.get(timeout=limit) for _ in started]
     except queue.Empty:
-        raise RuntimeError(f"a grpcio client process gave no result within {limit:.0f}s") from None
+        raise ClientError(f"a grpcio client process gave no result within {limit:.0f}s") from None
     finally:
         for process, _ in started:
             process.join(5.0)
@@ -253,7 +257,7 @@ def run_grpcio(address: str, scenario: Scenario, pool: list[bytes], id_prefix: s
                 process.join()
     failures = [outcome["error"] for outcome in outcomes if "error" in outcome]
     if failures:
-        raise RuntimeError(f"grpcio client failed: {failures[0]}")
+        raise ClientError(f"grpcio client failed: {failures[0]}")
     if warmup:
         return None
     return _result(outcomes, scenario)
