@@ -18,7 +18,8 @@ from sentinel.ledger.records import LedgerRecord
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 # sequence, chain id, recorded_at, risk score, model score, degraded, decided_at, #rules, #reasons
 _FIXED = struct.Struct(">qqqdd?qII")
-_LENGTH = struct.Struct(">I")
+_VARIABLE_FIELDS = 13
+_LENGTHS = struct.Struct(f">{_VARIABLE_FIELDS}I")
 
 
 def epoch_microseconds(moment: datetime) -> int:
@@ -60,9 +61,5 @@ def entry_hash(
         record.transaction_bytes,
         record.decision_bytes,
     )
-    digest = hashlib.sha256(previous)
-    digest.update(fixed)
-    for part in variable:
-        digest.update(_LENGTH.pack(len(part)))
-        digest.update(part)
-    return digest.digest()
+    lengths = _LENGTHS.pack(*map(len, variable))  # every length first, then the fields
+    return hashlib.sha256(b"".join((previous, fixed, lengths, *variable))).digest()

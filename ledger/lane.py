@@ -20,6 +20,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
+from operator import itemgetter
 
 import asyncpg
 import structlog
@@ -95,19 +96,24 @@ def balance_movements(
     gives concurrent writers one lock order on balance rows.
     """
     net: dict[tuple[str, str], list] = {}
-    for sequence, record in entries:
+    for sequence, record in entries:  # ascending sequences: the last one seen is the highest
         if record.outcome != "APPROVE":
             continue
-        legs = [(record.account_id, -record.amount)]
+        origin = (record.account_id, record.currency)
+        current = net.get(origin)
+        if current is None:
+            net[origin] = [-record.amount, sequence]
+        else:
+            current[0] -= record.amount
+            current[1] = sequence
         if record.counterparty_id:
-            legs.append((record.counterparty_id, record.amount))
-        for account, delta in legs:
-            current = net.get((account, record.currency))
+            target = (record.counterparty_id, record.currency)
+            current = net.get(target)
             if current is None:
-                net[(account, record.currency)] = [delta, sequence]
+                net[target] = [record.amount, sequence]
             else:
-                current[0] += delta
-                current[1] = max(current[1], sequence)
+                current[0] += record.amount
+                current[1] = sequence
     ordered = sorted(net.items())
     return (
         [account for (account, _), _ in ordered],
@@ -195,11 +201,10 @@ class LedgerLane:
                 lost = set(missing) - set(stored)
                 if lost:
                     raise LedgerIntegrityError(f"idempotency keys without a ledger entry: {sorted(lost)[:5]}")
-            new_entries = sorted(
-                ((assigned[record.idempotency_key], record) for record in unique
-                 if record.idempotency_key in assigned),
-                key=lambda entry: entry[0],
-            )
+            new_entries = [(assigned[record.idempotency_key], record) for record in unique
+                           if record.idempotency_key in assigned]
+            if any(new_entries[i][0] > new_entries[i + 1][0] for i in range(len(new_entries) - 1)):
+                new_entries.sort(key=itemgetter(0))  # Postgres numbered them out of array order
             head = self._head
             rows_to_copy = []
             for sequence, record in new_entries:
