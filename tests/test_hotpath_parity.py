@@ -14,6 +14,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from sentinel.hotpath import (
+    FEATURE_INDEX,
     STATE_SIZE,
     STATE_VERSION,
     InvalidTransactionValue,
@@ -128,3 +129,20 @@ def test_corrupt_states_fail_the_same_way(
         except StateDecodeError as exc:
             outcomes.append((exc.slot, str(exc)))
     assert outcomes[0] == outcomes[1]
+
+
+def test_one_account_hundreds_of_times_in_one_batch() -> None:
+    rng = np.random.default_rng(3)
+    n = 600
+    columns = TransactionColumns.empty(n)
+    columns.amount[:] = rng.choice([0.0, 1.0, 1e18, 250.0], n)
+    columns.type[:] = rng.integers(1, 6, n)
+    columns.event_time[:] = 1.7e9 + np.repeat(np.arange(n // 20), 20) * rng.choice([-1.0, 0.0, 30.0], n)
+    columns.geo_known[:] = 1
+    columns.latitude[:] = rng.uniform(-90, 90, n)
+    columns.longitude[:] = rng.uniform(-180, 180, n)
+    columns.counterparty[:] = rng.integers(1, 40, n, dtype=np.uint64)
+    (features, states), (expected, expected_states) = _both(columns, [None])
+    np.testing.assert_array_equal(features, expected)
+    assert states == expected_states
+    assert features[-1, FEATURE_INDEX["velocity_count_1m"]] > 1.0  # kept growing inside the batch
