@@ -4,10 +4,10 @@ The forest is the production shape (200 trees, max_samples 256) fitted on produc
 PaySim cut shipped in bench/data (or ``--data``) replayed through the hot-path feature builder, the
 way ``sentinel train`` does it. Both exports run in onnxruntime sessions configured like the
 server's (one thread, sequential, no spinning). Single-row latency cycles through different rows;
-the batch figure scores 256-row blocks. Each timing is repeated: the reported figure is the best
-repeat (the machine is shared, and the best repeat is the least disturbed one), with the median
-alongside. Parity is measured on every row against scikit-learn's score_samples and
-decision_function.
+the batch figure scores 256-row blocks. The three timings take turns in short repeats: the
+reported figure is the best repeat (the machine is shared, and the best repeat is the least
+disturbed one), with the median alongside (for the speedup: the median of per-repeat ratios).
+Parity is measured on every row against scikit-learn's score_samples and decision_function.
 """
 
 from __future__ import annotations
@@ -41,17 +41,12 @@ PAYSIM_CUT = "data/paysim_cut.csv"
 BATCH = 256
 
 
-def _time_per_call_us(call: Callable[[int], object], calls: int, repeats: int) -> list[float]:
-    """Microseconds per call of ``call(i)`` for i in range(calls), once per repeat (after a warm-up)."""
-    for i in range(min(calls, 200)):
+def _us_per_call(call: Callable[[int], object], calls: int) -> float:
+    """Microseconds per call of ``call(i)`` over ``calls`` calls."""
+    start = time.perf_counter()
+    for i in range(calls):
         call(i)
-    per_call = []
-    for _ in range(repeats):
-        start = time.perf_counter()
-        for i in range(calls):
-            call(i)
-        per_call.append((time.perf_counter() - start) / calls * 1e6)
-    return per_call
+    return (time.perf_counter() - start) / calls * 1e6
 
 
 def run(data: Path, trees: int, max_samples: int, repeats: int, single_calls: int) -> dict[str, Any]:
@@ -84,15 +79,21 @@ def run(data: Path, trees: int, max_samples: int, repeats: int, single_calls: in
     def single(session: ort.InferenceSession, name: str, output: str) -> Callable[[int], object]:
         return lambda i: session.run([output], {name: singles[i % len(singles)]})
 
-    fused_single = _time_per_call_us(single(fused, INPUT_NAME, RISK_OUTPUT), single_calls, repeats)
-    stock_single = _time_per_call_us(
-        single(stock, stock_input, STOCK_DECISION_FUNCTION_OUTPUT), max(single_calls // 20, 50), repeats
-    )
-    batch_calls = max(single_calls // 50, len(blocks))
-    fused_batch = _time_per_call_us(
-        lambda i: fused.run([RISK_OUTPUT], {INPUT_NAME: blocks[i % len(blocks)]}), batch_calls, repeats
-    )
-    fused_batch_per_row = [value / BATCH for value in fused_batch]
+    def batch(i: int) -> object:
+        return fused.run([RISK_OUTPUT], {INPUT_NAME: blocks[i % len(blocks)]})
+
+    fused_call = single(fused, INPUT_NAME, RISK_OUTPUT)
+    stock_call = single(stock, stock_input, STOCK_DECISION_FUNCTION_OUTPUT)
+    stock_calls, batch_calls = max(single_calls // 50, 5), max(single_calls // 100, 4)
+    for call, calls in ((fused_call, single_calls), (stock_call, stock_calls), (batch, batch_calls)):
+        _us_per_call(call, calls)  # warm-up
+    # The three measurements take turns, so each repeat sees the three under the same load.
+    fused_single, stock_single, fused_batch_per_row = [], [], []
+    for _ in range(repeats):
+        fused_single.append(_us_per_call(fused_call, single_calls))
+        stock_single.append(_us_per_call(stock_call, stock_calls))
+        fused_batch_per_row.append(_us_per_call(batch, batch_calls) / BATCH)
+    speedups = [stock / fused for stock, fused in zip(stock_single, fused_single, strict=True)]
     return {
         "fused_single_row_us": round(min(fused_single), 2),
         "stock_single_row_us": round(min(stock_single), 2),
@@ -101,12 +102,10 @@ def run(data: Path, trees: int, max_samples: int, repeats: int, single_calls: in
         "parity_max_abs_diff": parity,
         "fused_single_row_us_median": round(statistics.median(fused_single), 2),
         "stock_single_row_us_median": round(statistics.median(stock_single), 2),
-        "speedup_single_row_median": round(
-            statistics.median(stock_single) / statistics.median(fused_single), 1
-        ),
+        "speedup_single_row_median": round(statistics.median(speedups), 1),
         "fused_us_per_row_batch256_median": round(statistics.median(fused_batch_per_row), 3),
         "stock_parity_max_abs_diff": stock_parity,
-        "statistic": f"best of {repeats} repeats (median alongside)",
+        "statistic": f"best of {repeats} interleaved repeats (median alongside)",
         "trees": trees,
         "max_samples": int(forest.max_samples_),
         "features": int(forest.n_features_in_),
@@ -149,9 +148,9 @@ def register(bench_subparsers: Any) -> None:
     parser.add_argument("--data", metavar="CSV", help="PaySim CSV to fit on (default: the bundled cut)")
     parser.add_argument("--trees", type=int, default=200, help="trees (default 200)")
     parser.add_argument("--max-samples", type=int, default=256, help="rows per tree (default 256)")
-    parser.add_argument("--repeats", type=int, default=7, help="timed repeats per figure (default 7)")
+    parser.add_argument("--repeats", type=int, default=30, help="timed repeats per figure (default 30)")
     parser.add_argument(
-        "--single-calls", type=int, default=5_000, help="fused single-row calls per repeat (default 5000)"
+        "--single-calls", type=int, default=1_000, help="fused single-row calls per repeat (default 1000)"
     )
     parser.add_argument("--json", action="store_true", help="print the figures as JSON")
     parser.set_defaults(handler=_bench_model)

@@ -16,7 +16,7 @@ PAYSIM_CUT = Path(str(resources.files("sentinel.bench") / "data" / "paysim_cut.c
 
 
 def test_bench_reports_every_figure_on_one_forest() -> None:
-    result = run(PAYSIM_CUT, trees=10, max_samples=64, repeats=2, single_calls=50)
+    result = run(PAYSIM_CUT, trees=10, max_samples=64, repeats=2, single_calls=100)
     assert result["parity_max_abs_diff"] <= 1e-5
     assert result["features"] == FEATURE_COUNT
     assert result["fused_graph_nodes"] == 5
