@@ -51,7 +51,8 @@ cdef class TransactionColumnsBuilder:
     """Fill a TransactionColumns one transaction at a time (grows by doubling when full).
 
     ``build()`` returns the rows appended so far as a TransactionColumns that owns its arrays;
-    ``clear()`` starts a new batch reusing the builder's memory.
+    ``clear()`` starts a new batch reusing the builder's memory. Not thread-safe: use one builder
+    per batch being assembled.
     """
 
     cdef Py_ssize_t _size
