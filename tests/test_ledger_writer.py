@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+from dataclasses import replace
 from decimal import Decimal
 from pathlib import Path
 
@@ -11,6 +12,7 @@ import pytest
 from ledger_helpers import ledger_settings, make_record, total
 
 from sentinel.ledger import AckStatus, LedgerWriter
+from sentinel.ledger.lane import SINGLE_STATEMENT_MAX_RECORDS
 from sentinel.ledger.verify import verify_ledger
 from sentinel.v1 import decision_pb2
 
@@ -38,6 +40,30 @@ async def test_submit_commits_and_returns_sequences(writer: LedgerWriter, databa
     assert [(row["transaction_id"], row["sequence"]) for row in rows] == [
         ("tx-1", acks[0].sequence), ("tx-2", acks[1].sequence)
     ]
+
+
+async def test_small_and_large_groups_store_the_same_values(
+    writer: LedgerWriter, database_url: str
+) -> None:
+    odd = replace(make_record("tx-odd"), rules_fired=('quote"d', "back\\slash", "{brace,comma}", ""),
+                  reasons=())
+    small = [odd, *(make_record(f"tx-small-{i}") for i in range(3))]
+    large = [make_record(f"tx-large-{i}", amount=f"{i + 1}.5")
+             for i in range(SINGLE_STATEMENT_MAX_RECORDS + 1)]
+    for group in (small, large):
+        acks = await writer.submit(group)
+        assert all(ack.sequence > 0 and not ack.existed for ack in acks)
+    connection = await asyncpg.connect(database_url)
+    try:
+        stored = await connection.fetchrow(
+            "SELECT rules_fired, reasons FROM ledger.decisions WHERE transaction_id = 'tx-odd'"
+        )
+        assert await connection.fetchval("SELECT count(*) FROM ledger.decisions") == len(small) + len(large)
+    finally:
+        await connection.close()
+    assert tuple(stored["rules_fired"]) == odd.rules_fired and stored["reasons"] == []
+    report = await verify_ledger(database_url)
+    assert report.ok, report
 
 
 async def test_duplicate_key_leaves_one_row_and_reports_the_stored_entry(
