@@ -18,6 +18,7 @@ from sentinel.config import ConfigError
 # ``handler`` (a callable taking the parsed arguments and returning an exit code) on its parsers.
 COMMAND_MODULES = (
     "sentinel.server.commands",
+    "sentinel.server.dlq_commands",
     "sentinel.dev",
     "sentinel.bench.commands",
     "sentinel.server.rules.commands",

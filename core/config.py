@@ -153,6 +153,9 @@ class Settings(BaseSettings):
     idempotency_ttl_s: int = Field(
         86_400, ge=60, description="How long Redis remembers an idempotency key (the ledger: forever)."
     )
+    dead_letter_max_entries: int = Field(
+        100_000, ge=100, description="Rejected transactions kept in the Redis dead-letter stream."
+    )
     degraded_mode: Literal["fail_open", "fail_closed"] = Field(
         "fail_open",
         description="Without account state: fail_open decides from stateless inputs, fail_closed REVIEWs.",

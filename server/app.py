@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import os
 import signal
+from collections.abc import Callable
 
 import grpc
 import structlog
@@ -17,6 +18,7 @@ from grpc_reflection.v1alpha import reflection
 
 from sentinel.config import Settings
 from sentinel.ledger.service import LedgerServicer
+from sentinel.server.deadletter import DeadLetters
 from sentinel.server.interceptors import MetricsInterceptor
 from sentinel.server.pipeline import ScoringPipeline
 from sentinel.server.resources import WorkerResources
@@ -41,7 +43,9 @@ def server_options(settings: Settings, reuse_port: bool) -> list[tuple[str, int]
     ]
 
 
-async def run_worker(settings: Settings, port: int, worker_id: int, reuse_port: bool) -> None:
+async def run_worker(
+    settings: Settings, port: int, worker_id: int, reuse_port: bool, on_serving: Callable[[], None]
+) -> None:
     """Serve until SIGTERM/SIGINT, then stop taking calls and let in-flight calls finish."""
     structlog.contextvars.bind_contextvars(worker=worker_id, pid=os.getpid())
     resources = await WorkerResources.open(settings, worker_id)
@@ -63,6 +67,7 @@ async def run_worker(settings: Settings, port: int, worker_id: int, reuse_port: 
             max_clock_skew_s=settings.max_clock_skew_s,
             max_batch_items=settings.max_batch_items,
             log_sample_rate=settings.log_decision_sample_rate,
+            dead_letters=DeadLetters(resources.redis, max_entries=settings.dead_letter_max_entries),
         ),
         server,
     )
@@ -86,6 +91,7 @@ async def run_worker(settings: Settings, port: int, worker_id: int, reuse_port: 
     for service in ("", SCORING_SERVICE):
         await health_servicer.set(service, health_pb2.HealthCheckResponse.SERVING)
     log.info("worker_serving", address=f"{settings.host}:{bound}")
+    on_serving()
 
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()

@@ -16,11 +16,10 @@ from redis.asyncio import Redis
 from redis.asyncio.cluster import RedisCluster
 
 from sentinel.config import Settings
-from sentinel.hotpath import FEATURE_SCHEMA_HASH, FEATURE_SCHEMA_VERSION
 from sentinel.ledger.connect import writer_pool
 from sentinel.ledger.migrate import migrate
 from sentinel.ledger.writer import LedgerWriter
-from sentinel.model_export.registry import FeatureSchema, ModelRegistry
+from sentinel.model_export.registry import ModelRegistry
 from sentinel.model_export.reloader import ActiveModel
 from sentinel.server.rules.reload import RuleSetWatcher
 from sentinel.server.rules.rulefiles import seed_default_rules
@@ -28,8 +27,6 @@ from sentinel.server.rules.storage import RuleStore
 from sentinel.server.state import AccountStateStore
 
 log = structlog.get_logger("sentinel.worker")
-
-HOT_PATH_SCHEMA = FeatureSchema(FEATURE_SCHEMA_VERSION, FEATURE_SCHEMA_HASH)
 
 
 def redis_client(settings: Settings) -> Redis | RedisCluster:
@@ -60,7 +57,7 @@ class WorkerResources:
         """Connect everything; raises (and the worker exits) when the model or the ledger cannot start."""
         if settings.redis_url is None or settings.database_url is None:
             raise ValueError("sentinel serve needs redis_url and database_url (or use `sentinel dev serve`)")
-        model = await asyncio.to_thread(ActiveModel, ModelRegistry.from_settings(settings, HOT_PATH_SCHEMA))
+        model = await asyncio.to_thread(ActiveModel, ModelRegistry.from_settings(settings))
         ledger = LedgerWriter(settings, name=f"worker-{worker_id}")
         await ledger.start()
         ledger_reads = await writer_pool(

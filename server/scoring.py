@@ -16,6 +16,8 @@ from typing import Protocol
 import grpc
 import structlog
 
+from sentinel.server import metrics
+from sentinel.server.deadletter import DeadLetters
 from sentinel.server.errors import abort_invalid, item_error
 from sentinel.server.pipeline import Rejection, Result
 from sentinel.server.validate import (
@@ -48,12 +50,21 @@ class ScoringServicer(scoring_pb2_grpc.ScoringServiceServicer):
         max_batch_items: int,
         log_sample_rate: float,
         stream_window: int = 1024,
+        dead_letters: DeadLetters | None = None,
     ) -> None:
         self._decision_maker = decision_maker
         self._max_skew_s = max_clock_skew_s
         self._max_batch_items = max_batch_items
         self._log_sample_rate = log_sample_rate
         self._stream_window = stream_window
+        self._dead_letters = dead_letters
+
+    def _reject(self, method: str, error: InvalidTransaction, message: transaction_pb2.Transaction) -> None:
+        """Log, count and dead-letter a transaction that failed validation."""
+        log.warning("invalid_transaction", method=method, error=str(error))
+        metrics.INVALID.labels(method).inc()
+        if self._dead_letters is not None:
+            self._dead_letters.record(method, error.violations, message)
 
     def _log_decision(self, decision: decision_pb2.Decision, started: float) -> None:
         if self._log_sample_rate < 1.0 and random.random() >= self._log_sample_rate:
@@ -76,7 +87,7 @@ class ScoringServicer(scoring_pb2_grpc.ScoringServiceServicer):
         try:
             txn = validate_transaction(request.transaction, time.time(), self._max_skew_s)
         except InvalidTransaction as exc:
-            log.warning("invalid_transaction", method="Score", error=str(exc))
+            self._reject("Score", exc, request.transaction)
             await abort_invalid(context, exc)
         (result,) = await self._decision_maker.decide([txn])
         if isinstance(result, Rejection):
@@ -110,7 +121,7 @@ class ScoringServicer(scoring_pb2_grpc.ScoringServiceServicer):
                 valid.append(validate_transaction(message, now, self._max_skew_s, f"transactions[{index}]"))
                 positions.append(index)
             except InvalidTransaction as exc:
-                log.warning("invalid_transaction", method="ScoreBatch", index=index, error=str(exc))
+                self._reject("ScoreBatch", exc, message)
                 results[index].error.CopyFrom(
                     item_error(grpc.StatusCode.INVALID_ARGUMENT, str(exc), exc.violations)
                 )
@@ -165,7 +176,7 @@ class ScoringServicer(scoring_pb2_grpc.ScoringServiceServicer):
         try:
             txn = validate_transaction(message, time.time(), self._max_skew_s)
         except InvalidTransaction as exc:
-            log.warning("invalid_transaction", method="ScoreStream", error=str(exc))
+            self._reject("ScoreStream", exc, message)
             return scoring_pb2.ScoreStreamResponse(
                 transaction_id=transaction_id,
                 error=item_error(grpc.StatusCode.INVALID_ARGUMENT, str(exc), exc.violations),

@@ -13,6 +13,7 @@ import multiprocessing.connection
 import signal
 import time
 from multiprocessing.process import BaseProcess
+from typing import Any
 
 import structlog
 
@@ -25,9 +26,10 @@ from sentinel.server.resources import prepare_database
 log = structlog.get_logger("sentinel.supervisor")
 
 RESTART_BACKOFF_MAX_S = 5.0
+STABLE_AFTER_S = 60.0  # a worker that ran this long restarts without back-off
 
 
-def _worker_main(settings: Settings, port: int, worker_id: int, reuse_port: bool) -> None:
+def _worker_main(settings: Settings, port: int, worker_id: int, reuse_port: bool, ready: Any) -> None:
     """Entry point of a worker process."""
     import uvloop
 
@@ -35,7 +37,7 @@ def _worker_main(settings: Settings, port: int, worker_id: int, reuse_port: bool
 
     configure_logging(settings.log_level, settings.log_format)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the supervisor decides; Ctrl-C reaches it
-    uvloop.run(run_worker(settings, port, worker_id, reuse_port))
+    uvloop.run(run_worker(settings, port, worker_id, reuse_port, ready.set))
 
 
 class Supervisor:
@@ -46,13 +48,17 @@ class Supervisor:
         self.port = settings.port or free_port()
         self._context = multiprocessing.get_context("spawn")
         self._workers: dict[int, BaseProcess] = {}
+        self._ready: dict[int, Any] = {}  # multiprocessing.Event set once the worker serves
+        self._started_at: dict[int, float] = {}
         self._restarts: dict[int, int] = {}
         self._stopping = False
 
     def _start(self, worker_id: int) -> None:
+        ready = self._ready.setdefault(worker_id, self._context.Event())
+        self._started_at[worker_id] = time.monotonic()
         process = self._context.Process(
             target=_worker_main,
-            args=(self.settings, self.port, worker_id, self.settings.workers > 1),
+            args=(self.settings, self.port, worker_id, self.settings.workers > 1, ready),
             name=f"sentinel-worker-{worker_id}",
             daemon=False,
         )
@@ -80,8 +86,15 @@ class Supervisor:
         )
         while not self._stopping:
             sentinels = {p.sentinel: wid for wid, p in self._workers.items()}
-            for ready in multiprocessing.connection.wait(list(sentinels), timeout=0.2):
-                worker_id = sentinels[ready]  # type: ignore[index]
+            for ended in multiprocessing.connection.wait(list(sentinels), timeout=0.2):
+                worker_id = sentinels[ended]  # type: ignore[index]
+                if not self._ready[worker_id].is_set():
+                    log.error(
+                        "worker_failed_to_start", worker=worker_id, exitcode=self._workers[worker_id].exitcode
+                    )
+                    self._stopping = True
+                    self._shutdown()
+                    return 1
                 self._on_exit(worker_id)
         return self._shutdown()
 
@@ -92,7 +105,8 @@ class Supervisor:
             forget_worker(process.pid)
         if self._stopping:
             return
-        restarts = self._restarts.get(worker_id, 0) + 1
+        lived = time.monotonic() - self._started_at[worker_id]
+        restarts = 1 if lived > STABLE_AFTER_S else self._restarts.get(worker_id, 0) + 1
         self._restarts[worker_id] = restarts
         backoff = min(RESTART_BACKOFF_MAX_S, 0.1 * 2 ** min(restarts, 6))
         log.error("worker_died", worker=worker_id, exitcode=process.exitcode, restart_in_s=backoff)

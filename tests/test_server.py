@@ -296,14 +296,50 @@ def test_ledger_and_rules_services_are_served(server: ServerProcess) -> None:
     from sentinel.v1 import ledger_pb2, ledger_pb2_grpc, rules_pb2, rules_pb2_grpc
 
     channel = grpc.insecure_channel(server.address)
-    decision = scoring_pb2_grpc.ScoringServiceStub(channel).Score(
-        scoring_pb2.ScoreRequest(transaction=transaction("svc-1", "SVC")), timeout=10
-    ).decision
-    entry = ledger_pb2_grpc.LedgerServiceStub(channel).GetDecision(
-        ledger_pb2.GetDecisionRequest(transaction_id="svc-1"), timeout=10
-    ).entry
+    decision = (
+        scoring_pb2_grpc.ScoringServiceStub(channel)
+        .Score(scoring_pb2.ScoreRequest(transaction=transaction("svc-1", "SVC")), timeout=10)
+        .decision
+    )
+    entry = (
+        ledger_pb2_grpc.LedgerServiceStub(channel)
+        .GetDecision(ledger_pb2.GetDecisionRequest(transaction_id="svc-1"), timeout=10)
+        .entry
+    )
     assert entry.sequence == decision.ledger_sequence
     assert entry.decision.outcome == decision.outcome
     rules = rules_pb2_grpc.RulesServiceStub(channel).ListRules(rules_pb2.ListRulesRequest(), timeout=10).rules
     assert {"drained-account-transfer", "impossible-travel", "velocity-burst"} <= {r.rule_id for r in rules}
     channel.close()
+
+
+def test_rejected_input_lands_in_the_dead_letter_stream(server: ServerProcess, redis_url: str) -> None:
+    import json
+    import subprocess
+    import sys
+
+    (stub,) = stubs(server.address, 1)
+    bad = transaction("dlq-1", account="C-secret-account", amount="12.345")
+    bad.device_id = "device-secret"
+    bad.attributes["card_last4"] = "4242"
+    with pytest.raises(grpc.RpcError):
+        stub.Score(scoring_pb2.ScoreRequest(transaction=bad), timeout=10)
+    environment = {**os.environ, "SENTINEL_REDIS_URL": redis_url}
+    for _ in range(50):
+        listed = subprocess.run(
+            [sys.executable, "-m", "sentinel.cli", "dlq", "list", "--json"],
+            env=environment,
+            capture_output=True,
+            text=True,
+            check=True,
+        )
+        entries = json.loads(listed.stdout)
+        if entries:
+            break
+        time.sleep(0.1)
+    (entry,) = entries
+    assert entry["method"] == "Score" and entry["transaction_id"] == "dlq-1"
+    assert entry["violations"][0]["field"] == "transaction.amount.amount"
+    assert "secret" not in json.dumps(entry["transaction"])
+    assert "4242" not in json.dumps(entry)
+    assert entry["transaction"]["attributes"] == ["card_last4"]

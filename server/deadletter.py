@@ -1,0 +1,100 @@
+"""Rejected input, kept for the people who must fix the sender: a capped Redis stream.
+
+Every transaction rejected by validation is appended to ``sentinel:dead-letters`` (XADD with an
+approximate MAXLEN, so the stream never grows without bound) with the method, the field violations and
+the transaction *without* what could identify a person or a device: account, counterparty, device and IP
+are replaced by short unsalted SHA-256 prefixes (enough to group rejects by sender, not meant as
+anonymisation), attribute values are dropped (keys kept).
+Writing is fire-and-forget: a slow or absent Redis never delays an answer.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import json
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import structlog
+from google.protobuf import json_format
+from redis.asyncio import Redis
+from redis.asyncio.cluster import RedisCluster
+from redis.exceptions import RedisError
+
+from sentinel.server.validate import FieldViolation
+from sentinel.v1 import transaction_pb2
+
+log = structlog.get_logger("sentinel.deadletters")
+
+STREAM_KEY = "sentinel:dead-letters"
+_REDACTED_IDS = ("accountId", "counterpartyId", "deviceId", "ipAddress")
+
+
+def _digest(value: str) -> str:
+    return "sha256:" + hashlib.sha256(value.encode()).hexdigest()[:16]
+
+
+def redact(message: transaction_pb2.Transaction) -> dict[str, Any]:
+    """The transaction as JSON with personal identifiers hashed and attribute values dropped."""
+    body = json_format.MessageToDict(message)
+    for name in _REDACTED_IDS:
+        if name in body:
+            body[name] = _digest(str(body[name]))
+    if "attributes" in body:
+        body["attributes"] = sorted(body["attributes"])
+    return body
+
+
+class DeadLetters:
+    """Appends rejected transactions to the capped stream without waiting for Redis."""
+
+    def __init__(self, client: Redis | RedisCluster, *, max_entries: int) -> None:
+        self._client = client
+        self._max_entries = max_entries
+        self._pending: set[asyncio.Task[None]] = set()
+
+    def record(
+        self, method: str, violations: Sequence[FieldViolation], message: transaction_pb2.Transaction
+    ) -> None:
+        """Queue one rejected transaction for the stream."""
+        entry = {
+            "time": f"{time.time():.3f}",
+            "method": method,
+            "transaction_id": message.transaction_id[:128],
+            "violations": json.dumps([{"field": v.field, "description": v.description} for v in violations]),
+            "transaction": json.dumps(redact(message)),
+        }
+        task = asyncio.get_running_loop().create_task(self._append(entry))
+        self._pending.add(task)
+        task.add_done_callback(self._pending.discard)
+
+    async def _append(self, entry: dict[str, str]) -> None:
+        try:
+            await self._client.xadd(STREAM_KEY, entry, maxlen=self._max_entries, approximate=True)  # type: ignore[arg-type]
+        except (RedisError, OSError) as exc:
+            log.warning("dead_letter_not_recorded", error=repr(exc), transaction_id=entry["transaction_id"])
+
+    async def drain(self) -> None:
+        """Wait for the appends under way (shutdown)."""
+        if self._pending:
+            await asyncio.gather(*self._pending, return_exceptions=True)
+
+
+async def read_dead_letters(client: Redis, count: int) -> list[dict[str, Any]]:
+    """The newest ``count`` entries, newest first, decoded."""
+    entries = await client.xrevrange(STREAM_KEY, count=count)
+    return [
+        {
+            "id": entry_id.decode(),
+            **{
+                key.decode(): value.decode()
+                for key, value in fields.items()
+                if key not in (b"violations", b"transaction")
+            },
+            "violations": json.loads(fields[b"violations"]),
+            "transaction": json.loads(fields[b"transaction"]),
+        }
+        for entry_id, fields in entries
+    ]
