@@ -53,6 +53,7 @@ def error_of(expression: str) -> RuleExpressionError:
         ("amount > 1e999", "the number inf is too large at column 10"),
         ("", "the expression is empty at column 1"),
         ("__import__('os').system('x') == 0", "only is_missing(x) and abs(x) can be called at column 1"),
+        ("amount in [1] < 3", "a list cannot be compared further at column 11"),
         ("(lambda: 1)() == 1", "only is_missing(x) and abs(x) can be called at column 1"),
     ],
 )

@@ -373,8 +373,11 @@ class _Checker:
         for index, cmpop in enumerate(node.ops):
             right_node = operands[index + 1]
             if isinstance(cmpop, ast.In | ast.NotIn):
+                if index + 1 < len(node.ops):
+                    raise self.error(
+                        right_node, "a list cannot be compared further", " — split the chain with and"
+                    )
                 parts.append(self.membership(left, right_node, negated=isinstance(cmpop, ast.NotIn)))
-                left = _Typed(None, Kind.STRING, node=right_node)  # a list cannot be chained on
                 continue
             right = self.visit(right_node)
             parts.append(self.comparison(left, cmpop, right, node))

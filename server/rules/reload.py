@@ -134,8 +134,12 @@ class RuleSetWatcher:
                 if not self.listening:
                     await self._listen()
                 await self.refresh()
-            except (OSError, asyncpg.PostgresError, asyncpg.InterfaceError, TimeoutError) as exc:
-                log.warning("rules_reload_failed", error=str(exc), generation=self._current.generation)
+            except Exception as exc:  # never let the watcher die: a dead watcher means stale rules
+                log.warning(
+                    "rules_reload_failed",
+                    error=f"{type(exc).__name__}: {exc}",
+                    generation=self._current.generation,
+                )
                 await asyncio.sleep(RETRY_AFTER_FAILURE_S)
 
     async def _listen(self) -> None:
