@@ -111,11 +111,12 @@ async def verify_ledger(dsn: str) -> VerifyReport:
     connection = await asyncpg.connect(dsn)
     try:
         async with connection.transaction(isolation="repeatable_read", readonly=True):
-            chain_id, previous, chain_broken = None, b"", False
+            chain_id, previous, chain_broken = 0, b"", False  # chain ids start at 1
             async for row in connection.cursor(_ENTRIES, prefetch=2_000):
                 report.entries += 1
                 if row["chain_id"] != chain_id:
-                    chain_id, previous, chain_broken = row["chain_id"], genesis_hash(row["chain_id"]), False
+                    chain_id = int(row["chain_id"])
+                    previous, chain_broken = genesis_hash(chain_id), False
                 stored = bytes(row["entry_hash"])
                 report.chains[chain_id] = stored.hex()
                 if chain_broken:
