@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from sentinel.hotpath import CHANNELS, TRANSACTION_TYPES, Op, country_code
 from sentinel.server.rules.compiler import compile_expression
@@ -140,3 +142,60 @@ def test_too_complex_expressions_are_refused_with_a_message() -> None:
         compile_expression(nested)
     with pytest.raises(RuleExpressionError, match="longer than"):
         check_expression("amount > 1 or " * 400 + "amount > 1")
+
+
+TOKENS = [
+    "amount",
+    "country",
+    "home_country",
+    "type",
+    "speed_kmh",
+    "origin_drained",
+    "is_missing",
+    "abs",
+    "(",
+    ")",
+    "[",
+    "]",
+    ",",
+    "and",
+    "or",
+    "not",
+    "in",
+    "+",
+    "-",
+    "*",
+    "/",
+    "<",
+    "==",
+    "!=",
+    ">=",
+    "1",
+    "0",
+    "2.5",
+    '"DE"',
+    '"TRANSFER"',
+    "True",
+    "None",
+    ".",
+    "x",
+    "**",
+    "lambda",
+    ":",
+    "\n",
+    "é",
+    "'",
+    "#",
+]
+
+
+@settings(max_examples=400, deadline=None)
+@given(st.lists(st.sampled_from(TOKENS), min_size=1, max_size=14) | st.text(max_size=40).map(lambda t: [t]))
+def test_any_input_either_compiles_or_gets_a_positioned_error(tokens: list[str]) -> None:
+    expression = " ".join(tokens)
+    try:
+        program = compile_expression(expression)
+    except RuleExpressionError as exc:
+        assert exc.line >= 1 and exc.column >= 1 and str(exc)
+    else:
+        assert program.validate() is program

@@ -224,6 +224,9 @@ _SYNTAX_NAMES: MappingProxyType[type[ast.AST], str] = MappingProxyType(
         ast.Await: "await",
         ast.Yield: "yield",
         ast.Slice: "slices",
+        ast.Tuple: "a tuple (a, b) outside 'in'",
+        ast.List: "a list outside 'in'",
+        ast.Set: "a set outside 'in'",
     }
 )
 
@@ -562,6 +565,8 @@ def check_expression(expression: str) -> CheckedRule:
     except (ValueError, RecursionError, MemoryError) as exc:
         raise RuleExpressionError(f"cannot parse the expression: {exc}", 1, 1, False) from None
     _shift_lines(tree)
+    if tree.body.lineno < 1:  # only the wrapping parentheses: the text held nothing but comments
+        raise RuleExpressionError("the expression is empty", 1, 1, False)
     try:
         return checker.check(tree)
     except RecursionError:
