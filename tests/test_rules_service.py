@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import grpc
 import pytest
@@ -12,6 +13,7 @@ from grpc_status import rpc_status
 
 from sentinel.hotpath import TransactionColumnsBuilder, build_features
 from sentinel.ledger.migrate import migrate
+from sentinel.localservices import LocalPostgres
 from sentinel.server.rules.service import RulesServicer
 from sentinel.server.rules.storage import RuleStore
 from sentinel.v1 import decision_pb2, rules_pb2, rules_pb2_grpc, transaction_pb2
@@ -175,3 +177,28 @@ async def test_test_rule_reads_account_state_from_the_provider(stub: rules_pb2_g
     features = {f.name: f.value for f in result.features}
     assert result.matched
     assert features["state_known"] == 1.0 and features["distance_km"] > 2000
+
+
+async def test_unreachable_database_is_unavailable(services_dir: Path) -> None:
+    postgres = LocalPostgres(services_dir / "rules-outage").start()
+    try:
+        await migrate(postgres.url)
+        store = await RuleStore.connect(postgres.url)
+        server = grpc.aio.server(options=[("grpc.so_reuseport", 0)])
+        rules_pb2_grpc.add_RulesServiceServicer_to_server(RulesServicer(store), server)
+        port = server.add_insecure_port("127.0.0.1:0")
+        await server.start()
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
+            stub = rules_pb2_grpc.RulesServiceStub(channel)
+            await stub.PutRule(rules_pb2.PutRuleRequest(rule=RULE, author="alice"))
+            postgres.stop()
+            for call in (
+                stub.ListRules(rules_pb2.ListRulesRequest()),
+                stub.PutRule(rules_pb2.PutRuleRequest(rule=RULE, author="alice")),
+            ):
+                error = await status_of(call)
+                assert error.code() == grpc.StatusCode.UNAVAILABLE, error
+        await server.stop(None)
+        await store.close()
+    finally:
+        postgres.stop()

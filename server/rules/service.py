@@ -2,7 +2,9 @@
 
 Status codes: INVALID_ARGUMENT (with a ``google.rpc.BadRequest`` naming the field, e.g.
 ``rule.expression: unknown name 'ammount' at column 1 — did you mean 'amount'?``) for bad content,
-NOT_FOUND for an unknown rule or version, ABORTED when ``expected_version`` is stale. Changes reach
+NOT_FOUND for an unknown rule or version, ABORTED when ``expected_version`` is stale, UNAVAILABLE
+when Postgres cannot be reached (retry; with ``expected_version`` set, a retry of a change that did
+commit gets ABORTED instead of a second version). Changes reach
 every worker through the store's NOTIFY within a second (``reload``).
 
 Authorization: changing rules (PutRule, DeleteRule, RollbackRule) will require the admin role once
@@ -23,6 +25,7 @@ import time
 from collections.abc import Awaitable, Callable
 from typing import NoReturn, TypeVar
 
+import asyncpg
 import grpc
 import numpy as np
 import numpy.typing as npt
@@ -96,12 +99,15 @@ class RulesServicer(rules_pb2_grpc.RulesServiceServicer):
             await context.abort(grpc.StatusCode.NOT_FOUND, str(exc))
         except StaleVersion as exc:
             await context.abort(grpc.StatusCode.ABORTED, str(exc))
+        except (OSError, asyncpg.PostgresConnectionError, asyncpg.InterfaceError) as exc:
+            log.warning("rule_database_unavailable", error=str(exc))
+            await context.abort(grpc.StatusCode.UNAVAILABLE, "the rule database is unavailable; retry")
         raise AssertionError("abort returned")  # pragma: no cover - grpc always raises
 
     async def ListRules(
         self, request: rules_pb2.ListRulesRequest, context: grpc.aio.ServicerContext
     ) -> rules_pb2.ListRulesResponse:
-        rules = await self._store.current(include_deleted=request.include_deleted)
+        rules = await self._call(context, "", self._store.current(include_deleted=request.include_deleted))
         return rules_pb2.ListRulesResponse(rules=[rule.to_proto() for rule in rules])
 
     async def GetRule(
