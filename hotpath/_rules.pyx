@@ -40,22 +40,6 @@ cdef inline bint in_sorted(const double* members, int64_t size, double value) no
     return lo < size and members[lo] == value
 
 
-cdef inline double compare(int op, double a, double b) noexcept nogil:
-    if isnan(a) or isnan(b):
-        return 0.0
-    if op == LT:
-        return a < b
-    if op == LE:
-        return a <= b
-    if op == GT:
-        return a > b
-    if op == GE:
-        return a >= b
-    if op == EQ:
-        return a == b
-    return a != b
-
-
 cdef inline bint run(
     const int32_t* code, int64_t length, const double* constants, const double* members,
     const int64_t* set_offsets, const float* feature_row, const double* fields,
@@ -64,8 +48,10 @@ cdef inline bint run(
     cdef int top = -1
     cdef int64_t k
     cdef int op, operand
-    cdef double a, b
     for k in range(length):
+        # One flat if/elif on the opcode, which Cython emits as a C switch. Binary operators pop
+        # the right operand (stack[top + 1] after the decrement). C comparisons with NaN are
+        # already false except !=, which tests for missing operands explicitly.
         op = code[2 * k]
         operand = code[2 * k + 1]
         if op == LOAD_FEATURE:
@@ -89,24 +75,43 @@ cdef inline bint run(
             stack[top] = 1.0 if in_sorted(
                 members + set_offsets[operand], set_offsets[operand + 1] - set_offsets[operand], stack[top]
             ) else 0.0
-        else:
-            b = stack[top]
+        elif op == ADD:
             top -= 1
-            a = stack[top]
-            if op == ADD:
-                stack[top] = a + b
-            elif op == SUB:
-                stack[top] = a - b
-            elif op == MUL:
-                stack[top] = a * b
-            elif op == DIV:
-                stack[top] = NAN if b == 0.0 else a / b
-            elif op == AND:
-                stack[top] = 1.0 if truthy(a) and truthy(b) else 0.0
-            elif op == OR:
-                stack[top] = 1.0 if truthy(a) or truthy(b) else 0.0
-            else:
-                stack[top] = compare(op, a, b)
+            stack[top] = stack[top] + stack[top + 1]
+        elif op == SUB:
+            top -= 1
+            stack[top] = stack[top] - stack[top + 1]
+        elif op == MUL:
+            top -= 1
+            stack[top] = stack[top] * stack[top + 1]
+        elif op == DIV:
+            top -= 1
+            stack[top] = NAN if stack[top + 1] == 0.0 else stack[top] / stack[top + 1]
+        elif op == LT:
+            top -= 1
+            stack[top] = 1.0 if stack[top] < stack[top + 1] else 0.0
+        elif op == LE:
+            top -= 1
+            stack[top] = 1.0 if stack[top] <= stack[top + 1] else 0.0
+        elif op == GT:
+            top -= 1
+            stack[top] = 1.0 if stack[top] > stack[top + 1] else 0.0
+        elif op == GE:
+            top -= 1
+            stack[top] = 1.0 if stack[top] >= stack[top + 1] else 0.0
+        elif op == EQ:
+            top -= 1
+            stack[top] = 1.0 if stack[top] == stack[top + 1] else 0.0
+        elif op == NE:
+            top -= 1
+            stack[top] = 1.0 if (stack[top] != stack[top + 1] and not isnan(stack[top])
+                                 and not isnan(stack[top + 1])) else 0.0
+        elif op == AND:
+            top -= 1
+            stack[top] = 1.0 if truthy(stack[top]) and truthy(stack[top + 1]) else 0.0
+        elif op == OR:
+            top -= 1
+            stack[top] = 1.0 if truthy(stack[top]) or truthy(stack[top + 1]) else 0.0
     return truthy(stack[top])
 
 
