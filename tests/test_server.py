@@ -343,3 +343,114 @@ def test_rejected_input_lands_in_the_dead_letter_stream(server: ServerProcess, r
     assert "secret" not in json.dumps(entry["transaction"])
     assert "4242" not in json.dumps(entry)
     assert entry["transaction"]["attributes"] == ["card_last4"]
+
+
+def _score_until(
+    stop: threading.Event,
+    clients: list[scoring_pb2_grpc.ScoringServiceStub],
+    prefix: str,
+    seen: list[tuple[float, int, decision_pb2.Decision]],
+    failures: list[str],
+) -> None:
+    """Score continuously on every connection, recording (time, connection, decision)."""
+    index = 0
+    while not stop.is_set():
+        for number, stub in enumerate(clients):
+            index += 1
+            try:
+                request = scoring_pb2.ScoreRequest(
+                    transaction=transaction(f"{prefix}-{index}", f"H{index % 20}")
+                )
+                seen.append((time.monotonic(), number, stub.Score(request, timeout=5).decision))
+            except grpc.RpcError as exc:
+                failures.append(f"{exc.code()}: {exc.details()}")
+
+
+def test_model_swap_under_load(server: ServerProcess) -> None:
+    import subprocess
+    import sys
+
+    from sentinel.model_export.metadata import MODEL_FILE, ModelMetadata
+    from sentinel.model_export.registry import default_model_directory, publish_model
+
+    shipped = default_model_directory()
+    metadata = ModelMetadata.read(shipped)
+    new_version = "20991231T000000Z-swaptest"
+    publish_model(
+        Path(server.environment["SENTINEL_DATA_DIR"]) / "models",
+        (shipped / MODEL_FILE).read_bytes(),
+        metadata.model_copy(update={"version": new_version}),
+    )
+    clients = stubs(server.address, 6)
+    stop = threading.Event()
+    seen: list[tuple[float, int, decision_pb2.Decision]] = []
+    failures: list[str] = []
+    loader = threading.Thread(target=_score_until, args=(stop, clients, "swap", seen, failures))
+    loader.start()
+    try:
+        time.sleep(0.5)
+        requested = time.monotonic()
+        subprocess.run(
+            [sys.executable, "-m", "sentinel.cli", "model", "activate", new_version],
+            env=server.environment,
+            check=True,
+            capture_output=True,
+        )
+        activated = time.monotonic()
+        time.sleep(3.0)
+    finally:
+        stop.set()
+        loader.join()
+    assert failures == []
+    assert {d.model_version for t, _, d in seen if t < requested} == {metadata.version}
+    late = [(n, d.model_version) for t, n, d in seen if t > activated + 2.0]
+    assert late and {version for _, version in late} == {new_version}
+    assert {n for n, _ in late} == set(range(6))  # every connection, so both workers, swapped
+
+
+def test_rule_change_applies_everywhere_within_a_second_under_load(server: ServerProcess) -> None:
+    from sentinel.v1 import rules_pb2, rules_pb2_grpc
+
+    clients = stubs(server.address, 6)
+    stop = threading.Event()
+    seen: list[tuple[float, int, decision_pb2.Decision]] = []
+    failures: list[str] = []
+    loader = threading.Thread(target=_score_until, args=(stop, clients, "rule", seen, failures))
+    loader.start()
+    try:
+        time.sleep(0.5)
+        rule = rules_pb2.Rule(
+            rule_id="tag-everything",
+            expression="amount > 0",
+            action=decision_pb2.RULE_ACTION_TAG,
+            priority=1,
+            severity=0.0,
+            mode=rules_pb2.RULE_MODE_ACTIVE,
+            description="test: tags every transaction",
+        )
+        with grpc.insecure_channel(server.address) as channel:
+            stored = (
+                rules_pb2_grpc.RulesServiceStub(channel)
+                .PutRule(
+                    rules_pb2.PutRuleRequest(rule=rule, author="test", comment="hot reload under load"),
+                    timeout=10,
+                )
+                .rule
+            )
+        changed = time.monotonic()
+        time.sleep(2.0)
+    finally:
+        stop.set()
+        loader.join()
+    assert failures == []
+
+    def tagged(decision: decision_pb2.Decision) -> bool:
+        return any(
+            h.rule_id == "tag-everything" and h.rule_version == stored.version for h in decision.rules_fired
+        )
+
+    after = [(t, n, d) for t, n, d in seen if t > changed + 1.0]
+    assert after and all(tagged(d) for _, _, d in after), (
+        "a decision made > 1 s after the change missed the rule"
+    )
+    assert {n for _, n, _ in after} == set(range(6))
