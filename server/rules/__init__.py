@@ -11,5 +11,5 @@ Entry points for the server (docs/decisions/0007-rules-language-and-storage.md e
 - ``service.RulesServicer(store, max_clock_skew_s=..., state_provider=...)``: sentinel.v1.RulesService.
 - ``transactions.append_transaction(builder, slot, txn)``: a validated transaction as hot-path columns.
 
-Modules import lazily from here so that ``sentinel --help`` stays fast.
+The package itself imports nothing, so ``sentinel --help`` does not load the rule machinery.
 """
