@@ -25,10 +25,10 @@ from __future__ import annotations
 import os
 import socket
 from collections.abc import Sequence
-from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
 from operator import itemgetter
+from typing import NamedTuple
 
 import asyncpg
 import structlog
@@ -117,8 +117,7 @@ def is_unavailable(exc: BaseException) -> bool:
     return False
 
 
-@dataclass(frozen=True, slots=True)
-class EntryOutcome:
+class EntryOutcome(NamedTuple):
     """Where one record ended up: a new entry, or the entry already stored under its key."""
 
     sequence: int
@@ -142,31 +141,34 @@ def balance_movements(
     account: the money leaves the ledger). Netting happens here in exact Decimal arithmetic; the sort
     gives concurrent writers one lock order on balance rows.
     """
-    net: dict[tuple[str, str], list] = {}
+    # Keyed by "account NUL currency" (NUL cannot occur in either): sorts like the pair, faster.
+    net: dict[str, list] = {}
     for sequence, record in entries:  # ascending sequences: the last one seen is the highest
         if record.outcome != "APPROVE":
             continue
-        origin = (record.account_id, record.currency)
-        current = net.get(origin)
+        amount = record.amount
+        key = record.account_id + "\x00" + record.currency
+        current = net.get(key)
         if current is None:
-            net[origin] = [-record.amount, sequence]
+            net[key] = [-amount, sequence]
         else:
-            current[0] -= record.amount
+            current[0] -= amount
             current[1] = sequence
         if record.counterparty_id:
-            target = (record.counterparty_id, record.currency)
-            current = net.get(target)
+            key = record.counterparty_id + "\x00" + record.currency
+            current = net.get(key)
             if current is None:
-                net[target] = [record.amount, sequence]
+                net[key] = [amount, sequence]
             else:
-                current[0] += record.amount
+                current[0] += amount
                 current[1] = sequence
-    ordered = sorted(net.items())
+    keys = sorted(net)
+    pairs = [key.split("\x00") for key in keys]
     return (
-        [account for (account, _), _ in ordered],
-        [currency for (_, currency), _ in ordered],
-        [movement[0] for _, movement in ordered],
-        [movement[1] for _, movement in ordered],
+        [account for account, _ in pairs],
+        [currency for _, currency in pairs],
+        [net[key][0] for key in keys],
+        [net[key][1] for key in keys],
     )
 
 

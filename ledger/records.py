@@ -14,7 +14,7 @@ import re
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from decimal import Decimal
-from typing import Literal
+from typing import Literal, NamedTuple
 
 from sentinel.v1 import decision_pb2, transaction_pb2
 
@@ -76,8 +76,7 @@ class LedgerRecord:
             raise ValueError("decided_at must be timezone-aware")
 
 
-@dataclass(frozen=True, slots=True)
-class LedgerAck:
+class LedgerAck(NamedTuple):
     """The writer's answer for one submitted record.
 
     ``existed`` is True when the idempotency key was already in the ledger (or earlier in the same
