@@ -123,3 +123,45 @@ def test_names_lists_features_fields_and_functions(capsys: pytest.CaptureFixture
     assert code == 0
     for expected in ("amount", "home_country", "speed_kmh", "origin_drained", "condition", "is_missing(x)"):
         assert expected in out
+
+
+PAYSIM_HEADER = (
+    "step,type,amount,nameOrig,oldbalanceOrg,newbalanceOrig,nameDest,oldbalanceDest,newbalanceDest,isFraud,"
+    "isFlaggedFraud\n"
+)
+PAYSIM_ROWS = (
+    PAYSIM_HEADER
+    + """1,TRANSFER,181.0,C1,181.0,0.0,C9,0.0,0.0,1.0,0.0
+1,CASH_OUT,181.0,C2,181.0,0.0,C8,21182.0,0.0,1.0,0.0
+2,PAYMENT,9839.64,C3,170136.0,160296.36,M1,0.0,0.0,0.0,0.0
+3,TRANSFER,500.0,C4,1000.0,500.0,C7,0.0,0.0,0.0,0.0
+"""
+)
+
+
+def test_backtest_uses_the_stored_rules(url: str, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    csv = tmp_path / "paysim.csv"
+    csv.write_text(PAYSIM_ROWS)
+    assert run(capsys, "seed", "--url", url)[0] == 0
+    assert run(capsys, "disable", "drained-account-transfer", "--url", url, "--author", "alice")[0] == 0
+    code, out, _ = run(capsys, "backtest", "--csv", str(csv), "--url", url, "--json")
+    report = json.loads(out)
+    assert code == 0 and report["transactions"] == 4 and report["labelled_frauds"] == 2
+    assert "drained-account-transfer" not in report["rules"]  # disabled rules are not in the set
+    mule = report["rules"]["mule-destination"]
+    assert (mule["mode"], mule["hits"], mule["precision"], mule["recall"]) == ("shadow", 2, 0.5, 0.5)
+    assert report["any_active_rule"]["hits"] == 0  # shadow hits do not count
+    # named explicitly, a disabled rule is backtested at its stored version
+    code, out, _ = run(
+        capsys, "backtest", "--csv", str(csv), "--url", url, "--rule", "drained-account-transfer", "--json"
+    )
+    drained = json.loads(out)["rules"]["drained-account-transfer"]
+    assert (
+        drained["version"],
+        drained["mode"],
+        drained["hits"],
+        drained["precision"],
+        drained["recall"],
+    ) == (2, "disabled", 2, 1.0, 1.0)
+    code, _, err = run(capsys, "backtest", "--csv", str(csv), "--url", url, "--rule", "nope")
+    assert code == 1 and "no such rule: nope" in err
