@@ -4,7 +4,9 @@ The forest is the production shape (200 trees, max_samples 256) fitted on produc
 PaySim cut shipped in bench/data (or ``--data``) replayed through the hot-path feature builder, the
 way ``sentinel train`` does it. Both exports run in onnxruntime sessions configured like the
 server's (one thread, sequential, no spinning). Single-row latency cycles through different rows;
-the batch figure scores 256-row blocks. The three timings take turns in short repeats: the
+the batch figure scores 256-row blocks (in event order) through the server's ForestScorer, which
+sorts each batch into the model's row order (sentinel.model_export.row_order; the unordered figure is
+reported alongside). The timings take turns in short repeats: the
 reported figure is the best repeat (the machine is shared, and the best repeat is the least
 disturbed one), with the median alongside (for the speedup: the median of per-repeat ratios).
 Parity is measured on every row against scikit-learn's score_samples and decision_function.
@@ -14,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import time
 from collections.abc import Callable
@@ -33,7 +36,9 @@ from sentinel.model_export.fused_export import (
     fused_onnx_model,
 )
 from sentinel.model_export.paysim import read_paysim
-from sentinel.model_export.scorer import latency_session
+from sentinel.model_export.row_order import METADATA_KEY as ROW_ORDER_KEY
+from sentinel.model_export.row_order import choose_row_order
+from sentinel.model_export.scorer import ForestScorer, latency_session
 from sentinel.model_export.stock_export import STOCK_DECISION_FUNCTION_OUTPUT, stock_onnx_model
 from sentinel.model_export.training import replay_features
 
@@ -56,9 +61,11 @@ def run(data: Path, trees: int, max_samples: int, repeats: int, single_calls: in
     forest = IsolationForest(n_estimators=trees, max_samples=max_samples, random_state=0).fit(
         features[~rows.is_fraud]
     )
-    fused_model = fused_onnx_model(forest)
+    order = choose_row_order(forest, features[~rows.is_fraud])
+    fused_model = fused_onnx_model(forest, metadata={ROW_ORDER_KEY: order.to_json()})
     stock_model = stock_onnx_model(forest)
     fused = latency_session(fused_model.SerializeToString())
+    scorer = ForestScorer(fused_model.SerializeToString(), version="bench")
     stock = latency_session(stock_model.SerializeToString())
     stock_input = stock.get_inputs()[0].name
 
@@ -67,9 +74,11 @@ def run(data: Path, trees: int, max_samples: int, repeats: int, single_calls: in
     )
     (stock_decision,) = stock.run([STOCK_DECISION_FUNCTION_OUTPUT], {stock_input: features})
     expected_decision = forest.decision_function(features)
+    expected_scores = forest.score_samples(features)
     parity = max(
-        float(np.abs(fused_scores[:, 0] - forest.score_samples(features)).max()),
+        float(np.abs(fused_scores[:, 0] - expected_scores).max()),
         float(np.abs(fused_decision[:, 0] - expected_decision).max()),
+        float(np.abs(scorer.score(features) + expected_scores).max()),  # risk = -score_samples
     )
     stock_parity = float(np.abs(stock_decision[:, 0] - expected_decision).max())
 
@@ -79,20 +88,30 @@ def run(data: Path, trees: int, max_samples: int, repeats: int, single_calls: in
     def single(session: ort.InferenceSession, name: str, output: str) -> Callable[[int], object]:
         return lambda i: session.run([output], {name: singles[i % len(singles)]})
 
-    def batch(i: int) -> object:
+    def batch(i: int) -> object:  # what the server runs: the scorer, in the model's row order
+        return scorer.score(blocks[i % len(blocks)])
+
+    def batch_unordered(i: int) -> object:
         return fused.run([RISK_OUTPUT], {INPUT_NAME: blocks[i % len(blocks)]})
 
     fused_call = single(fused, INPUT_NAME, RISK_OUTPUT)
     stock_call = single(stock, stock_input, STOCK_DECISION_FUNCTION_OUTPUT)
     stock_calls, batch_calls = max(single_calls // 50, 5), max(single_calls // 100, 4)
-    for call, calls in ((fused_call, single_calls), (stock_call, stock_calls), (batch, batch_calls)):
-        _us_per_call(call, calls)  # warm-up
-    # The three measurements take turns, so each repeat sees the three under the same load.
-    fused_single, stock_single, fused_batch_per_row = [], [], []
+    calls = {
+        fused_call: single_calls,
+        stock_call: stock_calls,
+        batch: batch_calls,
+        batch_unordered: batch_calls,
+    }
+    for call, count in calls.items():
+        _us_per_call(call, count)  # warm-up
+    # The measurements take turns, so each repeat sees them all under the same load.
+    fused_single, stock_single, fused_batch_per_row, unordered_batch_per_row = [], [], [], []
     for _ in range(repeats):
         fused_single.append(_us_per_call(fused_call, single_calls))
         stock_single.append(_us_per_call(stock_call, stock_calls))
         fused_batch_per_row.append(_us_per_call(batch, batch_calls) / BATCH)
+        unordered_batch_per_row.append(_us_per_call(batch_unordered, batch_calls) / BATCH)
     speedups = [stock / fused for stock, fused in zip(stock_single, fused_single, strict=True)]
     return {
         "fused_single_row_us": round(min(fused_single), 2),
@@ -104,6 +123,10 @@ def run(data: Path, trees: int, max_samples: int, repeats: int, single_calls: in
         "stock_single_row_us_median": round(statistics.median(stock_single), 2),
         "speedup_single_row_median": round(statistics.median(speedups), 1),
         "fused_us_per_row_batch256_median": round(statistics.median(fused_batch_per_row), 3),
+        "fused_us_per_row_batch256_unordered": round(min(unordered_batch_per_row), 3),
+        "fused_us_per_row_batch256_unordered_median": round(statistics.median(unordered_batch_per_row), 3),
+        "batch_row_order": json.loads(order.to_json()),
+        "load_average_1m": round(os.getloadavg()[0], 2),
         "stock_parity_max_abs_diff": stock_parity,
         "statistic": f"best of {repeats} interleaved repeats (median alongside)",
         "trees": trees,
@@ -132,7 +155,8 @@ def _bench_model(args: argparse.Namespace) -> int:
         f"stock skl2onnx: {result['stock_graph_nodes']} nodes\n"
         f"single row   fused {result['fused_single_row_us']} us   stock {result['stock_single_row_us']} us   "
         f"speedup {result['speedup_single_row']}x\n"
-        f"batch of 256 fused {result['fused_us_per_row_batch256']} us/row\n"
+        f"batch of 256 fused {result['fused_us_per_row_batch256']} us/row "
+        f"(without row order {result['fused_us_per_row_batch256_unordered']})\n"
         f"parity       max |fused - scikit-learn| = {result['parity_max_abs_diff']:.2e}\n"
         f"({result['statistic']}: medians {result['fused_single_row_us_median']} / "
         f"{result['stock_single_row_us_median']} / {result['fused_us_per_row_batch256_median']})"

@@ -12,6 +12,7 @@ from pathlib import Path
 import numpy as np
 import onnxruntime as ort
 
+from sentinel.model_export import row_order
 from sentinel.model_export.fused_export import INPUT_NAME, RISK_OUTPUT
 
 
@@ -36,8 +37,8 @@ def latency_session(model: bytes | Path) -> ort.InferenceSession:
 class ForestScorer:
     """Scores feature rows with a fused Isolation Forest export; ``version`` names the model.
 
-    ``score`` is safe to call from one thread at a time per worker (onnxruntime sessions are
-    thread-safe, but the service calls it from its event loop anyway).
+    Batches of at least ``row_order.MIN_ROWS`` rows are scored in the model's row order (see
+    ``sentinel.model_export.row_order``) when the model carries one, then returned in request order.
     """
 
     def __init__(self, model: bytes | Path, *, version: str) -> None:
@@ -48,6 +49,8 @@ class ForestScorer:
             raise ValueError(f"model {version}: input is {model_input.name!r}, not a fused export")
         self.feature_count = int(model_input.shape[1])
         self._outputs = [RISK_OUTPUT]
+        order = self._session.get_modelmeta().custom_metadata_map.get(row_order.METADATA_KEY)
+        self.row_order = row_order.RowOrder.from_json(order) if order else None
 
     def score(self, features: np.ndarray) -> np.ndarray:
         """Risk (the anomaly score 2^(-E[h(x)]/c(n)), 0..1) of each row of float32 ``features[n, F]``."""
@@ -56,5 +59,11 @@ class ForestScorer:
                 f"model {self.version} needs float32 features of shape (n, {self.feature_count}), "
                 f"got {features.dtype} {features.shape}"
             )
-        (risk,) = self._session.run(self._outputs, {INPUT_NAME: features})
-        return risk[:, 0]
+        if self.row_order is None or len(features) < row_order.MIN_ROWS:
+            (risk,) = self._session.run(self._outputs, {INPUT_NAME: features})
+            return risk[:, 0]
+        order = self.row_order.permutation(features)
+        (ordered_risk,) = self._session.run(self._outputs, {INPUT_NAME: features[order]})
+        risk = np.empty(len(features), dtype=np.float32)
+        risk[order] = ordered_risk[:, 0]
+        return risk

@@ -36,6 +36,8 @@ from sentinel.model_export.evaluation import evaluate
 from sentinel.model_export.fused_export import fused_onnx_model
 from sentinel.model_export.metadata import ModelMetadata, TrainingData
 from sentinel.model_export.paysim import ATTRIBUTION, PaySimRows, read_paysim
+from sentinel.model_export.row_order import METADATA_KEY as ROW_ORDER_KEY
+from sentinel.model_export.row_order import choose_row_order
 from sentinel.model_export.scorer import ForestScorer
 
 PARITY_TOLERANCE = 1e-5
@@ -112,7 +114,8 @@ def train(data: Path, parameters: ForestParameters) -> TrainedModel:
         random_state=parameters.random_state,
     ).fit(train_rows)
 
-    onnx_bytes = fused_onnx_model(forest).SerializeToString()
+    order = choose_row_order(forest, train_rows)
+    onnx_bytes = fused_onnx_model(forest, metadata={ROW_ORDER_KEY: order.to_json()}).SerializeToString()
     onnx_sha256 = hashlib.sha256(onnx_bytes).hexdigest()
     created = datetime.now(UTC).replace(microsecond=0)
     version = f"{created:%Y%m%dT%H%M%SZ}-{onnx_sha256[:8]}"
