@@ -6,7 +6,7 @@ import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from sentinel.hotpath import CHANNELS, TRANSACTION_TYPES, Op, country_code
+from sentinel.hotpath import CHANNELS, FEATURE_DOCS, FEATURE_NAMES, TRANSACTION_TYPES, Op, country_code
 from sentinel.server.rules.compiler import compile_expression
 from sentinel.server.rules.language import (
     CONDITION_FEATURES,
@@ -123,6 +123,7 @@ def test_not_in_does_not_match_a_missing_value() -> None:
 
 
 def test_condition_features_are_the_indicators() -> None:
+    assert {name for name in FEATURE_NAMES if FEATURE_DOCS[name].startswith("1 if")} == CONDITION_FEATURES
     assert {
         "origin_drained",
         "new_device",

@@ -61,8 +61,30 @@ class Kind(enum.Enum):
 
 
 # Features that are 0/1 indicators: analysts use them as conditions (``origin_drained and ...``).
+# Listed explicitly (a stored rule's meaning must not follow a reworded doc string); a test checks the
+# list against the schema's "1 if ..." features.
 CONDITION_FEATURES: frozenset[str] = frozenset(
-    name for name in FEATURE_NAMES if FEATURE_DOCS[name].startswith("1 if")
+    {
+        "type_payment",
+        "type_transfer",
+        "type_cash_out",
+        "type_cash_in",
+        "type_debit",
+        "origin_balances_known",
+        "origin_drained",
+        "amount_exceeds_origin_balance",
+        "destination_balances_known",
+        "destination_balances_zero",
+        "geo_known",
+        "state_known",
+        "first_transaction",
+        "travel_known",
+        "away_from_home",
+        "country_changed",
+        "new_counterparty",
+        "new_device",
+    }
+    & set(FEATURE_NAMES)
 )
 
 # Coded transaction fields: domain name (fields of one domain compare with each other) and the
