@@ -84,6 +84,7 @@ async def _throughput(writer: LedgerWriter, records: list[LedgerRecord], submit_
 
     start = time.perf_counter()
     await asyncio.gather(*(submitter() for _ in range(submitters)))
+    await writer.wait_until_replayed()  # anything Postgres was too slow for counts once it is in
     return time.perf_counter() - start
 
 
@@ -125,7 +126,10 @@ async def _run(args: argparse.Namespace, database_url: str, data_dir: Path) -> d
     try:
         await writer.submit(synthetic_records(2_000, f"{run_id}-w", seed=3))  # warm-up: connections, caches
         elapsed = await _throughput(writer, throughput_records, args.submit_size, args.submitters)
+        spooled_in_throughput = writer.records_spooled
         waits, achieved = await _commit_wait(writer, latency_records, args.offered_rate)
+        spooled_in_latency = writer.records_spooled - spooled_in_throughput
+        await writer.wait_until_replayed()
     finally:
         await writer.close()
     connection = await asyncpg.connect(database_url)
@@ -154,6 +158,7 @@ async def _run(args: argparse.Namespace, database_url: str, data_dir: Path) -> d
             "submit_size": args.submit_size, "submitters": args.submitters,
         },
         "latency_records": len(latency_records),
+        "spooled_records": {"throughput": spooled_in_throughput, "latency": spooled_in_latency},
         "balances_sum_to_zero": balance_total == 0,
         "ack": "durable", "synchronous_commit": "on",
         "writer": {"connections": args.connections, "batch_max_records": args.batch_max_records,
@@ -202,7 +207,7 @@ def register(bench_subparsers: Any) -> None:
     parser.add_argument("--offered-rate", type=float, default=10_000, help="latency phase rate/s (10,000)")
     parser.add_argument("--latency-seconds", type=float, default=5.0, help="latency phase length (5 s)")
     parser.add_argument("--connections", type=int, default=2, help="writer connections (2)")
-    parser.add_argument("--batch-max-records", type=int, default=5_000, help="group size bound (5,000)")
+    parser.add_argument("--batch-max-records", type=int, default=2_000, help="group size bound (2,000)")
     parser.add_argument("--batch-max-wait-ms", type=float, default=0.5, help="group time bound (0.5 ms)")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     parser.set_defaults(handler=_handle)

@@ -87,7 +87,7 @@ class Settings(BaseSettings):
         2, ge=1, le=32, description="Writer connections per process, each committing groups concurrently."
     )
     ledger_batch_max_records: int = Field(
-        5_000, ge=1, le=100_000, description="Most decisions written in one group-commit transaction."
+        2_000, ge=1, le=100_000, description="Most decisions written in one group-commit transaction."
     )
     ledger_batch_max_wait_ms: float = Field(
         0.5, ge=0, le=1_000, description="How long a free writer waits for a group to fill up."

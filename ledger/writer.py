@@ -107,6 +107,7 @@ class LedgerWriter:
         self._spool_lock_file: int | None = None
         self._spool_mutex = asyncio.Lock()
         self._spool_in_flight = 0
+        self._spooled_total = 0
         self._spooling = False
         self._replayed = asyncio.Event()  # set while not spooling
         self._replayed.set()
@@ -119,6 +120,8 @@ class LedgerWriter:
         self._replay_lane = self._new_lane(f"{name}-replay")
         self._lane_tasks: list[asyncio.Task[None]] = []
         self._replay_task: asyncio.Task[None] | None = None
+        self._replay_chunk = self._max_records
+        self._replay_offsets: dict[Path, int] = {}  # segment -> records already committed
         self._running = False
         self._closing = False
 
@@ -220,6 +223,11 @@ class LedgerWriter:
     def spool_bytes(self) -> int:
         """Bytes waiting in the spool for replay."""
         return self._spool.size_bytes if self._spool is not None else 0
+
+    @property
+    def records_spooled(self) -> int:
+        """Records this writer has put in the spool since it started (for metrics)."""
+        return self._spooled_total
 
     @property
     def queued_records(self) -> int:
@@ -348,6 +356,7 @@ class LedgerWriter:
         except OSError as exc:
             self._fail(group, LedgerUnavailableError(f"Postgres is unavailable and the spool failed: {exc}"))
         else:
+            self._spooled_total += len(records)
             for submission in group:
                 self._resolve(
                     submission, [LedgerAck(r.idempotency_key, AckStatus.SPOOLED) for r in submission.records]
@@ -385,6 +394,34 @@ class LedgerWriter:
         if self._replay_task is None or self._replay_task.done():
             self._replay_task = asyncio.create_task(self._replay_loop())
 
+    async def _replay_segment(self, segment: Path) -> None:
+        """Write one segment in chunks, resuming after the last chunk Postgres committed.
+
+        The chunk halves after a timeout (Postgres is slow: smaller steps still make progress) and
+        grows back after every success.
+        """
+        assert self._spool is not None
+        records = await asyncio.to_thread(self._spool.read, segment)
+        start = self._replay_offsets.get(segment, 0)
+        while start < len(records):
+            chunk = records[start:start + self._replay_chunk]
+            try:
+                async with asyncio.timeout(self._commit_timeout_s):
+                    outcomes = await self._replay_lane.write(chunk)
+            except TimeoutError:
+                self._replay_chunk = max(1, self._replay_chunk // 2)
+                raise
+            conflicts = [ack.idempotency_key for ack in _acks(chunk, outcomes) if ack.conflict]
+            if conflicts:
+                log.warning("ledger_replay_key_conflicts", keys=conflicts[:20], count=len(conflicts))
+            start += len(chunk)
+            self._replay_offsets[segment] = start
+            self._replay_chunk = min(self._max_records, self._replay_chunk * 2)
+        async with self._spool_mutex:
+            await asyncio.to_thread(self._spool.remove, segment)
+        self._replay_offsets.pop(segment, None)
+        log.info("ledger_spool_segment_replayed", segment=segment.name, records=len(records))
+
     async def _replay_loop(self) -> None:
         """Write the spool back to Postgres, oldest segment first, until it is empty."""
         assert self._spool is not None
@@ -397,19 +434,7 @@ class LedgerWriter:
                 async with self._spool_mutex:
                     segments = await asyncio.to_thread(self._spool.seal)
                 for segment in segments:
-                    records = await asyncio.to_thread(self._spool.read, segment)
-                    for start in range(0, len(records), self._max_records):
-                        chunk = records[start:start + self._max_records]
-                        async with asyncio.timeout(self._commit_timeout_s):
-                            outcomes = await self._replay_lane.write(chunk)
-                        conflicts = [ack.idempotency_key for ack in _acks(chunk, outcomes) if ack.conflict]
-                        if conflicts:
-                            log.warning(
-                                "ledger_replay_key_conflicts", keys=conflicts[:20], count=len(conflicts)
-                            )
-                    async with self._spool_mutex:
-                        await asyncio.to_thread(self._spool.remove, segment)
-                    log.info("ledger_spool_segment_replayed", segment=segment.name, records=len(records))
+                    await self._replay_segment(segment)
                 # No await between this check and the switch: no group can slip into the spool unseen.
                 if self._spool_in_flight == 0 and self._spool.is_empty():
                     self._spooling = False

@@ -146,6 +146,31 @@ async def test_postgres_restart_during_writes_spools_and_replays(services_dir: P
         postgres.stop()
 
 
+async def test_slow_postgres_sends_groups_to_the_spool_until_it_recovers(
+    database_url: str, tmp_path: Path
+) -> None:
+    writer = LedgerWriter(ledger_settings(database_url, tmp_path, ledger_commit_timeout_s=0.5), name="slow")
+    await writer.start()
+    blocker = await asyncpg.connect(database_url)
+    transaction = blocker.transaction()
+    await transaction.start()
+    await blocker.execute("LOCK TABLE ledger.idempotency_keys IN ACCESS EXCLUSIVE MODE")  # a stall
+    try:
+        [stalled] = await writer.submit([make_record("tx-stalled")])
+        [queued_behind] = await writer.submit([make_record("tx-behind")])
+    finally:
+        await transaction.rollback()
+        await blocker.close()
+    assert stalled.status is AckStatus.SPOOLED and queued_behind.status is AckStatus.SPOOLED
+    await _wait_until_replayed(writer)
+    [after] = await writer.submit([make_record("tx-after")])
+    await writer.close()
+    assert after.status is AckStatus.COMMITTED
+    assert sorted(await _stored_keys(database_url)) == ["tx-after", "tx-behind", "tx-stalled"]
+    report = await verify_ledger(database_url)
+    assert report.ok, report
+
+
 async def test_full_spool_refuses_and_a_restarted_writer_replays_it(
     database_url: str, tmp_path: Path
 ) -> None:
