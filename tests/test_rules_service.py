@@ -202,3 +202,26 @@ async def test_unreachable_database_is_unavailable(services_dir: Path) -> None:
         await store.close()
     finally:
         postgres.stop()
+
+
+async def test_test_rule_falls_back_to_stateless_features_when_state_is_unavailable(
+    database_url: str,
+) -> None:
+    async def broken(_account_id: str) -> bytes | None:
+        raise ConnectionError("redis is down")
+
+    await migrate(database_url)
+    store = await RuleStore.connect(database_url)
+    server = grpc.aio.server(options=[("grpc.so_reuseport", 0)])
+    rules_pb2_grpc.add_RulesServiceServicer_to_server(RulesServicer(store, state_provider=broken), server)
+    port = server.add_insecure_port("127.0.0.1:0")
+    await server.start()
+    try:
+        async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
+            stub = rules_pb2_grpc.RulesServiceStub(channel)
+            draft = rules_pb2.Rule(expression="amount > 100 and not state_known")
+            result = await stub.TestRule(rules_pb2.TestRuleRequest(draft=draft, transaction=transaction()))
+            assert result.matched
+    finally:
+        await server.stop(None)
+        await store.close()

@@ -71,8 +71,8 @@ class RulesServicer(rules_pb2_grpc.RulesServiceServicer):
     """Implements sentinel.v1.RulesService over a RuleStore.
 
     ``state_provider`` lets TestRule compute the stateful features (velocity, travel, novelty) from
-    the account's current state, read-only; without it TestRule uses the stateless features
-    (``state_known`` = 0), as the server does in degraded mode.
+    the account's current state, read-only; without it, or when it fails, TestRule uses the
+    stateless features (``state_known`` = 0), as the server does in degraded mode.
     """
 
     def __init__(
@@ -196,7 +196,11 @@ class RulesServicer(rules_pb2_grpc.RulesServiceServicer):
         columns = builder.build()
         if self._state_provider is None:
             return columns, build_features_stateless(columns)
-        state = await self._state_provider(txn.account_id)
+        try:
+            state = await self._state_provider(txn.account_id)
+        except Exception as exc:  # the state store is down: answer like degraded scoring does
+            log.warning("test_rule_state_unavailable", error=f"{type(exc).__name__}: {exc}")
+            return columns, build_features_stateless(columns)
         try:
             features, _ = build_features(columns, [state])
         except StateDecodeError as exc:
