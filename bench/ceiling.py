@@ -20,6 +20,7 @@ from types import TracebackType
 from typing import Any
 
 from sentinel.bench.measurement import ServerCounts
+from sentinel.bench.sentinel_process import ServerStartError
 from sentinel.config import Settings
 from sentinel.localservices import free_port
 
@@ -119,7 +120,9 @@ class CeilingServer:
         for process, ready in events:
             if not ready.wait(READY_TIMEOUT_S):
                 self.stop()
-                raise RuntimeError(f"ceiling worker {process.name} did not start (exit {process.exitcode})")
+                raise ServerStartError(
+                    f"ceiling worker {process.name} did not start (exit {process.exitcode})"
+                )
         return self
 
     def counts(self) -> ServerCounts:

@@ -234,8 +234,15 @@ def _status_check(measurement: Measurement) -> dict[str, Any]:
 
 
 def build_record(scenario: Scenario, tool: str, load: LoadSettings, workers: int, server_label: str,
-                 server: Measurement, ceiling: Measurement | None) -> dict[str, Any]:
+                 server: Measurement | None, ceiling: Measurement | None) -> dict[str, Any]:
     """One scenario's JSON record: SentinelStream's figures at top level, the ceiling's nested."""
+    if server is not None:
+        figures = {**result_fields(server.result, scenario.transactions_per_call),
+                   "status_check": _status_check(server)}
+    else:  # --ceiling-only
+        figures = {key: None for key in ("calls", "calls_ok", "calls_per_s", "tps", "p50_ms", "p90_ms",
+                                         "p95_ms", "p99_ms", "errors")}
+        figures["status_check"] = {"problems": []}
     record: dict[str, Any] = {
         "tool": tool,
         "scenario": scenario.name,
@@ -247,22 +254,19 @@ def build_record(scenario: Scenario, tool: str, load: LoadSettings, workers: int
         "concurrency": load.streams_per_connection * load.connections,
         "connections": load.connections,
         "rate_limit_calls_per_s": load.rate,
-        **result_fields(server.result, scenario.transactions_per_call),
-        "status_check": _status_check(server),
+        **figures,
+        "ceiling_tps": None,
+        "ratio_to_ceiling": None,
     }
-    if tool == "h2load" and not scenario.streaming:
+    if tool == "h2load" and not scenario.streaming and server is not None:
         record["payload_note"] = REPLAY_NOTE
     if ceiling is not None:
         ceiling_fields = result_fields(ceiling.result, scenario.transactions_per_call)
         ceiling_fields["status_check"] = _status_check(ceiling)
         record["ceiling"] = ceiling_fields
         record["ceiling_tps"] = ceiling_fields["tps"]
-        record["ratio_to_ceiling"] = (
-            round(record["tps"] / ceiling_fields["tps"], 3) if ceiling_fields["tps"] else None
-        )
-    else:
-        record["ceiling_tps"] = None
-        record["ratio_to_ceiling"] = None
+        if record["tps"] is not None and ceiling_fields["tps"]:
+            record["ratio_to_ceiling"] = round(record["tps"] / ceiling_fields["tps"], 3)
     return record
 
 
@@ -321,21 +325,26 @@ def _run(args: argparse.Namespace) -> int:
             with CeilingServer(settings, workers) as server:
                 ceiling = measure(tool, server.address, payload, load, workdir / f"{scenario.name}-ceiling",
                                   args.proto, server.counts)
-        target: AbstractContextManager[Any]
-        if args.target:
-            wait_until_serving(args.target, 10.0)
-            target, address, metrics_url = nullcontext(), args.target, args.metrics_url
-            label = f"--target {args.target}"
-        else:
-            process = SentinelProcess(workers, workdir / scenario.name)
-            target, address, metrics_url = process, process.address, process.metrics_url
-            label = f"sentinel dev serve --workers {workers} (private Redis/PostgreSQL)"
-        counts = partial(scrape_server_counts, metrics_url) if metrics_url else None
-        with target:
-            measured = measure(tool, address, payload, load, workdir / f"{scenario.name}-sentinel",
-                               args.proto, counts)
+        measured = None
+        label = "none (--ceiling-only)"
+        if not args.ceiling_only:
+            target: AbstractContextManager[Any]
+            if args.target:
+                wait_until_serving(args.target, 10.0)
+                target, address, metrics_url = nullcontext(), args.target, args.metrics_url
+                label = f"--target {args.target}"
+            else:
+                process = SentinelProcess(workers, workdir / scenario.name)
+                target, address, metrics_url = process, process.address, process.metrics_url
+                label = f"sentinel dev serve --workers {workers} (private Redis/PostgreSQL)"
+            counts = partial(scrape_server_counts, metrics_url) if metrics_url else None
+            with target:
+                measured = measure(tool, address, payload, load, workdir / f"{scenario.name}-sentinel",
+                                   args.proto, counts)
         record = build_record(scenario, tool, load, workers, label, measured, ceiling)
-        series = {"SentinelStream": measured.result.latencies_ms}
+        series = {}
+        if measured is not None:
+            series["SentinelStream"] = measured.result.latencies_ms
         if ceiling is not None:
             series["gRPC ceiling"] = ceiling.result.latencies_ms
         series_by_scenario[scenario.name] = series
@@ -397,7 +406,10 @@ def register(bench_subparsers: Any) -> None:
     parser.add_argument("--accounts", type=int, default=DEFAULT_ACCOUNTS,
                         help=f"accounts the transactions are spread over (default {DEFAULT_ACCOUNTS:,})")
     parser.add_argument("--proto", action="store_true", help="ghz: use the shipped .proto, not reflection")
-    parser.add_argument("--no-ceiling", action="store_true", help="skip the do-nothing server")
+    which = parser.add_mutually_exclusive_group()
+    which.add_argument("--no-ceiling", action="store_true", help="skip the do-nothing server")
+    which.add_argument("--ceiling-only", action="store_true",
+                       help="measure only the do-nothing server (the gRPC ceiling of this machine)")
     parser.add_argument("--json", action="store_true", help="print one JSON object per scenario")
     parser.add_argument("--results", type=Path, default=Path("bench/RESULTS.md"),
                         help="Markdown file the results are appended to (default bench/RESULTS.md)")

@@ -75,7 +75,7 @@ def format_table(records: list[dict[str, Any]]) -> str:
     rows = [[title for _, title, _ in TABLE_COLUMNS]]
     for record in records:
         for target_name, figures in (("sentinelstream", record), ("ceiling", record.get("ceiling"))):
-            if figures is None:
+            if figures is None or figures.get("tps") is None:
                 continue
             values = {**figures, "scenario": record["scenario"], "target": target_name}
             if target_name == "ceiling":
