@@ -305,6 +305,7 @@ def run_grpc_bench(args: argparse.Namespace) -> int:
 
 
 def _run(args: argparse.Namespace) -> int:
+    machine = machine_description()  # before the run: its load average is the machine's other work
     settings = load_settings(Path(args.config) if args.config else None)
     workers = args.workers or settings.workers
     tool = choose_tool(args.tool)
@@ -355,7 +356,6 @@ def _run(args: argparse.Namespace) -> int:
             path = args.plot_dir / f"grpc-{record['scenario']}.png"
             record["plot"] = str(plot_latency(path, title, series_by_scenario[record["scenario"]]))
     command = "sentinel " + shlex.join(sys.argv[1:])
-    machine = machine_description()
     if args.results:
         args.results.parent.mkdir(parents=True, exist_ok=True)
         append_results(args.results, command, machine, records)

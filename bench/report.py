@@ -29,7 +29,7 @@ TABLE_COLUMNS = (
 
 
 def machine_description() -> dict[str, Any]:
-    """Cores, CPU model, OS and Python of this machine."""
+    """Cores, CPU model, OS, Python and how busy the machine already is."""
     model = platform.processor() or "unknown"
     try:
         for line in Path("/proc/cpuinfo").read_text().splitlines():
@@ -39,6 +39,7 @@ def machine_description() -> dict[str, Any]:
     except OSError:
         pass
     return {
+        "load_average_1m_before": round(os.getloadavg()[0], 2),  # other work sharing the cores
         "cores": os.cpu_count(),
         "cpu_model": model,
         "os": f"{platform.system()} {platform.release()}",
@@ -132,7 +133,8 @@ def append_results(path: Path, command: str, machine: dict[str, Any], records: l
         "",
         f"- command: `{command}`",
         f"- machine: {machine['cores']} cores, {machine['cpu_model']}, {machine['os']}, "
-        f"Python {machine['python']}",
+        f"Python {machine['python']}; 1-minute load average before the run: "
+        f"{machine['load_average_1m_before']}",
     ]
     for record in records:
         lines.append(
