@@ -31,6 +31,7 @@ from typing import Any
 
 import asyncpg
 import numpy as np
+import uvloop
 
 from sentinel.config import Settings
 from sentinel.ledger import LedgerRecord, LedgerWriter, record_from_messages
@@ -177,7 +178,7 @@ def _handle(args: argparse.Namespace) -> int:
         if database_url is None:
             postgres = LocalPostgres(work / "postgres").start()
             database_url = postgres.dsn("postgres")
-        result = asyncio.run(_run(args, database_url, work / "data"))
+        result = uvloop.run(_run(args, database_url, work / "data"))  # the server's event loop too
     finally:
         if postgres is not None:
             postgres.stop()

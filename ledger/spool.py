@@ -131,9 +131,7 @@ class Spool:
             )
         created = self._current is None
         if self._current is None:
-            existing = self.segments()
-            number = int(existing[-1].stem.split("-")[1]) + 1 if existing else 1
-            self._current = self.directory / f"segment-{number:012d}.spool"
+            self._current = self._next_segment()
         try:
             with self._current.open("ab") as segment:
                 segment.write(data)
@@ -145,6 +143,28 @@ class Spool:
             self._current = None  # a torn frame may end this segment: later appends go to a new one
             raise
         self._size += len(data)
+
+    def _next_segment(self) -> Path:
+        existing = self.segments()
+        number = int(existing[-1].stem.split("-")[1]) + 1 if existing else 1
+        return self.directory / f"segment-{number:012d}.spool"
+
+    def adopt(self, other: Path) -> int:
+        """Move the segments of another (abandoned, locked by the caller) spool behind ours.
+
+        Used for the spool of a writer name that no longer runs (fewer workers than before), so its
+        acknowledged decisions still reach Postgres. Returns the number of segments moved.
+        """
+        moved = 0
+        for segment in sorted(other.glob(_SEGMENT_GLOB)):
+            target = self._next_segment()
+            os.rename(segment, target)  # same file system: atomic
+            self._size += target.stat().st_size
+            moved += 1
+        if moved:
+            _fsync_directory(self.directory)
+            _fsync_directory(other)
+        return moved
 
     def seal(self) -> list[Path]:
         """Close the current segment (later appends start a new one); returns all segments to replay."""

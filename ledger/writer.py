@@ -58,6 +58,18 @@ class _Submission:
     future: asyncio.Future[list[LedgerAck]] | None  # None: ack=async, nobody waits
 
 
+def _try_lock(directory: Path) -> int | None:
+    """An exclusive flock on ``directory``/.lock (released when the descriptor closes or the process
+    dies), or None when another process holds it."""
+    descriptor = os.open(directory / ".lock", os.O_RDWR | os.O_CREAT, 0o600)
+    try:
+        fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except BlockingIOError:
+        os.close(descriptor)
+        return None
+    return descriptor
+
+
 def _acks(records: Sequence[LedgerRecord], outcomes: Sequence[EntryOutcome]) -> list[LedgerAck]:
     return [
         LedgerAck(
@@ -157,18 +169,29 @@ class LedgerWriter:
         log.info("ledger_writer_started", name=self._name, lanes=len(self._lanes), spooling=self._spooling)
 
     def _open_spool(self) -> Spool:
+        """Lock our spool directory and adopt the spools of writer names that no longer run."""
         self._spool_directory.mkdir(parents=True, exist_ok=True)
-        descriptor = os.open(self._spool_directory / ".lock", os.O_RDWR | os.O_CREAT, 0o600)
-        try:
-            fcntl.flock(descriptor, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except BlockingIOError:
-            os.close(descriptor)
+        descriptor = _try_lock(self._spool_directory)
+        if descriptor is None:
             raise RuntimeError(
                 f"ledger spool {self._spool_directory} is in use by another writer: give each writer "
                 "process its own name"
-            ) from None
+            )
         self._spool_lock_file = descriptor
-        return Spool(self._spool_directory, self._settings.ledger_spool_max_bytes)
+        spool = Spool(self._spool_directory, self._settings.ledger_spool_max_bytes)
+        for sibling in sorted(self._spool_directory.parent.iterdir()):
+            if sibling == self._spool_directory or not sibling.is_dir():
+                continue
+            sibling_lock = _try_lock(sibling)
+            if sibling_lock is None:
+                continue  # a running writer owns it
+            try:
+                moved = spool.adopt(sibling)
+            finally:
+                os.close(sibling_lock)
+            if moved:
+                log.warning("ledger_spool_adopted", source=str(sibling), segments=moved)
+        return spool
 
     def _release_spool(self) -> None:
         if self._spool_lock_file is not None:

@@ -171,7 +171,7 @@ async def test_slow_postgres_sends_groups_to_the_spool_until_it_recovers(
     assert report.ok, report
 
 
-async def test_full_spool_refuses_and_a_restarted_writer_replays_it(
+async def test_full_spool_refuses_and_a_later_writer_replays_it(
     database_url: str, tmp_path: Path
 ) -> None:
     nowhere = f"postgresql://postgres@127.0.0.1:{free_port()}/none"  # nothing listens there
@@ -187,7 +187,8 @@ async def test_full_spool_refuses_and_a_restarted_writer_replays_it(
     assert 0 < len(spooled) < 1_000
     await writer.close()
 
-    recovered = LedgerWriter(ledger_settings(database_url, tmp_path), name="outage")
+    # Another name: the spool of a writer that no longer runs is adopted, not forgotten.
+    recovered = LedgerWriter(ledger_settings(database_url, tmp_path), name="successor")
     await recovered.start()
     await _wait_until_replayed(recovered)
     [retry] = await recovered.submit([make_record("tx-0")])  # a client retry after the outage
