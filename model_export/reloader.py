@@ -60,8 +60,15 @@ class ActiveModel:
         return True
 
     async def watch(self, interval_s: float) -> None:
-        """Poll the pointer every ``interval_s`` seconds and reload on change; runs until cancelled."""
+        """Poll the pointer every ``interval_s`` seconds and reload on change; runs until cancelled.
+
+        A failed poll (say, the registry's file system went away) is logged and retried at the next
+        interval: the watcher must outlive it, or the worker would silently stop following ACTIVE.
+        """
         while True:
             await asyncio.sleep(interval_s)
-            if self.pointer_changed():
-                await asyncio.to_thread(self.reload)
+            try:
+                if self.pointer_changed():
+                    await asyncio.to_thread(self.reload)
+            except Exception as exc:
+                log.error("model_watch_failed", error=str(exc), kept=self.current.version)

@@ -175,3 +175,27 @@ def test_startup_on_a_model_of_another_schema_fails(registry: ModelRegistry) -> 
     registry.pointer.write_text("old\n")
     with pytest.raises(ModelSchemaMismatch):
         ActiveModel(registry)
+
+
+async def test_watch_survives_a_failing_poll(registry: ModelRegistry, tmp_path: Path) -> None:
+    _publish(registry.root, "m1", seed=1)
+    _publish(registry.root, "m2", seed=2)
+    registry.activate("m1")
+    active = ActiveModel(registry)
+    real_pointer = registry.pointer
+    not_a_directory = tmp_path / "a-file"
+    not_a_directory.write_text("")
+    registry.pointer = not_a_directory / "ACTIVE"  # stat now fails with NotADirectoryError
+    watcher = asyncio.create_task(active.watch(interval_s=0.01))
+    try:
+        await asyncio.sleep(0.05)
+        assert not watcher.done()
+        registry.pointer = real_pointer
+        registry.activate("m2")
+        for _ in range(200):
+            if active.current.version == "m2":
+                break
+            await asyncio.sleep(0.01)
+    finally:
+        watcher.cancel()
+    assert active.current.version == "m2"
