@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import onnx
 import pytest
 from sklearn.ensemble import IsolationForest
 
@@ -31,8 +32,8 @@ def _rows(rng: np.random.Generator, n: int) -> np.ndarray:
     return np.hstack([normal, heavy, binary, small_counts]).astype(np.float32)
 
 
-def _outputs(model: object, rows: np.ndarray) -> dict[str, np.ndarray]:
-    session = latency_session(model.SerializeToString())  # type: ignore[attr-defined]
+def _outputs(model: onnx.ModelProto, rows: np.ndarray) -> dict[str, np.ndarray]:
+    session = latency_session(model.SerializeToString())
     names = [RISK_OUTPUT, SCORE_SAMPLES_OUTPUT, DECISION_FUNCTION_OUTPUT, PATH_LENGTH_OUTPUT]
     return dict(zip(names, (out[:, 0] for out in session.run(names, {INPUT_NAME: rows})), strict=True))
 
@@ -54,7 +55,7 @@ def data() -> tuple[np.ndarray, np.ndarray]:
 @pytest.mark.parametrize("params", FORESTS, ids=lambda p: "-".join(f"{k}={v}" for k, v in p.items()))
 def test_fused_export_matches_sklearn(params: dict[str, object], data: tuple[np.ndarray, np.ndarray]) -> None:
     train, test = data
-    forest = IsolationForest(random_state=3, **params).fit(train)  # type: ignore[arg-type]
+    forest = IsolationForest(random_state=3, **params).fit(train)
     out = _outputs(fused_onnx_model(forest), test)
 
     score_samples = forest.score_samples(test)
