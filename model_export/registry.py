@@ -110,7 +110,7 @@ def load_model(directory: Path, expected: FeatureSchema) -> LoadedModel:
     try:
         scorer = ForestScorer(onnx_bytes, version=metadata.version)
     except Exception as exc:  # onnxruntime raises its own exception types for invalid graphs
-        raise ModelLoadError(f"model {metadata.version}: onnxruntime cannot load it: {exc}") from None
+        raise ModelLoadError(f"model {metadata.version}: cannot be loaded: {exc}") from None
     if scorer.feature_count != len(metadata.feature_names):
         raise ModelLoadError(
             f"model {metadata.version}: the ONNX graph takes {scorer.feature_count} features but "

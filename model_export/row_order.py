@@ -45,6 +45,10 @@ class RowOrder:
             keys.append(features[:, self.binary_columns] @ weights)
         return np.lexsort(keys) if keys else np.arange(len(features))
 
+    def columns(self) -> tuple[int, ...]:
+        """Every column the key reads."""
+        return self.binary_columns + (() if self.sort_column is None else (self.sort_column,))
+
     def to_json(self) -> str:
         """The ONNX metadata property value."""
         return json.dumps({"binary_columns": list(self.binary_columns), "sort_column": self.sort_column})

@@ -51,6 +51,10 @@ class ForestScorer:
         self._outputs = [RISK_OUTPUT]
         order = self._session.get_modelmeta().custom_metadata_map.get(row_order.METADATA_KEY)
         self.row_order = row_order.RowOrder.from_json(order) if order else None
+        if self.row_order and not all(
+            0 <= column < self.feature_count for column in self.row_order.columns()
+        ):
+            raise ValueError(f"model {version}: its row order names columns it does not have")
 
     def score(self, features: np.ndarray) -> np.ndarray:
         """Risk (the anomaly score 2^(-E[h(x)]/c(n)), 0..1) of each row of float32 ``features[n, F]``."""

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import numpy as np
+import pytest
 from sklearn.ensemble import IsolationForest
 
 from sentinel.model_export import row_order
@@ -54,3 +55,12 @@ def test_ordered_batches_score_exactly_like_unordered_ones() -> None:
     for size in (1, row_order.MIN_ROWS - 1, row_order.MIN_ROWS, 256, 10_000):
         assert np.array_equal(ordered.score(batch[:size]), plain.score(batch[:size]))
     assert np.abs(ordered.score(batch) + forest.score_samples(batch)).max() <= 1e-5
+
+
+def test_a_row_order_naming_missing_columns_is_refused() -> None:
+    train = _rows(500, seed=4)
+    forest = IsolationForest(n_estimators=5, max_samples=64, random_state=0).fit(train)
+    bad = RowOrder(binary_columns=(1, 2), sort_column=train.shape[1])
+    model = fused_onnx_model(forest, metadata={row_order.METADATA_KEY: bad.to_json()})
+    with pytest.raises(ValueError, match="row order names columns"):
+        ForestScorer(model.SerializeToString(), version="bad")
