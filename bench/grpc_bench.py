@@ -191,7 +191,7 @@ def measure(tool: str, address: str, payload: Payload, load: LoadSettings, workd
     server_count = None
     if counted_before is not None and counted_after is not None:
         counted = counted_after - counted_before
-        server_count = reconcile(result, counted.by_status(scenario.method), load)
+        server_count = reconcile(result, counted.by_status(scenario.method))
         if counted.replayed_decisions is not None:
             server_count["replayed_decisions"] = counted.replayed_decisions
     if result.error_count:
@@ -199,29 +199,46 @@ def measure(tool: str, address: str, payload: Payload, load: LoadSettings, workd
     return Measurement(result, before, after, server_count, problems)
 
 
-def reconcile(result: LoadResult, server_statuses: dict[str, int], load: LoadSettings) -> dict[str, Any]:
+# Statuses a server may give a call whose client went away (grpc.aio handlers see a cancellation).
+CLIENT_GONE_STATUSES = ("CANCELLED", "UNKNOWN")
+
+
+def reconcile(result: LoadResult, server_statuses: dict[str, int]) -> dict[str, Any]:
     """Fold the server's count of the run into ``result``: its failures, and OKs it never gave.
 
-    A timed run ends with calls in flight: the load tool drops them, the server may still finish
-    them (more OK than the tool saw) or see them cancelled, so up to ``concurrency`` CANCELLED
-    calls are the run's end, not errors. Any other failure the server counted is an error even if
-    the tool saw an HTTP 200; an OK the tool counted but the server did not give is one too.
+    A timed h2load run ends by dropping the calls in flight (``calls_abandoned``); the server may
+    still finish them (more OK than the tool saw) or see them cancelled, which it may label
+    CANCELLED or UNKNOWN. Up to ``calls_abandoned`` such calls are the run's end, not errors. Any
+    other failure the server counted is an error even if the tool saw HTTP 200; an OK the tool
+    counted but the server did not give is one too.
     """
     server_ok = server_statuses.get("OK", 0)
     tool_ok = result.calls_ok
+    allowance = result.calls_abandoned
+    excused: dict[str, int] = {}
+    for code in CLIENT_GONE_STATUSES:
+        excused[code] = min(allowance, server_statuses.get(code, 0))
+        allowance -= excused[code]
     for code, calls in server_statuses.items():
-        if code == "OK" or (code == "CANCELLED" and calls <= load.concurrency):
+        failed = calls - excused.get(code, 0)
+        if code == "OK" or failed <= 0:
             continue
         description = f"grpc-status {code}"
         seen = result.errors.get(description, 0)
-        if calls > seen:  # the tool saw only part of them (or none, e.g. errors in trailers)
-            result.errors[description] = calls
-            result.calls_ok = max(0, result.calls_ok - (calls - seen))
+        if failed > seen:  # the tool saw only part of them (or none, e.g. errors in trailers)
+            result.errors[description] = failed
+            result.calls_ok = max(0, result.calls_ok - (failed - seen))
     missing = max(0, result.calls_ok - server_ok)
     if missing:
         result.errors["counted OK by the tool, not by the server"] = missing
         result.calls_ok -= missing
-    return {"server_statuses": server_statuses, "tool_ok_calls": tool_ok, "server_ok_calls": server_ok}
+    return {
+        "server_statuses": server_statuses,
+        "tool_ok_calls": tool_ok,
+        "server_ok_calls": server_ok,
+        "dropped_by_the_tool_at_the_end": result.calls_abandoned,
+        "ended_with_the_run": {code: calls for code, calls in excused.items() if calls},
+    }
 
 
 def _status_check(measurement: Measurement) -> dict[str, Any]:

@@ -199,6 +199,7 @@ def h2load_result(verbose_output: bytes, log_text: str) -> LoadResult:
         percentiles_ms=percentiles_ms(latencies),
         latencies_ms=latencies,
         notes=notes,
+        calls_abandoned=counts["started"] - counts["done"],
     )
 
 
@@ -220,6 +221,7 @@ def merge_results(results: list[LoadResult]) -> LoadResult:
         percentiles_ms=percentiles_ms(latencies),
         latencies_ms=latencies,
         notes=results[0].notes[:1],
+        calls_abandoned=sum(result.calls_abandoned for result in results),
     )
 
 

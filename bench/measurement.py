@@ -50,6 +50,7 @@ class LoadResult:
     percentiles_ms: dict[float, float]  # per-call latency percentiles
     latencies_ms: np.ndarray = field(repr=False)  # per-call latencies, for the plot
     notes: list[str] = field(default_factory=list)
+    calls_abandoned: int = 0  # calls in flight the tool dropped when a timed run ended
 
     @property
     def error_count(self) -> int:

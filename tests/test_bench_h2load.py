@@ -62,6 +62,7 @@ def test_summary_and_trailers_only_errors() -> None:
     assert result.calls_ok == 4
     assert result.errors == {"grpc-status INVALID_ARGUMENT": 2}
     assert result.calls_per_s == pytest.approx(4 / 3.01)
+    assert result.calls_abandoned == 2  # 8 started, 6 done when the timed run ended
     assert any("1530" in note for note in result.notes)
 
 
@@ -112,8 +113,9 @@ def test_only_first_header_blocks_with_grpc_status_are_counted() -> None:
 
 def test_command_carries_grpc_headers_and_spreads_the_concurrency(tmp_path: Path) -> None:
     load = LoadSettings(64, 3, duration_s=10, total_calls=None, rate=3_000, warmup_s=3)
-    command = h2load_command("http://127.0.0.1:1/sentinel.v1.ScoringService/Score", tmp_path / "b", load,
-                             tmp_path / "log")
+    command = h2load_command(
+        "http://127.0.0.1:1/sentinel.v1.ScoringService/Score", tmp_path / "b", load, tmp_path / "log"
+    )
     pairs = list(itertools.pairwise(command))
     assert ("--clients", "3") in pairs and ("--max-concurrent-streams", "22") in pairs
     assert ("--header", "content-type: application/grpc") in pairs and ("--header", "te: trailers") in pairs
@@ -131,32 +133,38 @@ def test_load_settings_need_enough_concurrency_for_the_connections() -> None:
         LoadSettings(concurrency=4, connections=4, duration_s=1, total_calls=10, rate=None, warmup_s=0)
 
 
-def _result(calls_ok: int, errors: dict[str, int] | None = None) -> LoadResult:
+def _result(calls_ok: int, abandoned: int = 0) -> LoadResult:
     statuses = {"OK": calls_ok}
-    return LoadResult("h2load", 1.0, calls_ok, calls_ok, statuses, dict(errors or {}), {}, np.zeros(0))
+    return LoadResult(
+        "h2load", 1.0, calls_ok, calls_ok, statuses, {}, {}, np.zeros(0), calls_abandoned=abandoned
+    )
 
 
 def test_server_side_failures_the_tool_did_not_see_are_errors() -> None:
-    load = LoadSettings(concurrency=8, connections=2, duration_s=1, total_calls=None, rate=None, warmup_s=0)
-    result = _result(100)
-    check = reconcile(result, {"OK": 90, "UNAVAILABLE": 10, "CANCELLED": 8}, load)
+    result = _result(100, abandoned=8)
+    check = reconcile(result, {"OK": 90, "UNAVAILABLE": 10, "CANCELLED": 8})
     assert result.errors == {"grpc-status UNAVAILABLE": 10}
     assert result.calls_ok == 90
     assert check["server_ok_calls"] == 90 and check["tool_ok_calls"] == 100
+    assert check["ended_with_the_run"] == {"CANCELLED": 8}
 
 
-def test_calls_in_flight_at_the_end_are_not_errors_but_missing_oks_are() -> None:
-    load = LoadSettings(concurrency=8, connections=2, duration_s=1, total_calls=None, rate=None, warmup_s=0)
-    finished_late = _result(100)
-    reconcile(finished_late, {"OK": 106}, load)
+def test_calls_dropped_at_the_end_are_not_errors_but_missing_oks_are() -> None:
+    finished_late = _result(100, abandoned=8)
+    reconcile(finished_late, {"OK": 106})
     assert finished_late.errors == {} and finished_late.calls_ok == 100
+    cancelled_at_the_end = _result(100, abandoned=8)
+    check = reconcile(cancelled_at_the_end, {"OK": 100, "UNKNOWN": 5, "CANCELLED": 3})
+    assert cancelled_at_the_end.errors == {} and check["ended_with_the_run"] == {"CANCELLED": 3, "UNKNOWN": 5}
     never_answered = _result(100)
-    reconcile(never_answered, {"OK": 97, "CANCELLED": 5}, load)
+    reconcile(never_answered, {"OK": 97})
     assert never_answered.errors == {"counted OK by the tool, not by the server": 3}
     assert never_answered.calls_ok == 97
-    cancelled_mid_run = _result(100)
-    reconcile(cancelled_mid_run, {"OK": 80, "CANCELLED": 20}, load)
-    assert cancelled_mid_run.errors == {"grpc-status CANCELLED": 20} and cancelled_mid_run.calls_ok == 80
+    cancelled_mid_run = _result(100, abandoned=4)
+    reconcile(cancelled_mid_run, {"OK": 80, "CANCELLED": 20})
+    # 20 of the tool's 100 answers were not OK for the server: 16 cancelled beyond the 4 dropped, 4 more.
+    assert sum(cancelled_mid_run.errors.values()) == 20 and cancelled_mid_run.calls_ok == 80
+    assert cancelled_mid_run.errors["grpc-status CANCELLED"] == 16
 
 
 def test_prometheus_counters_are_read_and_subtracted() -> None:
