@@ -71,3 +71,21 @@ def database_url(postgres_server: LocalPostgres) -> str:
     name = f"test_{os.getpid()}_{next(_database_numbers)}"
     asyncio.run(_create_database(postgres_server.url, name))
     return postgres_server.dsn(name)
+
+
+@pytest.fixture
+def restore_logging() -> Iterator[None]:
+    """Undo a command's ``configure_logging`` after the test.
+
+    Commands bind structlog and the root logger to the sys.stdout/stderr of the moment, which under
+    capsys is a capture file closed after the test; later tests would log into it.
+    """
+    import logging
+
+    import structlog
+
+    config = structlog.get_config()
+    handlers = logging.getLogger().handlers[:]
+    yield
+    structlog.configure(**config)
+    logging.getLogger().handlers[:] = handlers

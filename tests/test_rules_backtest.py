@@ -16,6 +16,8 @@ from sentinel.ledger.migrate import migrate
 from sentinel.ledger.records import record_from_messages
 from sentinel.v1 import decision_pb2, transaction_pb2
 
+pytestmark = pytest.mark.usefixtures("restore_logging")
+
 PAYSIM_SAMPLE = Path(__file__).resolve().parents[2] / "shared" / "data" / "paysim_sample.csv"
 DEFAULT_RULES = Path(__file__).resolve().parents[1] / "server" / "rules" / "default_rules.toml"
 

@@ -12,6 +12,8 @@ from sentinel.cli import main
 from sentinel.ledger.migrate import migrate
 from sentinel.server.rules.rulefiles import parse_rule_file
 
+pytestmark = pytest.mark.usefixtures("restore_logging")
+
 RULES = """
 [[rule]]
 id = "big-transfer"

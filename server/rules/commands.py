@@ -31,6 +31,7 @@ from pathlib import Path
 from typing import Any, TypeVar
 
 import asyncpg
+import structlog
 
 from sentinel.config import ConfigError, Settings, load_settings
 from sentinel.logs import configure_logging
@@ -86,6 +87,10 @@ def _guarded(handler: Callable[[argparse.Namespace], int]) -> Callable[[argparse
 
     def run(args: argparse.Namespace) -> int:
         configure_logging("warning", "console")
+        # Warnings go to stderr, looked up per event: `--json` output on stdout stays one JSON object.
+        structlog.configure(
+            logger_factory=lambda *_: structlog.PrintLogger(sys.stderr), cache_logger_on_first_use=False
+        )
         try:
             return handler(args)
         except (RuleExpressionError, InvalidRule, RuleFileError, RuleNotFound, StaleVersion) as exc:
