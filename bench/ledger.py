@@ -19,9 +19,11 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import os
 import random
+import resource
 import shutil
 import tempfile
 import time
@@ -75,6 +77,35 @@ def synthetic_records(count: int, prefix: str, seed: int) -> list[LedgerRecord]:
     return records
 
 
+def _process_cpu_s() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def _backends_cpu_s(pids: list[int]) -> float | None:
+    """CPU seconds of the Postgres backends (from /proc); None when Postgres runs elsewhere."""
+    total, readable = 0.0, False
+    for pid in pids:
+        with contextlib.suppress(OSError):
+            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+            total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+            readable = True
+    return total if readable else None
+
+
+async def _writer_backends(database_url: str, writer_name: str) -> list[int]:
+    """Process ids of the writer's lane connections, when Postgres runs on this host."""
+    connection = await asyncpg.connect(database_url)
+    try:
+        rows = await connection.fetch(
+            "SELECT pid FROM pg_stat_activity WHERE application_name LIKE $1",
+            f"sentinel-ledger-{writer_name}-%",
+        )
+    finally:
+        await connection.close()
+    return [row[0] for row in rows]
+
+
 async def _throughput(writer: LedgerWriter, records: list[LedgerRecord], submit_size: int,
                       submitters: int) -> float:
     chunks = iter([records[i:i + submit_size] for i in range(0, len(records), submit_size)])
@@ -122,11 +153,16 @@ async def _run(args: argparse.Namespace, database_url: str, data_dir: Path) -> d
     run_id = f"bench{int(time.time())}"
     throughput_records = synthetic_records(args.records, f"{run_id}-t", seed=1)
     latency_records = synthetic_records(int(args.offered_rate * args.latency_seconds), f"{run_id}-l", seed=2)
-    writer = LedgerWriter(settings, name=f"bench-{os.getpid()}")
+    writer_name = f"bench-{os.getpid()}"
+    writer = LedgerWriter(settings, name=writer_name)
     await writer.start()
     try:
-        await writer.submit(synthetic_records(2_000, f"{run_id}-w", seed=3))  # warm-up: connections, caches
+        warm_up = synthetic_records(4 * args.batch_max_records, f"{run_id}-w", seed=3)
+        await asyncio.gather(*(writer.submit(warm_up[i:i + 100]) for i in range(0, len(warm_up), 100)))
+        backends = await _writer_backends(database_url, writer_name)
+        cpu_before = _process_cpu_s(), _backends_cpu_s(backends)
         elapsed = await _throughput(writer, throughput_records, args.submit_size, args.submitters)
+        cpu_after = _process_cpu_s(), _backends_cpu_s(backends)
         spooled_in_throughput = writer.records_spooled
         waits, achieved = await _commit_wait(writer, latency_records, args.offered_rate)
         spooled_in_latency = writer.records_spooled - spooled_in_throughput
@@ -158,6 +194,11 @@ async def _run(args: argparse.Namespace, database_url: str, data_dir: Path) -> d
             "transactions": groups, "mean_records_per_transaction": round(stored / max(groups, 1), 1),
             "submit_size": args.submit_size, "submitters": args.submitters,
         },
+        "cpu_us_per_record": {
+            "writer_process": round((cpu_after[0] - cpu_before[0]) / len(throughput_records) * 1e6, 1),
+            "postgres_backends": None if cpu_before[1] is None or cpu_after[1] is None else
+            round((cpu_after[1] - cpu_before[1]) / len(throughput_records) * 1e6, 1),
+        },
         "latency_records": len(latency_records),
         "spooled_records": {"throughput": spooled_in_throughput, "latency": spooled_in_latency},
         "balances_sum_to_zero": balance_total == 0,
@@ -165,6 +206,7 @@ async def _run(args: argparse.Namespace, database_url: str, data_dir: Path) -> d
         "writer": {"connections": args.connections, "batch_max_records": args.batch_max_records,
                    "batch_max_wait_ms": args.batch_max_wait_ms},
         "postgres": version, "cpus": os.cpu_count(),
+        "load_average_1m_at_end": round(os.getloadavg()[0], 2),  # other processes share these cores
     }
 
 
