@@ -23,6 +23,7 @@ DEFAULT_RULES = Path(__file__).resolve().parents[1] / "server" / "rules" / "defa
 
 
 def run_json(capsys: pytest.CaptureFixture[str], *argv: str) -> dict:
+    capsys.readouterr()  # drop what the test logged before
     assert main(["rules", "backtest", *argv, "--json"]) == 0
     return json.loads(capsys.readouterr().out)
 

@@ -35,6 +35,7 @@ def url(database_url: str) -> str:
 
 
 def run(capsys: pytest.CaptureFixture[str], *argv: str) -> tuple[int, str, str]:
+    capsys.readouterr()  # drop what the test logged before
     code = main(["rules", *argv])
     captured = capsys.readouterr()
     return code, captured.out, captured.err
