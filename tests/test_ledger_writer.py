@@ -11,6 +11,7 @@ import asyncpg
 import pytest
 from ledger_helpers import ledger_settings, make_record, total
 
+from sentinel.cli import main
 from sentinel.ledger import AckStatus, LedgerWriter
 from sentinel.ledger.lane import SINGLE_STATEMENT_MAX_RECORDS
 from sentinel.ledger.verify import verify_ledger
@@ -209,3 +210,21 @@ async def test_two_writers_cannot_share_a_spool(database_url: str, tmp_path: Pat
             await LedgerWriter(ledger_settings(database_url, tmp_path), name="same").start()
     finally:
         await first.close()
+
+
+async def test_cli_verify_names_the_first_broken_entry(
+    writer: LedgerWriter, database_url: str, capsys: pytest.CaptureFixture[str]
+) -> None:
+    acks = await writer.submit([make_record(f"tx-{i}", outcome="REVIEW") for i in range(4)])
+    assert await asyncio.to_thread(main, ["ledger", "verify", "--url", database_url]) == 0
+    connection = await asyncpg.connect(database_url)
+    try:
+        await connection.execute("SET session_replication_role = replica")
+        await connection.execute(
+            "UPDATE ledger.decisions SET outcome = 'APPROVE' WHERE sequence = $1", acks[1].sequence
+        )
+    finally:
+        await connection.close()
+    capsys.readouterr()
+    assert await asyncio.to_thread(main, ["ledger", "verify", "--url", database_url]) == 1
+    assert f"FIRST BROKEN ENTRY: sequence {acks[1].sequence}" in capsys.readouterr().err
