@@ -24,6 +24,7 @@ import collections
 import contextlib
 import fcntl
 import os
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -40,6 +41,9 @@ from sentinel.ledger.spool import Spool, SpoolFullError
 log = structlog.get_logger(__name__)
 
 ACK_MODES = ("durable", "async")
+# How long a starting writer waits for its own spool's lock: another writer starting at the same
+# moment may hold it for the few milliseconds it takes to adopt the segments in it.
+_OWN_SPOOL_LOCK_WAIT_S = 2.0
 
 
 class LedgerUnavailableError(RuntimeError):
@@ -172,6 +176,10 @@ class LedgerWriter:
         """Lock our spool directory and adopt the spools of writer names that no longer run."""
         self._spool_directory.mkdir(parents=True, exist_ok=True)
         descriptor = _try_lock(self._spool_directory)
+        deadline = time.monotonic() + _OWN_SPOOL_LOCK_WAIT_S
+        while descriptor is None and time.monotonic() < deadline:  # a sibling may be adopting it
+            time.sleep(0.05)
+            descriptor = _try_lock(self._spool_directory)
         if descriptor is None:
             raise RuntimeError(
                 f"ledger spool {self._spool_directory} is in use by another writer: give each writer "
