@@ -43,6 +43,7 @@ from sentinel.bench.report import (
     machine_description,
     plot_latency,
     result_fields,
+    stage_summary,
 )
 from sentinel.bench.scenarios import DEFAULT_STREAM_LENGTH, SCENARIOS, Scenario
 from sentinel.bench.sentinel_process import SentinelProcess, ServerStartError, wait_until_serving
@@ -194,6 +195,10 @@ def measure(tool: str, address: str, payload: Payload, load: LoadSettings, workd
         server_count = reconcile(result, counted.by_status(scenario.method))
         if counted.replayed_decisions is not None:
             server_count["replayed_decisions"] = counted.replayed_decisions
+        if counted.histograms:
+            server_count["stages"] = counted.stages(result.duration_s)
+            size_total, batches = counted.histograms.get("batch_size", (0.0, 0.0))
+            server_count["mean_micro_batch_size"] = round(size_total / batches, 1) if batches else None
     if result.error_count:
         problems.append(f"{result.error_count} failed calls: {result.errors}")
     return Measurement(result, before, after, server_count, problems)
@@ -382,6 +387,8 @@ def _run(args: argparse.Namespace) -> int:
     else:
         print(format_table(records))
         for record in records:
+            if (stages := stage_summary(record)) is not None:
+                print(f"{record['scenario']}: {stages}")
             for problem in record["status_check"]["problems"]:
                 print(f"{record['scenario']}: PROBLEM: {problem}")
         print(f"work files: {workdir}")

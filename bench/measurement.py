@@ -74,20 +74,40 @@ def percentiles_ms(latencies_ms: Sequence[float] | np.ndarray) -> dict[float, fl
 
 @dataclass(frozen=True, slots=True)
 class ServerCounts:
-    """Calls a server says it completed, by (method, gRPC status name); replays when it counts them."""
+    """What a server says it did: calls by (method, gRPC status name), replays, and histogram sums.
+
+    ``histograms`` maps a name (``stage:<stage>``, ``batch_size``) to (sum, count) of observations.
+    """
 
     calls: dict[tuple[str, str], int]
     replayed_decisions: int | None = None
+    histograms: dict[str, tuple[float, float]] = field(default_factory=dict)
 
     def __sub__(self, earlier: ServerCounts) -> ServerCounts:
         keys = set(self.calls) | set(earlier.calls)
         replayed = None
         if self.replayed_decisions is not None and earlier.replayed_decisions is not None:
             replayed = self.replayed_decisions - earlier.replayed_decisions
+        histograms = {}
+        for name, (total, count) in self.histograms.items():
+            before_total, before_count = earlier.histograms.get(name, (0.0, 0.0))
+            histograms[name] = (total - before_total, count - before_count)
         return ServerCounts(
-            {key: self.calls.get(key, 0) - earlier.calls.get(key, 0) for key in keys}, replayed
+            {key: self.calls.get(key, 0) - earlier.calls.get(key, 0) for key in keys}, replayed, histograms
         )
 
     def by_status(self, method: str) -> dict[str, int]:
         """Calls of one method by status name, statuses with no call left out."""
         return {code: calls for (m, code), calls in sorted(self.calls.items()) if m == method and calls}
+
+    def stages(self, duration_s: float) -> dict[str, dict[str, float]]:
+        """Per pipeline stage: batches, mean ms per batch, and seconds spent per second of run."""
+        report = {}
+        for name, (total, count) in sorted(self.histograms.items()):
+            if name.startswith("stage:") and count > 0:
+                report[name.removeprefix("stage:")] = {
+                    "batches": int(count),
+                    "mean_ms": round(total / count * 1000, 3),
+                    "busy_s_per_s": round(total / duration_s, 3) if duration_s > 0 else 0.0,
+                }
+        return report

@@ -90,6 +90,19 @@ def format_table(records: list[dict[str, Any]]) -> str:
                      for row in rows)
 
 
+def stage_summary(record: dict[str, Any]) -> str | None:
+    """One line naming where SentinelStream spent its time per micro-batch, busiest stage first."""
+    server_count = record.get("status_check", {}).get("server_count")
+    stages = server_count.get("stages") if isinstance(server_count, dict) else None
+    if not stages:
+        return None
+    ordered = sorted(stages.items(), key=lambda item: item[1]["busy_s_per_s"], reverse=True)
+    parts = [f"{name} {figures['mean_ms']:.2f} ms ({figures['busy_s_per_s']:.2f} s/s)"
+             for name, figures in ordered]
+    size = server_count.get("mean_micro_batch_size")
+    return (f"server stages, mean per micro-batch of {size} (busy seconds per second): " + ", ".join(parts))
+
+
 def plot_latency(path: Path, title: str, series: dict[str, np.ndarray]) -> Path:
     """Latency by percentile (log scale) of each named series, as a PNG."""
     import matplotlib
@@ -148,6 +161,8 @@ def append_results(path: Path, command: str, machine: dict[str, Any], records: l
             lines.append(f"  - status check problem: {check}")
         if record.get("payload_note"):
             lines.append(f"  - payloads: {record['payload_note']}")
+        if (stages := stage_summary(record)) is not None:
+            lines.append(f"  - {stages}")
     lines += ["", "```", format_table(records), "```", ""]
     with path.open("a") as handle:
         handle.write("\n".join(lines) + "\n")

@@ -1,9 +1,10 @@
 """SentinelStream's own count of calls, read from its Prometheus endpoint.
 
 The server counts every call by method and final gRPC status (``sentinel_calls_total``) and every
-idempotent replay (``sentinel_replayed_decisions_total``), summed over its workers. Reading them
-before and after a load run gives the server's view of that run, which catches what a load tool
-cannot see (h2load: gRPC errors in trailers) and shows which path the calls took.
+idempotent replay (``sentinel_replayed_decisions_total``), summed over its workers, and times its
+pipeline stages per micro-batch (``sentinel_stage_seconds``). Reading them before and after a load
+run gives the server's view of that run: it catches what a load tool cannot see (h2load: gRPC
+errors in trailers), shows which path the calls took and which stage the time went to.
 """
 
 from __future__ import annotations
@@ -16,6 +17,9 @@ from sentinel.bench.measurement import ServerCounts
 
 CALLS_SAMPLE = "sentinel_calls_total"
 REPLAYS_SAMPLE = "sentinel_replayed_decisions_total"
+# Histograms whose sum and count say where the time goes: name in ServerCounts -> metric, label.
+STAGE_METRIC = "sentinel_stage_seconds"
+BATCH_SIZE_METRIC = "sentinel_batch_size"
 SCRAPE_TIMEOUT_S = 10.0
 
 
@@ -23,6 +27,7 @@ def parse_server_counts(exposition: str) -> ServerCounts:
     """Call and replay counters from a Prometheus text exposition."""
     calls: dict[tuple[str, str], int] = {}
     replayed: int | None = None
+    sums: dict[str, list[float]] = {}
     for family in text_string_to_metric_families(exposition):
         for sample in family.samples:
             if sample.name == CALLS_SAMPLE:
@@ -30,7 +35,13 @@ def parse_server_counts(exposition: str) -> ServerCounts:
                 calls[key] = calls.get(key, 0) + int(sample.value)
             elif sample.name == REPLAYS_SAMPLE:
                 replayed = (replayed or 0) + int(sample.value)
-    return ServerCounts(calls, replayed)
+            elif sample.name in (f"{STAGE_METRIC}_sum", f"{STAGE_METRIC}_count",
+                                 f"{BATCH_SIZE_METRIC}_sum", f"{BATCH_SIZE_METRIC}_count"):
+                is_stage = sample.name.startswith(STAGE_METRIC)
+                name = f"stage:{sample.labels.get('stage', '')}" if is_stage else "batch_size"
+                pair = sums.setdefault(name, [0.0, 0.0])
+                pair[0 if sample.name.endswith("_sum") else 1] += sample.value
+    return ServerCounts(calls, replayed, {name: (pair[0], pair[1]) for name, pair in sums.items()})
 
 
 def scrape_server_counts(metrics_url: str) -> ServerCounts:

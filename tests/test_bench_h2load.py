@@ -176,6 +176,17 @@ sentinel_calls_total{code="OK",method="ScoreBatch"} 7.0
 # HELP sentinel_replayed_decisions_total Idempotent replays answered from stored decisions.
 # TYPE sentinel_replayed_decisions_total counter
 sentinel_replayed_decisions_total 30.0
+# HELP sentinel_stage_seconds Time per pipeline stage and batch.
+# TYPE sentinel_stage_seconds histogram
+sentinel_stage_seconds_bucket{le="0.001",stage="model"} 3.0
+sentinel_stage_seconds_bucket{le="+Inf",stage="model"} 4.0
+sentinel_stage_seconds_count{stage="model"} 4.0
+sentinel_stage_seconds_sum{stage="model"} 0.02
+# HELP sentinel_batch_size Transactions per micro-batch.
+# TYPE sentinel_batch_size histogram
+sentinel_batch_size_bucket{le="+Inf"} 4.0
+sentinel_batch_size_count 4.0
+sentinel_batch_size_sum 122.0
 """
     later = parse_server_counts(text)
     earlier = ServerCounts({("Score", "OK"): 20}, replayed_decisions=10)
@@ -183,6 +194,9 @@ sentinel_replayed_decisions_total 30.0
     assert difference.by_status("Score") == {"OK": 100, "UNAVAILABLE": 2}
     assert difference.by_status("ScoreBatch") == {"OK": 7}
     assert difference.replayed_decisions == 20
+    assert difference.histograms["batch_size"] == (122.0, 4.0)
+    model_stage = {"batches": 4, "mean_ms": 5.0, "busy_s_per_s": 0.01}
+    assert difference.stages(duration_s=2.0) == {"model": model_stage}
 
 
 @pytest.fixture(scope="module")
