@@ -76,6 +76,7 @@ class Payload:
     stream_bodies: list[Path]  # ScoreStream for h2load: one distinct body per stream in flight
     warmup_stream_bodies: list[Path]  # ... and others for the warm-up
     ghz_data_file: Path  # JSON data for ghz
+    ghz_warmup_data_file: Path  # ... with other ids: ghz numbers requests from 0 in every run
     pool: list[bytes]  # transactions without ids, for the grpcio driver
     id_prefix: str
     probe_messages: list[bytes]  # serialized request messages of a probe call (ids of its own)
@@ -101,16 +102,23 @@ def _write_body(path: Path, messages: list[Message]) -> Path:
     return path
 
 
-def build_payload(scenario: Scenario, factory: TransactionFactory, id_prefix: str, workdir: Path,
-                  streams: int) -> Payload:
-    """Build the scenario's requests; write the h2load bodies and the ghz data file."""
-    name = scenario.name
+def _write_ghz_data(path: Path, scenario: Scenario, factory: TransactionFactory, id_prefix: str) -> Path:
+    """ghz data: one stream's messages, or the messages of many calls (ghz uses them round-robin)."""
     calls = 1 if scenario.streaming else max(1, GHZ_DATA_TRANSACTIONS // scenario.transactions_per_call)
     per_call = [scenario.request_messages(factory, f"{id_prefix}-c{index}") for index in range(calls)]
-    body_file = _write_body(workdir / f"{name}-body.grpc", per_call[0])
-    ghz_messages = per_call[0] if scenario.streaming else [messages[0] for messages in per_call]
-    ghz_data_file = workdir / f"{name}-ghz-data.json"
-    ghz_data_file.write_text(json.dumps(ghz.ghz_data(ghz_messages)))
+    messages = per_call[0] if scenario.streaming else [call[0] for call in per_call]
+    path.write_text(json.dumps(ghz.ghz_data(messages)))
+    return path
+
+
+def build_payload(scenario: Scenario, factory: TransactionFactory, id_prefix: str, workdir: Path,
+                  streams: int) -> Payload:
+    """Build the scenario's requests; write the h2load bodies and the ghz data files."""
+    name = scenario.name
+    body_file = _write_body(workdir / f"{name}-body.grpc", scenario.request_messages(factory, id_prefix))
+    ghz_data_file = _write_ghz_data(workdir / f"{name}-ghz-data.json", scenario, factory, f"{id_prefix}-g")
+    ghz_warmup_data_file = _write_ghz_data(workdir / f"{name}-ghz-warmup.json", scenario, factory,
+                                           f"{id_prefix}-gw")
     stream_bodies: list[Path] = []
     warmup_stream_bodies: list[Path] = []
     probe_scenario = scenario
@@ -129,8 +137,8 @@ def build_payload(scenario: Scenario, factory: TransactionFactory, id_prefix: st
         probe_scenario = scenario.with_stream_length(min(scenario.transactions_per_call, PROBE_STREAM_LENGTH))
     probe_messages = _serialized(probe_scenario.request_messages(factory, f"{id_prefix}-probe"))
     pool = grpcio_driver.transaction_pool(factory.transactions(GRPCIO_POOL_TRANSACTIONS, "pool"))
-    return Payload(scenario, body_file, stream_bodies, warmup_stream_bodies, ghz_data_file, pool, id_prefix,
-                   probe_messages)
+    return Payload(scenario, body_file, stream_bodies, warmup_stream_bodies, ghz_data_file,
+                   ghz_warmup_data_file, pool, id_prefix, probe_messages)
 
 
 def choose_tool(requested: str) -> str:
@@ -164,7 +172,8 @@ def run_tool(tool: str, address: str, payload: Payload, load: LoadSettings, work
         id_prefix = f"{payload.id_prefix}-{workdir.name}"  # the ceiling's and the server's runs differ
         return grpcio_driver.run_grpcio(address, scenario, payload.pool, id_prefix, load, warmup=warmup)
     if tool == "ghz":
-        return ghz.run_ghz(address, scenario.ghz_call, payload.ghz_data_file, load, workdir,
+        data_file = payload.ghz_warmup_data_file if warmup else payload.ghz_data_file
+        return ghz.run_ghz(address, scenario.ghz_call, data_file, load, workdir,
                            proto_location() if use_proto else None, warmup=warmup)
     if scenario.streaming:
         bodies = payload.warmup_stream_bodies if warmup else payload.stream_bodies
