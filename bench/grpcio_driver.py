@@ -197,7 +197,7 @@ async def _run_plan(plan: ClientPlan, ready: Any, go: Any) -> dict[str, Any]:
             "item_errors": calls.item_errors,
         }
     finally:
-        await asyncio.gather(*(c.close() for c in channels))
+        await asyncio.gather(*(c.close(None) for c in channels))
 
 
 def _client_main(plan: ClientPlan, ready: Any, go: Any, results: Any) -> None:
