@@ -9,6 +9,7 @@ supervisor (graceful, it stops its private databases), with a kill of the sessio
 from __future__ import annotations
 
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -103,7 +104,10 @@ class SentinelProcess:
         return self
 
     def stop(self) -> None:
-        """SIGTERM, wait for the graceful shutdown, then kill the server's session if needed."""
+        """SIGTERM, wait for the graceful shutdown, then kill the server's session if needed.
+
+        The private databases go with it (hundreds of MB after a run); the server log stays.
+        """
         process = self._process
         if process is None:
             return
@@ -115,6 +119,7 @@ class SentinelProcess:
             except subprocess.TimeoutExpired:
                 os.killpg(process.pid, signal.SIGKILL)
                 process.wait()
+        shutil.rmtree(self.data_dir, ignore_errors=True)
 
     def __enter__(self) -> SentinelProcess:
         return self.start()
