@@ -428,7 +428,9 @@ def register(bench_subparsers: Any) -> None:
     parser.add_argument("--connections", type=int,
                         help="HTTP/2 connections, at least the workers (default: 2 per worker)")
     amount = parser.add_mutually_exclusive_group()
-    amount.add_argument("--duration", type=float, default=10.0, help="seconds measured (default 10)")
+    amount.add_argument("--duration", type=float, default=10.0,
+                        help="seconds measured (default 10); ScoreStream over h2load sends one stream "
+                        "per connection instead, as long as --stream-length makes it")
     amount.add_argument("--total", type=int, help="measure this many calls instead of a duration")
     parser.add_argument("--rate", type=float, help="calls per second in total (default: unlimited)")
     parser.add_argument("--warmup", type=float, default=3.0, help="seconds of warm-up load (default 3)")
