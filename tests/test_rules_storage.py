@@ -123,6 +123,11 @@ async def test_loaded_set_holds_active_and_shadow_rules_with_versions(store: Rul
     ]
     assert rule_set.shadow_mask.tolist() == [True, False]
     assert len(rule_set.program_set) == 2
+    # immutable versions are compiled once; a new version is compiled afresh
+    await store.put(dataclasses.replace(SPEC, expression="amount > 1"), "bob")
+    reloaded = await store.load_rule_set()
+    assert reloaded.rules[0] is rule_set.rules[0]
+    assert reloaded.rules[1].version == 3 and reloaded.rules[1].program != rule_set.rules[1].program
 
 
 async def test_default_rules_seed_an_empty_database_once(store: RuleStore) -> None:

@@ -96,6 +96,9 @@ class RuleStore:
 
     def __init__(self, pool: asyncpg.Pool) -> None:
         self._pool = pool
+        # Versions are immutable, so a version compiled once stays valid: a reload compiles only
+        # what changed and keeps the worker's event loop free.
+        self._compiled: dict[tuple[str, int], CompiledRule] = {}
 
     @classmethod
     async def connect(cls, dsn: str, *, connect_timeout_s: float = 5.0, max_size: int = 4) -> RuleStore:
@@ -176,16 +179,22 @@ class RuleStore:
                 f"SELECT DISTINCT ON (rule_id) {_COLUMNS} FROM ledger.rule_versions "
                 "ORDER BY rule_id, version DESC"
             )
-        compiled: list[CompiledRule] = []
+        compiled: dict[tuple[str, int], CompiledRule] = {}
         for row in rows:
             if row["deleted"]:
                 continue
+            key = (row["rule_id"], row["version"])
+            cached = self._compiled.get(key)
+            if cached is not None:
+                compiled[key] = cached
+                continue
             rule = _rule(row)
             try:
-                compiled.append(compile_rule(rule))
+                compiled[key] = compile_rule(rule)
             except RuleExpressionError as exc:
                 log.error("rule_not_compilable", rule_id=rule.rule_id, version=rule.version, error=str(exc))
-        return build_rule_set(compiled, generation)
+        self._compiled = compiled
+        return build_rule_set(compiled.values(), generation)
 
     # --- changes ---------------------------------------------------------------------------------
     async def put(self, spec: RuleSpec, author: str, comment: str = "", expected_version: int = 0) -> Rule:
