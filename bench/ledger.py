@@ -6,9 +6,10 @@ balances updated in the same transactions, the hash chain computed):
 1. Throughput: ``--submitters`` concurrent tasks submit pre-built records ``--submit-size`` at a
    time (as ScoreBatch calls would) until ``--records`` are acknowledged; ``rows_per_s`` is records
    over the wall time from the first submit to the last acknowledgement.
-2. Commit wait at an offered load: single-record submits (as Score calls would) issued on a fixed
-   schedule of ``--offered-rate`` per second for ``--latency-seconds``, open loop (a slow commit does
-   not slow the schedule down); the wait is measured from each record's scheduled time to its ack.
+2. Commit wait at an offered load: submits of ``--latency-submit-size`` records (1: each decision
+   alone, as a Score call without micro-batching would; the server's micro-batches are larger) issued
+   on a fixed schedule of ``--offered-rate`` records per second for ``--latency-seconds``, open loop (a
+   slow commit does not slow the schedule down); the wait runs from a submit's scheduled time to its ack.
 
 Records are synthetic, seeded and PaySim-like (mostly fresh origin accounts, recurring merchants,
 97 % approved), built as real sentinel.v1 Transaction/Decision messages, so the command needs no data
@@ -121,27 +122,30 @@ async def _throughput(writer: LedgerWriter, records: list[LedgerRecord], submit_
 
 
 async def _commit_wait(
-    writer: LedgerWriter, records: list[LedgerRecord], rate: float
+    writer: LedgerWriter, records: list[LedgerRecord], rate: float, submit_size: int
 ) -> tuple[np.ndarray, float]:
-    """Open-loop single-record submits at ``rate``/s; returns waits (ms) and the achieved rate."""
-    loop = asyncio.get_running_loop()
-    waits = np.zeros(len(records))
+    """Open-loop submits of ``submit_size`` records, ``rate`` records/s in all; returns each submit's
+    wait (ms, from its scheduled time to its ack) and the achieved rate. perf_counter, not the loop's
+    clock: uvloop's has millisecond resolution."""
+    submits = len(records) // submit_size
+    submit_rate = rate / submit_size
+    waits = np.zeros(submits)
     tasks = []
 
     async def one(index: int, scheduled: float) -> None:
-        await writer.submit([records[index]])
-        waits[index] = (loop.time() - scheduled) * 1000
+        await writer.submit(records[index * submit_size:(index + 1) * submit_size])
+        waits[index] = (time.perf_counter() - scheduled) * 1000
 
-    start = loop.time()
+    start = time.perf_counter()
     issued = 0
-    while issued < len(records):
-        due = min(len(records), int((loop.time() - start) * rate) + 1)
+    while issued < submits:
+        due = min(submits, int((time.perf_counter() - start) * submit_rate) + 1)
         while issued < due:
-            tasks.append(asyncio.create_task(one(issued, start + issued / rate)))
+            tasks.append(asyncio.create_task(one(issued, start + issued / submit_rate)))
             issued += 1
         await asyncio.sleep(0.001)
     await asyncio.gather(*tasks)
-    return waits, len(records) / (loop.time() - start)
+    return waits, submits * submit_size / (time.perf_counter() - start)
 
 
 async def _run(args: argparse.Namespace, database_url: str, data_dir: Path) -> dict[str, Any]:
@@ -164,7 +168,9 @@ async def _run(args: argparse.Namespace, database_url: str, data_dir: Path) -> d
         elapsed = await _throughput(writer, throughput_records, args.submit_size, args.submitters)
         cpu_after = _process_cpu_s(), _backends_cpu_s(backends)
         spooled_in_throughput = writer.records_spooled
-        waits, achieved = await _commit_wait(writer, latency_records, args.offered_rate)
+        waits, achieved = await _commit_wait(
+            writer, latency_records, args.offered_rate, args.latency_submit_size
+        )
         spooled_in_latency = writer.records_spooled - spooled_in_throughput
         await writer.wait_until_replayed()
     finally:
@@ -188,6 +194,7 @@ async def _run(args: argparse.Namespace, database_url: str, data_dir: Path) -> d
         "commit_wait_p99_ms": round(float(np.percentile(waits, 99)), 3),
         "commit_wait_max_ms": round(float(waits.max()), 3),
         "offered_rate_per_s": args.offered_rate,
+        "latency_submit_size": args.latency_submit_size,
         "achieved_rate_per_s": round(achieved),
         "throughput": {
             "records": len(throughput_records), "seconds": round(elapsed, 3), "stored": stored,
@@ -212,7 +219,7 @@ async def _run(args: argparse.Namespace, database_url: str, data_dir: Path) -> d
 
 def _handle(args: argparse.Namespace) -> int:
     configure_logging("warning", "json")
-    work = Path(tempfile.mkdtemp(prefix="sentinel-bench-ledger-"))
+    work = Path(tempfile.mkdtemp(prefix="ledger-bench-"))
     os.chmod(work, 0o755)  # the postgres system user must reach the private cluster's directory
     postgres = None
     try:
@@ -249,6 +256,9 @@ def register(bench_subparsers: Any) -> None:
     parser.add_argument("--submitters", type=int, default=64, help="concurrent submitting tasks (64)")
     parser.add_argument("--offered-rate", type=float, default=10_000, help="latency phase rate/s (10,000)")
     parser.add_argument("--latency-seconds", type=float, default=5.0, help="latency phase length (5 s)")
+    parser.add_argument("--latency-submit-size", type=int, default=1,
+                        help="records per submit in the latency phase: 1 = one Score call each (default); "
+                             "more = the server's micro-batches")
     parser.add_argument("--connections", type=int, default=2, help="writer connections (2)")
     parser.add_argument("--batch-max-records", type=int, default=2_000, help="group size bound (2,000)")
     parser.add_argument("--batch-max-wait-ms", type=float, default=0.5, help="group time bound (0.5 ms)")
