@@ -37,6 +37,7 @@ from sentinel.ledger.records import LedgerAck, LedgerRecord
 from sentinel.model_export.reloader import ActiveModel
 from sentinel.server import metrics
 from sentinel.server.batching import MicroBatcher
+from sentinel.server.columns import append_transaction
 from sentinel.server.decide import Thresholds, decide
 from sentinel.server.rules.compiler import CompiledRuleSet
 from sentinel.server.state import AccountSnapshot, AccountStateStore, AccountWrite
@@ -280,7 +281,7 @@ class ScoringPipeline:
         builder = TransactionColumnsBuilder(len(rows))
         for request in rows:
             slot = slots.setdefault(request.txn.account_id, len(slots))
-            _append(builder, slot, request.txn)
+            append_transaction(builder, slot, request.txn)
         columns = builder.build()
         new_states: list[bytes | None] = []
         if degraded or snapshots is None:
@@ -435,33 +436,6 @@ def _key_reused(key: str) -> Rejection:
     return Rejection(
         grpc.StatusCode.ALREADY_EXISTS,
         f"idempotency key {key!r} was already used for a different transaction",
-    )
-
-
-def _optional_float(message: object, name: str) -> float | None:
-    return float(getattr(message, name)) if message.HasField(name) else None  # type: ignore[attr-defined]
-
-
-def _append(builder: TransactionColumnsBuilder, slot: int, txn: ValidatedTransaction) -> None:
-    message = txn.message
-    geo = message.geo
-    balances = message.balances
-    has_balances = message.HasField("balances")
-    builder.append(
-        slot,
-        float(txn.amount),
-        message.type,
-        txn.event_time,
-        geo.latitude if geo.HasField("latitude") else None,
-        geo.longitude if geo.HasField("longitude") else None,
-        geo.country,
-        message.channel,
-        message.counterparty_id,
-        message.device_id,
-        _optional_float(balances, "origin_before") if has_balances else None,
-        _optional_float(balances, "origin_after") if has_balances else None,
-        _optional_float(balances, "destination_before") if has_balances else None,
-        _optional_float(balances, "destination_after") if has_balances else None,
     )
 
 

@@ -188,18 +188,20 @@ async def test_unreachable_database_is_unavailable(services_dir: Path) -> None:
         rules_pb2_grpc.add_RulesServiceServicer_to_server(RulesServicer(store), server)
         port = server.add_insecure_port("127.0.0.1:0")
         await server.start()
-        async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
-            stub = rules_pb2_grpc.RulesServiceStub(channel)
-            await stub.PutRule(rules_pb2.PutRuleRequest(rule=RULE, author="alice"))
-            postgres.stop()
-            for call in (
-                stub.ListRules(rules_pb2.ListRulesRequest()),
-                stub.PutRule(rules_pb2.PutRuleRequest(rule=RULE, author="alice")),
-            ):
-                error = await status_of(call)
-                assert error.code() == grpc.StatusCode.UNAVAILABLE, error
-        await server.stop(None)
-        await store.close()
+        try:
+            async with grpc.aio.insecure_channel(f"127.0.0.1:{port}") as channel:
+                stub = rules_pb2_grpc.RulesServiceStub(channel)
+                await stub.PutRule(rules_pb2.PutRuleRequest(rule=RULE, author="alice"))
+                postgres.stop()
+                for call in (
+                    stub.ListRules(rules_pb2.ListRulesRequest()),
+                    stub.PutRule(rules_pb2.PutRuleRequest(rule=RULE, author="alice")),
+                ):
+                    error = await status_of(call)
+                    assert error.code() == grpc.StatusCode.UNAVAILABLE, (error.code(), error.details())
+        finally:
+            await server.stop(None)
+            await store.close()
     finally:
         postgres.stop()
 

@@ -12,6 +12,7 @@ import os
 import signal
 import threading
 import time
+from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
@@ -44,14 +45,25 @@ def transaction(transaction_id: str, account: str = "C1", amount: str = "100.00"
     return message
 
 
+_open_channels: list[grpc.Channel] = []
+
+
+@pytest.fixture(autouse=True)
+def close_channels() -> Iterator[None]:
+    """Close every channel a test opened (an open channel keeps a polling thread alive)."""
+    yield
+    while _open_channels:
+        _open_channels.pop().close()
+
+
 def stubs(address: str, connections: int) -> list[scoring_pb2_grpc.ScoringServiceStub]:
     """Stubs on separate connections (SO_REUSEPORT spreads connections, not calls, over workers)."""
-    return [
-        scoring_pb2_grpc.ScoringServiceStub(
-            grpc.insecure_channel(address, options=[("grpc.use_local_subchannel_pool", 1)])
-        )
+    channels = [
+        grpc.insecure_channel(address, options=[("grpc.use_local_subchannel_pool", 1)])
         for _ in range(connections)
     ]
+    _open_channels.extend(channels)
+    return [scoring_pb2_grpc.ScoringServiceStub(channel) for channel in channels]
 
 
 def ledger_ids(database_url: str, ids: list[str]) -> dict[str, int]:

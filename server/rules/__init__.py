@@ -9,7 +9,6 @@ Entry points for the server (docs/decisions/0007-rules-language-and-storage.md e
 - ``reload.RuleSetWatcher.start(store, dsn, poll_interval_s=...)``: per worker; ``.current`` is the
   rule set to evaluate, swapped within a second of any change (LISTEN/NOTIFY plus polling).
 - ``service.RulesServicer(store, max_clock_skew_s=..., state_provider=...)``: sentinel.v1.RulesService.
-- ``transactions.append_transaction(builder, slot, txn)``: a validated transaction as hot-path columns.
 
 The package itself imports nothing, so ``sentinel --help`` does not load the rule machinery.
 """

@@ -35,8 +35,8 @@ from sentinel.hotpath import (
 )
 from sentinel.ledger.connect import connect_as_writer
 from sentinel.model_export.paysim import read_paysim
+from sentinel.server.columns import append_transaction
 from sentinel.server.rules.compiler import CompiledRuleSet
-from sentinel.server.rules.transactions import append_transaction
 from sentinel.server.validate import validate_transaction
 from sentinel.v1 import transaction_pb2
 

@@ -243,8 +243,8 @@ def _test(args: argparse.Namespace) -> int:
 
     from sentinel.hotpath import FEATURE_NAMES, RuleSet, TransactionColumnsBuilder, build_features_stateless
     from sentinel.hotpath import evaluate_rules as evaluate
+    from sentinel.server.columns import append_transaction
     from sentinel.server.rules.compiler import compile_expression
-    from sentinel.server.rules.transactions import append_transaction
     from sentinel.server.validate import InvalidTransaction, validate_transaction
     from sentinel.v1 import transaction_pb2
 

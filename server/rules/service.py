@@ -41,12 +41,12 @@ from sentinel.hotpath import (
     build_features_stateless,
     evaluate_rules,
 )
+from sentinel.server.columns import append_transaction
 from sentinel.server.errors import abort_invalid
 from sentinel.server.rules.compiler import compile_expression
 from sentinel.server.rules.language import RuleExpressionError
 from sentinel.server.rules.model import InvalidRule, RuleSpec
 from sentinel.server.rules.storage import RuleNotFound, RuleStore, StaleVersion
-from sentinel.server.rules.transactions import append_transaction
 from sentinel.server.validate import (
     FieldViolation,
     InvalidTransaction,

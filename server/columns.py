@@ -1,7 +1,7 @@
-"""Wire transactions as hot-path columns, for the rule tools that start from a ``Transaction``.
+"""Validated wire transactions as hot-path columns: the input of the *features* stage.
 
-TestRule evaluates a rule on one request's transaction, the ledger backtest on recorded ones; both
-validate them like the scoring path does and append them to a ``TransactionColumnsBuilder``.
+The scoring pipeline, TestRule and the ledger backtest all start from a validated ``Transaction`` and
+append it to a ``TransactionColumnsBuilder`` here, so every path feeds the hot path identically.
 """
 
 from __future__ import annotations
