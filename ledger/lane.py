@@ -91,9 +91,10 @@ SELECT ledger.apply_balance_movements($22::text[], $23::text[], $24::numeric[], 
 # lanes' would put a lane's entries out of time order in account histories).
 _RESERVE_MAX_AGE_S = 0.05
 
-# Up to this many new records, a group is written with _WRITE_NEW_GROUP (arrays cost more to encode
-# per record than COPY, but save four round trips).
-SINGLE_STATEMENT_MAX_RECORDS = 256
+# Up to this many new records, a group is written with _WRITE_NEW_GROUP. Its arrays cost several times
+# more CPU per record to encode than COPY (asyncpg checks every array element), which only the saved
+# round trips repay for small groups; past this, and as soon as a backlog makes groups grow, COPY.
+SINGLE_STATEMENT_MAX_RECORDS = 64
 
 _APPLY_MOVEMENTS = (
     "SELECT ledger.apply_balance_movements($1::text[], $2::text[], $3::numeric[], $4::bigint[])"
