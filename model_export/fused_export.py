@@ -21,17 +21,18 @@ weights and leaves listed apart from the interior nodes, so the file is about 3x
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
-from sklearn.ensemble import IsolationForest
 from sklearn.ensemble._iforest import _average_path_length
 
-INPUT_NAME = "features"
-# Anomaly score 2^(-E[h(x)]/c(n)) in 0..1: the risk the service reports (higher = more anomalous).
-RISK_OUTPUT = "risk"
+from sentinel.model_export.scorer import INPUT_NAME, RISK_OUTPUT
+
+if TYPE_CHECKING:
+    from sklearn.ensemble import IsolationForest
+
 # Mean path length E[h(x)] over the trees (the tree operator's own output).
 PATH_LENGTH_OUTPUT = "mean_path_length"
 # scikit-learn's score_samples (= -risk) and decision_function (= score_samples - offset_).

@@ -17,9 +17,12 @@ from __future__ import annotations
 import json
 from collections import Counter
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
-from sklearn.ensemble import IsolationForest
+
+if TYPE_CHECKING:  # scikit-learn only for annotations: serving never imports it
+    from sklearn.ensemble import IsolationForest
 
 METADATA_KEY = "sentinel.row_order"
 # Smaller batches gain too little to pay for the sort (~20 us per call).

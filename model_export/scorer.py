@@ -13,7 +13,12 @@ import numpy as np
 import onnxruntime as ort
 
 from sentinel.model_export import row_order
-from sentinel.model_export.fused_export import INPUT_NAME, RISK_OUTPUT
+
+# The interface of a fused export (fused_export.py writes it): float32 features in, risk out.
+# Defined here so that serving never imports scikit-learn, which only the export needs.
+INPUT_NAME = "features"
+# Anomaly score 2^(-E[h(x)]/c(n)) in 0..1: the risk the service reports (higher = more anomalous).
+RISK_OUTPUT = "risk"
 
 
 def latency_session_options() -> ort.SessionOptions:
