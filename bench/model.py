@@ -25,22 +25,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import onnxruntime as ort
-from sklearn.ensemble import IsolationForest
-
-from sentinel.model_export.fused_export import (
-    DECISION_FUNCTION_OUTPUT,
-    INPUT_NAME,
-    RISK_OUTPUT,
-    SCORE_SAMPLES_OUTPUT,
-    fused_onnx_model,
-)
-from sentinel.model_export.paysim import read_paysim
-from sentinel.model_export.row_order import METADATA_KEY as ROW_ORDER_KEY
-from sentinel.model_export.row_order import choose_row_order
-from sentinel.model_export.scorer import ForestScorer, latency_session
-from sentinel.model_export.stock_export import STOCK_DECISION_FUNCTION_OUTPUT, stock_onnx_model
-from sentinel.model_export.training import replay_features
 
 PAYSIM_CUT = "data/paysim_cut.csv"
 BATCH = 256
@@ -57,6 +41,24 @@ def _us_per_call(call: Callable[[int], object], calls: int) -> tuple[float, floa
 
 def run(data: Path, trees: int, max_samples: int, repeats: int, single_calls: int) -> dict[str, Any]:
     """Fit the forest, export it both ways, and measure parity and latency."""
+    # Imported here, not at module level: `sentinel --help` must not load scikit-learn.
+    import onnxruntime as ort
+    from sklearn.ensemble import IsolationForest
+
+    from sentinel.model_export.fused_export import (
+        DECISION_FUNCTION_OUTPUT,
+        INPUT_NAME,
+        RISK_OUTPUT,
+        SCORE_SAMPLES_OUTPUT,
+        fused_onnx_model,
+    )
+    from sentinel.model_export.paysim import read_paysim
+    from sentinel.model_export.row_order import METADATA_KEY as ROW_ORDER_KEY
+    from sentinel.model_export.row_order import choose_row_order
+    from sentinel.model_export.scorer import ForestScorer, latency_session
+    from sentinel.model_export.stock_export import STOCK_DECISION_FUNCTION_OUTPUT, stock_onnx_model
+    from sentinel.model_export.training import replay_features
+
     rows = read_paysim(data)
     features = replay_features(rows)
     forest = IsolationForest(n_estimators=trees, max_samples=max_samples, random_state=0).fit(
