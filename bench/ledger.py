@@ -223,7 +223,7 @@ async def _run(args: argparse.Namespace, database_url: str, data_dir: Path) -> d
 
 
 def _handle(args: argparse.Namespace) -> int:
-    configure_logging("warning", "json")
+    configure_logging("error", "json")  # stdout carries the result; spooling shows in it too
     work = Path(tempfile.mkdtemp(prefix="ledger-bench-"))
     os.chmod(work, 0o755)  # the postgres system user must reach the private cluster's directory
     postgres = None
