@@ -20,9 +20,9 @@ SCORING = "sentinel.v1.ScoringService"
 
 
 class ServerProcess:
-    """``sentinel serve`` with explicit Redis/Postgres URLs and settings given as environment."""
+    """``sentinel serve`` (or ``sentinel dev serve`` with ``dev=True``) with settings given as environment."""
 
-    def __init__(self, workdir: Path, *, workers: int = 2, **settings: object) -> None:
+    def __init__(self, workdir: Path, *, workers: int = 2, dev: bool = False, **settings: object) -> None:
         self.workdir = workdir
         self.workdir.mkdir(parents=True, exist_ok=True)
         os.chmod(self.workdir, 0o755)
@@ -37,6 +37,10 @@ class ServerProcess:
             "SENTINEL_WORKERS": str(workers),
             **{f"SENTINEL_{name.upper()}": str(value) for name, value in settings.items()},
         }
+        if dev:  # `sentinel dev serve` starts private Redis/Postgres for whatever is not configured
+            self.environment.pop("SENTINEL_REDIS_URL", None)
+            self.environment.pop("SENTINEL_DATABASE_URL", None)
+        self.command = ["dev", "serve"] if dev else ["serve"]
         self.process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -46,7 +50,7 @@ class ServerProcess:
     def start(self, timeout_s: float = 60.0) -> ServerProcess:
         with self.log_file.open("ab") as log:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "sentinel.cli", "serve", "--port", str(self.port)],
+                [sys.executable, "-m", "sentinel.cli", *self.command, "--port", str(self.port)],
                 env=self.environment,
                 stdout=log,
                 stderr=subprocess.STDOUT,

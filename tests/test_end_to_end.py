@@ -4,9 +4,6 @@ nothing but the server's address (server reflection, no .proto), health checking
 from __future__ import annotations
 
 import os
-import signal
-import subprocess
-import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -18,63 +15,20 @@ from google.rpc import error_details_pb2
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha.proto_reflection_descriptor_database import ProtoReflectionDescriptorDatabase
 from grpc_status import rpc_status
-
-from sentinel.localservices import free_port
-
-SCORING = "sentinel.v1.ScoringService"
+from harness import SCORING, ServerProcess
 
 
 @pytest.fixture(scope="module")
 def server_address(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    data_dir = Path(tmp_path_factory.mktemp("e2e"))
-    for directory in (data_dir, *data_dir.parents):
+    """`sentinel dev serve`, as `make run` starts it: private Redis and Postgres, two workers."""
+    workdir = Path(tmp_path_factory.mktemp("e2e"))
+    for directory in (workdir, *workdir.parents):
         if directory == Path("/tmp"):
             break
-        os.chmod(directory, 0o755)
-    port = free_port()
-    env = {
-        **os.environ,
-        "SENTINEL_DATA_DIR": str(data_dir),
-        "SENTINEL_LOG_FORMAT": "json",
-        "SENTINEL_METRICS_PORT": "0",
-    }
-    env.pop("SENTINEL_REDIS_URL", None)
-    env.pop("SENTINEL_DATABASE_URL", None)
-    log_file = (data_dir / "server.log").open("wb")
-    process = subprocess.Popen(
-        [sys.executable, "-m", "sentinel.cli", "dev", "serve", "--port", str(port), "--workers", "2"],
-        env=env,
-        stdout=log_file,
-        stderr=subprocess.STDOUT,
-    )
-    address = f"127.0.0.1:{port}"
-    try:
-        wait_until_serving(address, process, data_dir / "server.log")
-        yield address
-    finally:
-        process.send_signal(signal.SIGTERM)
-        try:
-            assert process.wait(timeout=30) == 0
-        finally:
-            if process.poll() is None:
-                process.kill()
-            log_file.close()
-
-
-def wait_until_serving(address: str, process: subprocess.Popen[bytes], log: Path) -> None:
-    deadline = time.monotonic() + 60
-    with grpc.insecure_channel(address) as channel:
-        stub = health_pb2_grpc.HealthStub(channel)
-        while time.monotonic() < deadline:
-            assert process.poll() is None, log.read_text()
-            try:
-                reply = stub.Check(health_pb2.HealthCheckRequest(service=SCORING), timeout=1)
-                if reply.status == health_pb2.HealthCheckResponse.SERVING:
-                    return
-            except grpc.RpcError:
-                pass
-            time.sleep(0.1)
-    raise AssertionError(f"server not SERVING after 60 s:\n{log.read_text()}")
+        os.chmod(directory, 0o755)  # the private PostgreSQL runs as the postgres user
+    server = ServerProcess(workdir / "server", workers=2, dev=True).start()
+    yield server.address
+    assert server.stop() == 0
 
 
 class ReflectionClient:
