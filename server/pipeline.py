@@ -18,6 +18,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
+from typing import Protocol
 
 import grpc
 import numpy as np
@@ -88,18 +89,21 @@ class _InFlight:
     future: asyncio.Future[Result]
 
 
-class RuleSource:
+class RuleSource(Protocol):
     """Where the pipeline reads the current compiled rules from (swapped by the hot-reload watcher)."""
 
-    current: CompiledRuleSet
+    @property
+    def current(self) -> CompiledRuleSet:
+        """The rule set to evaluate now."""
+        ...
 
 
-class LedgerSink:
+class LedgerSink(Protocol):
     """The ledger writer's interface as the pipeline uses it."""
 
     async def submit(self, records: Sequence[LedgerRecord]) -> list[LedgerAck]:
         """Durably record ``records``; one ack per record, same order."""
-        raise NotImplementedError
+        ...
 
 
 class ScoringPipeline:
