@@ -127,6 +127,7 @@ class ScoringPipeline:
         self._fail_closed = settings.degraded_mode == "fail_closed"
         self._redis_down_until = 0.0
         self._in_flight: dict[str, _InFlight] = {}
+        self._background: set[asyncio.Task[None]] = set()
         self._batcher: MicroBatcher[ScoringRequest, Result] = MicroBatcher(
             self._process,
             max_size=settings.batch_max_size,
@@ -139,8 +140,10 @@ class ScoringPipeline:
         self._batcher.start()
 
     async def close(self) -> None:
-        """Finish the queued and in-flight batches."""
+        """Finish the queued and in-flight batches and their background claim updates."""
         await self._batcher.close()
+        if self._background:
+            await asyncio.gather(*self._background, return_exceptions=True)
 
     # ----------------------------------------------------------------------------- entry point
     async def decide(self, transactions: list[ValidatedTransaction]) -> list[Result]:
@@ -193,6 +196,7 @@ class ScoringPipeline:
         pending = list(range(len(requests)))
         degraded = not self._state_available()
         replays: dict[int, bytes] = {}  # row -> stored decision from a Redis claim
+        claimed: set[int] = set()  # rows whose idempotency claim this batch wrote
         for _attempt in range(MAX_STATE_ATTEMPTS):
             rows = [requests[i] for i in pending]
             snapshots: dict[str, AccountSnapshot] | None = None
@@ -212,6 +216,8 @@ class ScoringPipeline:
             if degraded or snapshots is None:
                 break
             conflicts = await self._commit_state(rows, decisions, snapshots, new_states, slots)
+            if conflicts is not None:
+                claimed.update(i for i in pending if requests[i].txn.account_id not in conflicts)
             if not conflicts:  # done, or None: Redis failed during the commit and the decisions stand
                 break
             pending = [i for i in pending if requests[i].txn.account_id in conflicts]
@@ -223,7 +229,34 @@ class ScoringPipeline:
                     grpc.StatusCode.ABORTED,
                     f"account {requests[i].txn.account_id!r} is updated concurrently too often; retry",
                 )
-        return await self._record(requests, results, replays)
+        return await self._record(requests, results, replays, claimed)
+
+    def _mark_durable(
+        self, requests: list[ScoringRequest], results: list[Result | None], claimed: set[int]
+    ) -> None:
+        """Rewrite this batch's claims with the committed decisions (ledger sequence included), in the
+        background: a later retry is then answered from Redis alone. Losing this write only means that
+        retry asks the ledger again."""
+        durable = [
+            (
+                requests[i].txn.account_id,
+                requests[i].txn.idempotency_key,
+                requests[i].fingerprint + result.SerializeToString(),
+            )
+            for i in claimed
+            if isinstance(result := results[i], decision_pb2.Decision)
+            and result.ledger_sequence
+            and not result.replayed
+        ]
+        if durable and self._store is not None:
+            task = asyncio.get_running_loop().create_task(self._store.update_claims(durable))
+            self._background.add(task)
+            task.add_done_callback(self._background_done)
+
+    def _background_done(self, task: asyncio.Task[None]) -> None:
+        self._background.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.warning("claims_not_marked_durable", error=repr(task.exception()))
 
     def _state_available(self) -> bool:
         return self._store is not None and time.monotonic() >= self._redis_down_until
@@ -388,9 +421,14 @@ class ScoringPipeline:
             metrics.STAGE_SECONDS.labels("state").observe(time.perf_counter() - started)
 
     async def _record(
-        self, requests: list[ScoringRequest], results: list[Result | None], replays: dict[int, bytes]
+        self,
+        requests: list[ScoringRequest],
+        results: list[Result | None],
+        replays: dict[int, bytes],
+        claimed: set[int],
     ) -> list[Result]:
-        """ledger: durably record every decision (replays too: the ledger may not have them yet)."""
+        """ledger: durably record every decision; a replay whose claim does not yet say it is durable
+        (it carries no ledger sequence) is submitted again, which the ledger's unique key makes safe."""
         rows: list[int] = []
         records: list[LedgerRecord] = []
         for i, request in enumerate(requests):
@@ -399,6 +437,9 @@ class ScoringPipeline:
                 stored = decision_pb2.Decision.FromString(replays[i])
                 stored.replayed = True
                 results[i] = result = stored
+                if stored.ledger_sequence:
+                    metrics.REPLAYS.inc()
+                    continue
             if isinstance(result, decision_pb2.Decision):
                 rows.append(i)
                 records.append(_record(request, result))
@@ -433,6 +474,7 @@ class ScoringPipeline:
             outcomes[name] = outcomes.get(name, 0) + 1
         for name, count in outcomes.items():
             metrics.DECISIONS.labels(name).inc(count)
+        self._mark_durable(requests, results, claimed)
         return [r if r is not None else Rejection(grpc.StatusCode.INTERNAL, "no decision") for r in results]
 
 

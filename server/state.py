@@ -122,6 +122,13 @@ class AccountStateStore:
         snapshots, _ = await self.read([account_id], [])
         return snapshots[account_id].state
 
+    async def update_claims(self, claims: Sequence[tuple[str, str, bytes]]) -> None:
+        """Overwrite existing claims ((account, key, value)), keeping their expiry; one round trip."""
+        async with self._client.pipeline(transaction=False) as pipe:
+            for account_id, key, value in claims:
+                pipe.set(claim_key(account_id, key), value, xx=True, keepttl=True)
+            await pipe.execute()
+
     async def commit(self, writes: Sequence[AccountWrite]) -> list[str]:
         """Apply the writes whose versions still match; returns the accounts that lost a race."""
         groups: dict[int, list[AccountWrite]] = defaultdict(list)
