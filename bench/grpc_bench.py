@@ -43,6 +43,7 @@ from sentinel.bench.report import (
     machine_description,
     plot_latency,
     result_fields,
+    server_count_summary,
     stage_summary,
 )
 from sentinel.bench.scenarios import DEFAULT_STREAM_LENGTH, SCENARIOS, Scenario
@@ -384,7 +385,7 @@ def _run(args: argparse.Namespace) -> int:
     for record in records:
         if args.plot_dir:
             title = f"{record['description']}: {record['concurrency']} in flight, {tool}, {workers} workers"
-            path = args.plot_dir / f"grpc-{record['scenario']}.png"
+            path = args.plot_dir / f"grpc-{record['scenario']}-{tool}-{run_id.removeprefix('bench')}.png"
             record["plot"] = str(plot_latency(path, title, series_by_scenario[record["scenario"]]))
     command = "sentinel " + shlex.join(sys.argv[1:])
     if args.results:
@@ -396,8 +397,9 @@ def _run(args: argparse.Namespace) -> int:
     else:
         print(format_table(records))
         for record in records:
-            if (stages := stage_summary(record)) is not None:
-                print(f"{record['scenario']}: {stages}")
+            for summary in (server_count_summary(record), stage_summary(record)):
+                if summary is not None:
+                    print(f"{record['scenario']}: {summary}")
             for problem in record["status_check"]["problems"]:
                 print(f"{record['scenario']}: PROBLEM: {problem}")
         print(f"work files: {workdir}")

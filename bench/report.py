@@ -90,6 +90,17 @@ def format_table(records: list[dict[str, Any]]) -> str:
                      for row in rows)
 
 
+def server_count_summary(record: dict[str, Any]) -> str | None:
+    """What SentinelStream itself counted in the measured window: statuses and replays."""
+    server_count = record.get("status_check", {}).get("server_count")
+    if not isinstance(server_count, dict):
+        return None
+    text = f"server counted {record['method']} calls by status: {server_count['server_statuses']}"
+    if server_count.get("replayed_decisions") is not None:
+        text += f"; idempotent replays: {server_count['replayed_decisions']:,} decisions"
+    return text
+
+
 def stage_summary(record: dict[str, Any]) -> str | None:
     """One line naming where SentinelStream spent its time per micro-batch, busiest stage first."""
     server_count = record.get("status_check", {}).get("server_count")
@@ -161,8 +172,9 @@ def append_results(path: Path, command: str, machine: dict[str, Any], records: l
             lines.append(f"  - status check problem: {check}")
         if record.get("payload_note"):
             lines.append(f"  - payloads: {record['payload_note']}")
-        if (stages := stage_summary(record)) is not None:
-            lines.append(f"  - {stages}")
+        for summary in (server_count_summary(record), stage_summary(record)):
+            if summary is not None:
+                lines.append(f"  - {summary}")
     lines += ["", "```", format_table(records), "```", ""]
     with path.open("a") as handle:
         handle.write("\n".join(lines) + "\n")
