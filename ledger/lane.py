@@ -371,7 +371,10 @@ class LedgerLane:
         self._connection = None
 
     async def close(self) -> None:
-        """Close the connection cleanly."""
+        """Close the connection cleanly, or drop it when that does not work within a second."""
         if self._connection is not None:
-            await self._connection.close(timeout=5)
+            try:
+                await self._connection.close(timeout=1)
+            except Exception:  # an outage or a stalled server: the connection is gone anyway
+                self._connection.terminate()
         self._connection = None

@@ -234,11 +234,7 @@ class LedgerWriter:
             self._replay_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await self._replay_task
-        for lane in [*self._lanes, self._replay_lane]:
-            try:
-                await lane.close()
-            except Exception:  # an outage: the connection is gone anyway
-                lane.discard()
+        await asyncio.gather(*(lane.close() for lane in [*self._lanes, self._replay_lane]))
         self._release_spool()
         self._running = False
         log.info("ledger_writer_closed", name=self._name, spooled_bytes=self.spool_bytes)
