@@ -1,0 +1,114 @@
+"""The generated Node.js client (clients/node) against a real `sentinel dev serve`, and the check that
+its committed generated code still matches proto/ (see clients/node/README.md for why it is committed)."""
+
+from __future__ import annotations
+
+import filecmp
+import json
+import os
+import shutil
+import subprocess
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from harness import ServerProcess
+
+from sentinel.localservices import free_port
+
+CLIENT_DIR = Path(__file__).resolve().parent.parent / "clients" / "node"
+INVALID_ARGUMENT, UNAVAILABLE = 3, 14
+
+pytestmark = pytest.mark.skipif(
+    shutil.which("node") is None or shutil.which("npm") is None,
+    reason="node and npm are needed for the Node.js client (CI installs them: apt-get install nodejs npm)",
+)
+
+
+def _run(command: list[str], timeout_s: float, **environment: str) -> str:
+    result = subprocess.run(
+        command,
+        cwd=CLIENT_DIR,
+        env={**os.environ, **environment},
+        capture_output=True,
+        text=True,
+        timeout=timeout_s,
+        check=False,
+    )
+    assert result.returncode == 0, f"{command} failed:\n{result.stdout}\n{result.stderr}"
+    return result.stdout
+
+
+@pytest.fixture(scope="module")
+def built_client() -> Path:
+    """clients/node with its locked dependencies installed and src/ compiled to dist/."""
+    installed = CLIENT_DIR / "node_modules" / ".package-lock.json"
+    lock = CLIENT_DIR / "package-lock.json"
+    if not installed.exists() or installed.stat().st_mtime < lock.stat().st_mtime:
+        _run(["npm", "ci", "--no-audit", "--no-fund"], timeout_s=300)  # its prepare script runs the build
+    else:
+        _run(["npm", "run", "build"], timeout_s=120)
+    return CLIENT_DIR
+
+
+@pytest.fixture(scope="module")
+def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
+    workdir = Path(tmp_path_factory.mktemp("node-client"))
+    for directory in (workdir, *workdir.parents):
+        if directory == Path("/tmp"):
+            break
+        os.chmod(directory, 0o755)  # the private PostgreSQL runs as the postgres user
+    process = ServerProcess(workdir / "server", workers=1, dev=True).start()
+    yield process
+    assert process.stop() == 0
+
+
+def test_generated_code_matches_protos(built_client: Path, tmp_path: Path) -> None:
+    fresh = tmp_path / "gen"
+    _run(["node", "scripts/generate.mjs", "--out", str(fresh)], timeout_s=120, PYTHON=sys.executable)
+    committed = built_client / "src" / "gen"
+    fresh_files = sorted(p.relative_to(fresh) for p in fresh.rglob("*.ts"))
+    committed_files = sorted(p.relative_to(committed) for p in committed.rglob("*.ts"))
+    assert fresh_files == committed_files, "run `npm run generate` in clients/node and commit src/gen"
+    _, mismatched, errors = filecmp.cmpfiles(fresh, committed, [str(p) for p in fresh_files], shallow=False)
+    assert mismatched == [] and errors == [], f"stale generated code {mismatched}: run `npm run generate`"
+
+
+def test_score_batch_and_stream_through_node_client(built_client: Path, server: ServerProcess) -> None:
+    dead_address = f"127.0.0.1:{free_port()}"
+    program = ["node", "test/score-against-server.mjs", server.address, dead_address, "node"]
+    report = json.loads(_run(program, timeout_s=60))
+
+    first, again = report["score"], report["scoreAgain"]
+    assert first["transactionId"] == "node-1"
+    assert first["idempotencyKey"] == "node-1"  # filled in by the client from the transaction id
+    assert first["outcome"] in {"OUTCOME_APPROVE", "OUTCOME_REVIEW", "OUTCOME_DECLINE"}
+    assert 0.0 <= first["riskScore"] <= 1.0
+    assert first["modelVersion"]
+    assert again.get("replayed") is True  # what makes the client's retries safe
+    assert again["outcome"] == first["outcome"] and again["riskScore"] == first["riskScore"]
+
+    assert report["invalid"]["rejected"] is True
+    assert report["invalid"]["code"] == INVALID_ARGUMENT
+    assert "transaction.amount.amount" in report["invalid"]["details"]
+
+    batch = report["batch"]
+    assert [next(iter(item)) for item in batch] == ["decision", "error", "decision"]
+    assert batch[0]["decision"]["transactionId"] == "node-b0"
+    assert batch[2]["decision"]["transactionId"] == "node-b2"
+    assert batch[1]["error"]["code"] == INVALID_ARGUMENT
+    assert batch[1]["error"]["fieldViolations"][0]["field"] == "transactions[1].amount.currency"
+
+    stream = {item["transactionId"]: item for item in report["stream"]}
+    assert sorted(stream) == ["node-s-bad", "node-s0", "node-s1", "node-s2", "node-s3", "node-s4"]
+    assert all(stream[f"node-s{i}"]["decision"]["transactionId"] == f"node-s{i}" for i in range(5))
+    assert stream["node-s-bad"]["error"]["code"] == INVALID_ARGUMENT
+    assert stream["node-s-bad"]["error"]["fieldViolations"][0]["field"] == "transaction.type"
+
+    unreachable = report["unreachable"]
+    assert unreachable["rejected"] is True and unreachable["code"] == UNAVAILABLE
+    assert [(r["method"], r["attempt"], r["code"]) for r in unreachable["retries"]] == [
+        ("Score", 1, UNAVAILABLE),
+        ("Score", 2, UNAVAILABLE),
+    ]
