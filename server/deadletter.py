@@ -84,7 +84,7 @@ class DeadLetters:
 
 async def read_dead_letters(client: Redis, count: int) -> list[dict[str, Any]]:
     """The newest ``count`` entries, newest first, decoded."""
-    entries = await client.xrevrange(STREAM_KEY, count=count)
+    entries: list[tuple[bytes, dict[bytes, bytes]]] = await client.xrevrange(STREAM_KEY, count=count)  # type: ignore[assignment]
     return [
         {
             "id": entry_id.decode(),

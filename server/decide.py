@@ -58,7 +58,7 @@ class Thresholds:
 class Verdict:
     """The policy's answer for one transaction."""
 
-    outcome: int
+    outcome: decision_pb2.Outcome
     risk_score: float
     rules_fired: list[decision_pb2.RuleHit]
     reasons: list[decision_pb2.Reason]
@@ -129,7 +129,7 @@ def decide(
         )
     hits = [
         decision_pb2.RuleHit(
-            rule_id=r.rule_id, rule_version=r.version, action=r.action.proto, shadow=r.shadow
+            rule_id=r.rule_id, rule_version=r.version, action=f"RULE_ACTION_{r.action.value}", shadow=r.shadow
         )
         for r in ordered
     ]

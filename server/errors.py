@@ -6,6 +6,7 @@ structured FieldViolation (for clients that read ``grpc-status-details-bin``).
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from typing import NoReturn
 
 import grpc
@@ -38,8 +39,14 @@ async def abort_invalid(context: grpc.aio.ServicerContext, error: InvalidTransac
     raise AssertionError("abort_with_status returned")  # pragma: no cover - grpc always raises
 
 
+async def abort(context: grpc.aio.ServicerContext, code: grpc.StatusCode, message: str) -> NoReturn:
+    """End the call with ``code`` and ``message``."""
+    await context.abort(code, message)
+    raise AssertionError("abort returned")  # pragma: no cover - grpc always raises
+
+
 def item_error(
-    code: grpc.StatusCode, message: str, violations: list[FieldViolation] = ()
+    code: grpc.StatusCode, message: str, violations: Sequence[FieldViolation] = ()
 ) -> errors_pb2.ItemError:
     """The per-item error of ScoreBatch / ScoreStream results."""
     return errors_pb2.ItemError(

@@ -22,6 +22,7 @@ from typing import Protocol
 
 import grpc
 import numpy as np
+import numpy.typing as npt
 import structlog
 from google.protobuf import timestamp_pb2
 from redis.exceptions import RedisError
@@ -331,6 +332,8 @@ class ScoringPipeline:
                     break
                 except StateDecodeError as exc:  # a corrupt blob: start that account afresh
                     log.error("account_state_corrupt", error=str(exc), slot=exc.slot)
+                    if exc.slot is None:
+                        raise
                     states[exc.slot] = None
         after_features = time.perf_counter()
         metrics.STAGE_SECONDS.labels("features").observe(after_features - started)
@@ -351,7 +354,9 @@ class ScoringPipeline:
 
         thresholds = self._thresholds(model.metadata.thresholds)
         decisions: list[decision_pb2.Decision] = []
-        hit_rows = matches.any(axis=1) if matches.shape[1] else np.zeros(len(rows), dtype=bool)
+        hit_rows: npt.NDArray[np.bool_] = (
+            np.asarray(matches.any(axis=1)) if matches.shape[1] else np.zeros(len(rows), dtype=np.bool_)
+        )
         for index, request in enumerate(rows):
             matched = [rule_set.rules[j] for j in np.flatnonzero(matches[index])] if hit_rows[index] else []
             score = float(scores[index])
@@ -464,7 +469,7 @@ class ScoringPipeline:
                 continue
             record = records[position]
             if ack.existed and ack.stored_decision not in (None, record.decision_bytes):
-                decision = decision_pb2.Decision.FromString(ack.stored_decision)  # type: ignore[arg-type]
+                decision = decision_pb2.Decision.FromString(ack.stored_decision)
                 decision.replayed = True
                 results[i] = decision
             decision.ledger_sequence = ack.sequence

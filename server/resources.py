@@ -33,10 +33,11 @@ def redis_client(settings: Settings) -> Redis | RedisCluster:
     """A client whose socket timeouts match the per-batch budget (a slow Redis degrades, never hangs)."""
     assert settings.redis_url is not None
     timeout = settings.redis_budget_ms / 1000
-    options = {"socket_timeout": timeout, "socket_connect_timeout": timeout}
     if settings.redis_cluster:
-        return RedisCluster.from_url(settings.redis_url, **options)
-    return Redis.from_url(settings.redis_url, **options)
+        return RedisCluster.from_url(
+            settings.redis_url, socket_timeout=timeout, socket_connect_timeout=timeout
+        )
+    return Redis.from_url(settings.redis_url, socket_timeout=timeout, socket_connect_timeout=timeout)
 
 
 @dataclass

@@ -18,7 +18,7 @@ import structlog
 
 from sentinel.server import metrics
 from sentinel.server.deadletter import DeadLetters
-from sentinel.server.errors import abort_invalid, item_error
+from sentinel.server.errors import abort, abort_invalid, item_error
 from sentinel.server.pipeline import Rejection, Result
 from sentinel.server.validate import (
     FieldViolation,
@@ -92,7 +92,7 @@ class ScoringServicer(scoring_pb2_grpc.ScoringServiceServicer):
         (result,) = await self._decision_maker.decide([txn])
         if isinstance(result, Rejection):
             log.warning("transaction_rejected", method="Score", code=result.code.name, error=result.message)
-            await context.abort(result.code, result.message)
+            await abort(context, result.code, result.message)
         self._log_decision(result, started)
         return scoring_pb2.ScoreResponse(decision=result)
 

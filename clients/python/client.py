@@ -60,7 +60,7 @@ def make_transaction(
         idempotency_key=idempotency_key,
         account_id=account_id,
         counterparty_id=counterparty_id,
-        type=transaction_pb2.TransactionType.Value(f"TRANSACTION_TYPE_{type}"),
+        type=f"TRANSACTION_TYPE_{type}",
         amount=transaction_pb2.Money(amount=str(amount), currency=currency),
         device_id=device_id,
         ip_address=ip_address,
