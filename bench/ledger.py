@@ -266,6 +266,6 @@ def register(bench_subparsers: Any) -> None:
                              "more = the server's micro-batches")
     parser.add_argument("--connections", type=int, default=2, help="writer connections (2)")
     parser.add_argument("--batch-max-records", type=int, default=2_000, help="group size bound (2,000)")
-    parser.add_argument("--batch-max-wait-ms", type=float, default=0.0, help="group time bound (0 ms)")
+    parser.add_argument("--batch-max-wait-ms", type=float, default=0.5, help="group time bound (0.5 ms)")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     parser.set_defaults(handler=_handle)

@@ -90,11 +90,11 @@ class Settings(BaseSettings):
         2_000, ge=1, le=100_000, description="Most decisions written in one group-commit transaction."
     )
     ledger_batch_max_wait_ms: float = Field(
-        0.0,
+        0.5,
         ge=0,
         le=1_000,
         description="How long a free writer waits for a group to fill up; 0: it takes what queued "
-        "while the previous group committed.",
+        "while the previous group committed (more, smaller transactions).",
     )
     ledger_queue_max_records: int = Field(
         100_000, ge=1, le=10_000_000, description="Decisions waiting for a writer before submit() waits."
