@@ -195,11 +195,6 @@ class LedgerLane:
         self._reserve: list[int] = []  # sequence numbers drawn ahead, ascending, above all used ones
         self._reserve_drawn_at = 0.0
 
-    @property
-    def chain_id(self) -> int:
-        """The chain this lane appends to (0 until it has connected)."""
-        return self._chain_id
-
     async def _connected(self) -> asyncpg.Connection:
         if self._connection is not None and not self._connection.is_closed():
             return self._connection
