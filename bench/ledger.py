@@ -3,13 +3,14 @@
 Two phases against one writer (durable acks, ``synchronous_commit=on``, unique idempotency keys,
 balances updated in the same transactions, the hash chain computed):
 
-1. Throughput: ``--submitters`` concurrent tasks submit pre-built records ``--submit-size`` at a
-   time (as ScoreBatch calls would) until ``--records`` are acknowledged; ``rows_per_s`` is records
-   over the wall time from the first submit to the last acknowledgement.
-2. Commit wait at an offered load: submits of ``--latency-submit-size`` records (1: each decision
+1. Commit wait at an offered load: submits of ``--latency-submit-size`` records (1: each decision
    alone, as a Score call without micro-batching would; the server's micro-batches are larger) issued
    on a fixed schedule of ``--offered-rate`` records per second for ``--latency-seconds``, open loop (a
    slow commit does not slow the schedule down); the wait runs from a submit's scheduled time to its ack.
+2. Throughput: ``--submitters`` concurrent tasks submit pre-built records ``--submit-size`` at a
+   time (as ScoreBatch calls would) until ``--records`` are acknowledged; ``rows_per_s`` is records
+   over the wall time from the first submit to the last acknowledgement (spooled ones included once
+   replayed), and ``cpu_us_per_record`` what the writer process and its Postgres backends spent.
 
 Records are synthetic, seeded and PaySim-like (mostly fresh origin accounts, recurring merchants,
 97 % approved), built as real sentinel.v1 Transaction/Decision messages, so the command needs no data
@@ -168,16 +169,17 @@ async def _run(args: argparse.Namespace, database_url: str, data_dir: Path) -> d
     try:
         warm_up = synthetic_records(4 * args.batch_max_records, f"{run_id}-w", seed=3)
         await asyncio.gather(*(writer.submit(warm_up[i:i + 100]) for i in range(0, len(warm_up), 100)))
+        # Latency first: after the throughput burst, autovacuum and a checkpoint would still be busy
+        # with its rows, which is that burst's cost, not the offered load's.
+        waits, achieved = await _commit_wait(
+            writer, latency_records, args.offered_rate, args.latency_submit_size
+        )
+        spooled_in_latency = writer.records_spooled
         backends = await _writer_backends(database_url, writer_name)
         cpu_before = _process_cpu_s(), _backends_cpu_s(backends)
         elapsed = await _throughput(writer, throughput_records, args.submit_size, args.submitters)
         cpu_after = _process_cpu_s(), _backends_cpu_s(backends)
-        spooled_in_throughput = writer.records_spooled
-        waits, achieved = await _commit_wait(
-            writer, latency_records, args.offered_rate, args.latency_submit_size
-        )
-        spooled_in_latency = writer.records_spooled - spooled_in_throughput
-        await writer.wait_until_replayed()
+        spooled_in_throughput = writer.records_spooled - spooled_in_latency
     finally:
         await writer.close()
     connection = await asyncpg.connect(database_url)
