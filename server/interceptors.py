@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
@@ -40,6 +41,9 @@ class MetricsInterceptor(grpc.aio.ServerInterceptor):
                 started = time.perf_counter()
                 try:
                     response = await behavior(request, context)
+                except asyncio.CancelledError:  # the client went away (or its deadline passed)
+                    CALLS.labels(method, _code_name(context, "CANCELLED")).inc()
+                    raise
                 except BaseException:
                     CALLS.labels(method, _code_name(context, "UNKNOWN")).inc()
                     raise
