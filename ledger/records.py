@@ -101,14 +101,19 @@ def transaction_fingerprint(canonical_transaction: bytes) -> bytes:
 
 
 def record_from_messages(
-    transaction: transaction_pb2.Transaction, decision: decision_pb2.Decision
+    transaction: transaction_pb2.Transaction,
+    decision: decision_pb2.Decision,
+    *,
+    transaction_bytes: bytes | None = None,
 ) -> LedgerRecord:
     """Build the record of a scored transaction from the two protobuf messages.
 
     The transaction bytes are the deterministic serialization, so the same transaction always gets the
-    same fingerprint. ``decision.decided_at`` defaults to now when unset.
+    same fingerprint; a caller that already serialized it passes ``transaction_bytes``.
+    ``decision.decided_at`` defaults to now when unset.
     """
-    transaction_bytes = transaction.SerializeToString(deterministic=True)
+    if transaction_bytes is None:
+        transaction_bytes = transaction.SerializeToString(deterministic=True)
     decided_at = (
         decision.decided_at.ToDatetime(tzinfo=UTC) if decision.HasField("decided_at") else datetime.now(UTC)
     )

@@ -14,10 +14,10 @@ from __future__ import annotations
 import asyncio
 import functools
 import hashlib
+import random
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from typing import Protocol
 
 import grpc
@@ -35,7 +35,7 @@ from sentinel.hotpath import (
     build_features_stateless,
     evaluate_rules,
 )
-from sentinel.ledger.records import LedgerAck, LedgerRecord
+from sentinel.ledger.records import LedgerAck, LedgerRecord, record_from_messages
 from sentinel.model_export.reloader import ActiveModel
 from sentinel.server import metrics
 from sentinel.server.batching import MicroBatcher
@@ -49,7 +49,9 @@ from sentinel.v1 import decision_pb2
 log = structlog.get_logger("sentinel.pipeline")
 
 FINGERPRINT_BYTES = 32
-MAX_STATE_ATTEMPTS = 5
+MAX_STATE_ATTEMPTS = 10
+# Between attempts, a random pause up to attempt x this: racing writers of a hot account drift apart.
+CONFLICT_BACKOFF_S = 0.001
 _OUTCOME_NAMES = {
     decision_pb2.OUTCOME_APPROVE: "APPROVE",
     decision_pb2.OUTCOME_REVIEW: "REVIEW",
@@ -198,7 +200,9 @@ class ScoringPipeline:
         degraded = not self._state_available()
         replays: dict[int, bytes] = {}  # row -> stored decision from a Redis claim
         claimed: set[int] = set()  # rows whose idempotency claim this batch wrote
-        for _attempt in range(MAX_STATE_ATTEMPTS):
+        for attempt in range(MAX_STATE_ATTEMPTS):
+            if attempt:
+                await asyncio.sleep(random.uniform(0, CONFLICT_BACKOFF_S * attempt))
             rows = [requests[i] for i in pending]
             snapshots: dict[str, AccountSnapshot] | None = None
             if not degraded:
@@ -491,28 +495,9 @@ def _key_reused(key: str) -> Rejection:
 
 
 def _record(request: ScoringRequest, decision: decision_pb2.Decision) -> LedgerRecord:
-    txn = request.txn
     stored = decision
     if decision.replayed:  # the ledger keeps the original, unflagged decision
         stored = decision_pb2.Decision()
         stored.CopyFrom(decision)
         stored.replayed = False
-    return LedgerRecord(
-        transaction_id=txn.transaction_id,
-        idempotency_key=txn.idempotency_key,
-        fingerprint=request.fingerprint,
-        account_id=txn.account_id,
-        counterparty_id=txn.message.counterparty_id,
-        amount=txn.amount,
-        currency=txn.currency,
-        outcome=_OUTCOME_NAMES[decision.outcome],  # type: ignore[arg-type]
-        risk_score=decision.risk_score,
-        model_score=decision.model_score,
-        model_version=decision.model_version,
-        rules_fired=tuple(f"{hit.rule_id}@{hit.rule_version}" for hit in decision.rules_fired),
-        reasons=tuple(reason.code for reason in decision.reasons),
-        degraded=decision.degraded,
-        decided_at=datetime.fromtimestamp(decision.decided_at.seconds + decision.decided_at.nanos / 1e9, UTC),
-        transaction_bytes=request.transaction_bytes,
-        decision_bytes=stored.SerializeToString(),
-    )
+    return record_from_messages(request.txn.message, stored, transaction_bytes=request.transaction_bytes)
