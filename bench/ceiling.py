@@ -20,9 +20,9 @@ from types import TracebackType
 from typing import Any
 
 from sentinel.bench.measurement import ServerCounts
-from sentinel.bench.sentinel_process import ServerStartError
 from sentinel.config import Settings
 from sentinel.localservices import free_port
+from sentinel.serverprocess import ServerStartError
 
 # Per-worker counter slots in the shared array.
 _SCORE, _BATCH, _STREAM = range(3)

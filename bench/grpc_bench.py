@@ -47,9 +47,9 @@ from sentinel.bench.report import (
     stage_summary,
 )
 from sentinel.bench.scenarios import DEFAULT_STREAM_LENGTH, SCENARIOS, Scenario
-from sentinel.bench.sentinel_process import SentinelProcess, ServerStartError, wait_until_serving
 from sentinel.bench.server_metrics import scrape_server_counts
 from sentinel.config import load_settings
+from sentinel.serverprocess import ServerProcess, ServerStartError, wait_until_serving
 
 # Distinct calls' worth of messages in a ghz data file (used round-robin, ids unique per call).
 GHZ_DATA_TRANSACTIONS = 1_000
@@ -367,7 +367,7 @@ def _run(args: argparse.Namespace) -> int:
                 target, address, metrics_url = nullcontext(), args.target, args.metrics_url
                 label = f"--target {args.target}"
             else:
-                process = SentinelProcess(workers, workdir / scenario.name)
+                process = ServerProcess(workdir / scenario.name, workers=workers, dev=True)
                 target, address, metrics_url = process, process.address, process.metrics_url
                 label = f"sentinel dev serve --workers {workers} (private Redis/PostgreSQL)"
             counts = partial(scrape_server_counts, metrics_url) if metrics_url else None

@@ -13,9 +13,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from harness import ServerProcess
 
 from sentinel.localservices import free_port
+from sentinel.serverprocess import ServerProcess
 
 CLIENT_DIR = Path(__file__).resolve().parent.parent / "clients" / "node"
 INVALID_ARGUMENT, UNAVAILABLE = 3, 14

@@ -15,7 +15,9 @@ from google.rpc import error_details_pb2
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha.proto_reflection_descriptor_database import ProtoReflectionDescriptorDatabase
 from grpc_status import rpc_status
-from harness import SCORING, ServerProcess
+
+from sentinel.server.app import SCORING_SERVICE as SCORING
+from sentinel.serverprocess import ServerProcess
 
 
 @pytest.fixture(scope="module")

@@ -20,11 +20,11 @@ import asyncpg
 import grpc
 import pytest
 import redis
-from harness import ServerProcess
 
 from sentinel.hotpath import decode_state
 from sentinel.localservices import LocalRedis
 from sentinel.server.state import VERSION_BYTES, state_key
+from sentinel.serverprocess import ServerProcess
 from sentinel.v1 import decision_pb2, scoring_pb2, scoring_pb2_grpc, transaction_pb2
 
 pytestmark = pytest.mark.slow
