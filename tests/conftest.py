@@ -12,14 +12,16 @@ import itertools
 import os
 import shutil
 import tempfile
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import asyncpg
 import pytest
 import redis
 
+from sentinel.ledger.migrate import migrate
 from sentinel.localservices import LocalPostgres, LocalRedis
+from sentinel.server.rules.storage import RuleStore
 
 _database_numbers = itertools.count()
 
@@ -89,3 +91,12 @@ def restore_logging() -> Iterator[None]:
     yield
     structlog.configure(**config)
     logging.getLogger().handlers[:] = handlers
+
+
+@pytest.fixture
+async def rule_store(database_url: str) -> AsyncIterator[RuleStore]:
+    """A rule store on a fresh, migrated database."""
+    await migrate(database_url)
+    store = await RuleStore.connect(database_url)
+    yield store
+    await store.close()

@@ -53,12 +53,8 @@ def built_client() -> Path:
 
 
 @pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[ServerProcess]:
-    workdir = Path(tmp_path_factory.mktemp("node-client"))
-    for directory in (workdir, *workdir.parents):
-        if directory == Path("/tmp"):
-            break
-        os.chmod(directory, 0o755)  # the private PostgreSQL runs as the postgres user
+def server(services_dir: Path) -> Iterator[ServerProcess]:
+    workdir = services_dir / "node-client"  # reachable by the postgres user of the private cluster
     process = ServerProcess(workdir / "server", workers=1, dev=True).start()
     yield process
     assert process.stop() == 0

@@ -3,7 +3,6 @@ nothing but the server's address (server reflection, no .proto), health checking
 
 from __future__ import annotations
 
-import os
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -21,13 +20,9 @@ from sentinel.serverprocess import ServerProcess
 
 
 @pytest.fixture(scope="module")
-def server_address(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+def server_address(services_dir: Path) -> Iterator[str]:
     """`sentinel dev serve`, as `make run` starts it: private Redis and Postgres, two workers."""
-    workdir = Path(tmp_path_factory.mktemp("e2e"))
-    for directory in (workdir, *workdir.parents):
-        if directory == Path("/tmp"):
-            break
-        os.chmod(directory, 0o755)  # the private PostgreSQL runs as the postgres user
+    workdir = services_dir / "e2e"  # reachable by the postgres user of the private cluster
     server = ServerProcess(workdir / "server", workers=2, dev=True).start()
     yield server.address
     assert server.stop() == 0

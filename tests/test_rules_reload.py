@@ -4,12 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator
 
 import asyncpg
-import pytest
 
-from sentinel.ledger.migrate import migrate
 from sentinel.server.rules.compiler import CompiledRuleSet
 from sentinel.server.rules.model import RuleAction, RuleMode, RuleSpec
 from sentinel.server.rules.reload import RuleSetWatcher
@@ -18,29 +15,23 @@ from sentinel.server.rules.storage import RuleStore
 SPEC = RuleSpec("big-transfer", "amount > 5000", RuleAction.REVIEW, 300, 0.4)
 
 
-@pytest.fixture
-async def store(database_url: str) -> AsyncIterator[RuleStore]:
-    await migrate(database_url)
-    rule_store = await RuleStore.connect(database_url)
-    yield rule_store
-    await rule_store.close()
-
-
-async def test_every_watcher_applies_a_change_within_a_second(store: RuleStore, database_url: str) -> None:
+async def test_every_watcher_applies_a_change_within_a_second(
+    rule_store: RuleStore, database_url: str
+) -> None:
     seen: list[CompiledRuleSet] = []
     # a slow poll: only NOTIFY can make the deadline
     watchers = [
-        await RuleSetWatcher.start(store, database_url, poll_interval_s=30.0, on_change=seen.append)
+        await RuleSetWatcher.start(rule_store, database_url, poll_interval_s=30.0, on_change=seen.append)
         for _ in range(3)
     ]
     try:
         assert all(len(w.current) == 0 and w.listening for w in watchers)
         for change in range(3):
             mode = (RuleMode.ACTIVE, RuleMode.SHADOW, RuleMode.ACTIVE)[change]
-            stored = await store.put(SPEC, "alice", f"change {change}")
-            stored = await store.set_mode("big-transfer", mode, "alice")
+            stored = await rule_store.put(SPEC, "alice", f"change {change}")
+            stored = await rule_store.set_mode("big-transfer", mode, "alice")
             started = time.monotonic()
-            generation = await store.generation()
+            generation = await rule_store.generation()
             sets = await asyncio.gather(*(w.wait_for_generation(generation, 1.0) for w in watchers))
             assert time.monotonic() - started < 1.0
             for rule_set in sets:
@@ -53,8 +44,10 @@ async def test_every_watcher_applies_a_change_within_a_second(store: RuleStore, 
             await watcher.stop()
 
 
-async def test_polling_covers_a_lost_listener_and_it_reconnects(store: RuleStore, database_url: str) -> None:
-    watcher = await RuleSetWatcher.start(store, database_url, poll_interval_s=0.2)
+async def test_polling_covers_a_lost_listener_and_it_reconnects(
+    rule_store: RuleStore, database_url: str
+) -> None:
+    watcher = await RuleSetWatcher.start(rule_store, database_url, poll_interval_s=0.2)
     admin = await asyncpg.connect(database_url)
     try:
         terminated = await admin.fetchval(
@@ -62,8 +55,8 @@ async def test_polling_covers_a_lost_listener_and_it_reconnects(store: RuleStore
             "WHERE application_name = 'sentinel-rules-watcher' AND datname = current_database()"
         )
         assert terminated == 1
-        stored = await store.put(SPEC, "alice")
-        rule_set = await watcher.wait_for_generation(await store.generation(), 1.0)
+        stored = await rule_store.put(SPEC, "alice")
+        rule_set = await watcher.wait_for_generation(await rule_store.generation(), 1.0)
         assert [(r.rule_id, r.version) for r in rule_set.rules] == [("big-transfer", stored.version)]
         for _ in range(50):  # the listener comes back on the next poll
             if watcher.listening:
@@ -75,9 +68,9 @@ async def test_polling_covers_a_lost_listener_and_it_reconnects(store: RuleStore
         await watcher.stop()
 
 
-async def test_an_unchanged_generation_does_not_reload(store: RuleStore, database_url: str) -> None:
-    await store.put(SPEC, "alice")
-    watcher = await RuleSetWatcher.start(store, database_url, poll_interval_s=0.1)
+async def test_an_unchanged_generation_does_not_reload(rule_store: RuleStore, database_url: str) -> None:
+    await rule_store.put(SPEC, "alice")
+    watcher = await RuleSetWatcher.start(rule_store, database_url, poll_interval_s=0.1)
     try:
         before = watcher.current
         assert await watcher.refresh() is False
