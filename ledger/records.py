@@ -105,11 +105,13 @@ def record_from_messages(
     decision: decision_pb2.Decision,
     *,
     transaction_bytes: bytes | None = None,
+    fingerprint: bytes | None = None,
 ) -> LedgerRecord:
     """Build the record of a scored transaction from the two protobuf messages.
 
     The transaction bytes are the deterministic serialization, so the same transaction always gets the
-    same fingerprint; a caller that already serialized it passes ``transaction_bytes``.
+    same fingerprint; a caller that already serialized and hashed it passes ``transaction_bytes`` and
+    ``fingerprint`` so the scoring path does neither twice.
     ``decision.decided_at`` defaults to now when unset.
     """
     if transaction_bytes is None:
@@ -120,7 +122,7 @@ def record_from_messages(
     return LedgerRecord(
         transaction_id=transaction.transaction_id,
         idempotency_key=transaction.idempotency_key or transaction.transaction_id,
-        fingerprint=transaction_fingerprint(transaction_bytes),
+        fingerprint=fingerprint or transaction_fingerprint(transaction_bytes),
         account_id=transaction.account_id,
         counterparty_id=transaction.counterparty_id,
         amount=Decimal(transaction.amount.amount),

@@ -25,6 +25,8 @@ APPROVE, REVIEW, DECLINE = (
     decision_pb2.OUTCOME_REVIEW,
     decision_pb2.OUTCOME_DECLINE,
 )
+# Outcome names as logs, metrics and the ledger spell them.
+OUTCOME_NAMES = {APPROVE: "APPROVE", REVIEW: "REVIEW", DECLINE: "DECLINE"}
 _RULE_OUTCOME = {RuleAction.DECLINE: DECLINE, RuleAction.REVIEW: REVIEW}
 _SEVERITY_ORDER = {APPROVE: 0, REVIEW: 1, DECLINE: 2}
 

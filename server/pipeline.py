@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import hashlib
 import random
 import time
 from collections.abc import Sequence
@@ -35,12 +34,19 @@ from sentinel.hotpath import (
     build_features_stateless,
     evaluate_rules,
 )
-from sentinel.ledger.records import LedgerAck, LedgerRecord, record_from_messages
+from sentinel.ledger.records import (
+    FINGERPRINT_BYTES,
+    LedgerAck,
+    LedgerRecord,
+    record_from_messages,
+    transaction_fingerprint,
+)
+from sentinel.model_export.metadata import Thresholds as ModelThresholds
 from sentinel.model_export.reloader import ActiveModel
 from sentinel.server import metrics
 from sentinel.server.batching import MicroBatcher
 from sentinel.server.columns import append_transaction
-from sentinel.server.decide import Thresholds, decide
+from sentinel.server.decide import OUTCOME_NAMES, Thresholds, decide
 from sentinel.server.rules.compiler import CompiledRuleSet
 from sentinel.server.state import AccountSnapshot, AccountStateStore, AccountWrite
 from sentinel.server.validate import ValidatedTransaction
@@ -48,15 +54,9 @@ from sentinel.v1 import decision_pb2
 
 log = structlog.get_logger("sentinel.pipeline")
 
-FINGERPRINT_BYTES = 32
 MAX_STATE_ATTEMPTS = 10
 # Between attempts, a random pause up to attempt x this: racing writers of a hot account drift apart.
 CONFLICT_BACKOFF_S = 0.001
-_OUTCOME_NAMES = {
-    decision_pb2.OUTCOME_APPROVE: "APPROVE",
-    decision_pb2.OUTCOME_REVIEW: "REVIEW",
-    decision_pb2.OUTCOME_DECLINE: "DECLINE",
-}
 
 
 @dataclass(frozen=True, slots=True)
@@ -81,7 +81,7 @@ class ScoringRequest:
     @classmethod
     def of(cls, txn: ValidatedTransaction) -> ScoringRequest:
         data = txn.message.SerializeToString(deterministic=True)
-        return cls(txn, data, hashlib.sha256(data).digest())
+        return cls(txn, data, transaction_fingerprint(data))
 
 
 @dataclass(frozen=True, slots=True)
@@ -393,12 +393,12 @@ class ScoringPipeline:
         metrics.STAGE_SECONDS.labels("decide").observe(time.perf_counter() - after_model)
         return decisions, new_states, slots
 
-    def _thresholds(self, model_thresholds: object) -> Thresholds:
-        review = self._settings.review_threshold
-        decline = self._settings.decline_threshold
+    def _thresholds(self, model_thresholds: ModelThresholds) -> Thresholds:
+        """The model's own thresholds, unless the configuration overrides them."""
+        review, decline = self._settings.review_threshold, self._settings.decline_threshold
         return Thresholds(
-            review=review if review is not None else model_thresholds.review,  # type: ignore[attr-defined]
-            decline=decline if decline is not None else model_thresholds.decline,  # type: ignore[attr-defined]
+            review=model_thresholds.review if review is None else review,
+            decline=model_thresholds.decline if decline is None else decline,
         )
 
     async def _commit_state(
@@ -479,7 +479,7 @@ class ScoringPipeline:
             decision.ledger_sequence = ack.sequence
             if decision.replayed:
                 metrics.REPLAYS.inc()
-            name = _OUTCOME_NAMES[decision.outcome]
+            name = OUTCOME_NAMES[decision.outcome]
             outcomes[name] = outcomes.get(name, 0) + 1
         for name, count in outcomes.items():
             metrics.DECISIONS.labels(name).inc(count)
@@ -500,4 +500,9 @@ def _record(request: ScoringRequest, decision: decision_pb2.Decision) -> LedgerR
         stored = decision_pb2.Decision()
         stored.CopyFrom(decision)
         stored.replayed = False
-    return record_from_messages(request.txn.message, stored, transaction_bytes=request.transaction_bytes)
+    return record_from_messages(
+        request.txn.message,
+        stored,
+        transaction_bytes=request.transaction_bytes,
+        fingerprint=request.fingerprint,
+    )

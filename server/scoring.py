@@ -18,6 +18,7 @@ import structlog
 
 from sentinel.server import metrics
 from sentinel.server.deadletter import DeadLetters
+from sentinel.server.decide import OUTCOME_NAMES
 from sentinel.server.errors import abort, abort_invalid, item_error
 from sentinel.server.pipeline import Rejection, Result
 from sentinel.server.validate import (
@@ -72,7 +73,7 @@ class ScoringServicer(scoring_pb2_grpc.ScoringServiceServicer):
         log.info(
             "decision",
             transaction_id=decision.transaction_id,
-            outcome=decision_pb2.Outcome.Name(decision.outcome).removeprefix("OUTCOME_"),
+            outcome=OUTCOME_NAMES[decision.outcome],
             risk_score=round(decision.risk_score, 4),
             model_version=decision.model_version,
             degraded=decision.degraded,
