@@ -10,8 +10,10 @@ from __future__ import annotations
 import ipaddress
 import math
 import re
+from collections.abc import Callable
 from dataclasses import dataclass
 from decimal import Decimal
+from typing import NamedTuple
 
 from iso4217 import Currency
 
@@ -23,6 +25,9 @@ _AMOUNT = re.compile(r"(?P<int>[0-9]{1,18})(?:\.(?P<frac>[0-9]+))?")
 _BALANCE = re.compile(r"-?[0-9]{1,18}(?:\.[0-9]{1,8})?")
 _COUNTRY = re.compile(r"[A-Z]{2}")
 _ATTRIBUTE_KEY = re.compile(r"[A-Za-z0-9_.\-]{1,64}")
+# Dotted-quad IPv4 exactly as ipaddress accepts it (no leading zeros); anything else goes to ipaddress.
+_OCTET = r"(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])"
+_IPV4 = re.compile(rf"{_OCTET}(?:\.{_OCTET}){{3}}")
 MAX_ATTRIBUTES = 32
 MAX_ATTRIBUTE_VALUE = 256
 EARLIEST_EVENT_TIME = 946_684_800  # 2000-01-01T00:00:00Z
@@ -54,9 +59,11 @@ class InvalidTransaction(ValueError):
         super().__init__("; ".join(f"{v.field}: {v.description}" for v in violations))
 
 
-@dataclass(frozen=True, slots=True)
-class ValidatedTransaction:
-    """A transaction whose every field has been checked; the wire message is kept for the ledger."""
+class ValidatedTransaction(NamedTuple):
+    """A transaction whose every field has been checked; the wire message is kept for the ledger.
+
+    A NamedTuple rather than a frozen dataclass: as immutable, and built once per transaction on the
+    request path at a quarter of the cost."""
 
     message: transaction_pb2.Transaction
     transaction_id: str
@@ -78,33 +85,41 @@ def _check_money_fraction(fraction: str | None, currency: str, exponent: int | N
 def validate_transaction(
     message: transaction_pb2.Transaction, now: float, max_skew_s: float, path: str = "transaction"
 ) -> ValidatedTransaction:
-    """Check ``message`` against the contract; raise InvalidTransaction listing every violation."""
+    """Check ``message`` against the contract; raise InvalidTransaction listing every violation.
+
+    Runs once per transaction on the request path, so every field is read from the message once."""
     violations: list[FieldViolation] = []
 
     def bad(field: str, description: str) -> None:
         violations.append(FieldViolation(f"{path}.{field}", description))
 
-    if not message.transaction_id:
+    transaction_id = message.transaction_id
+    if not transaction_id:
         bad("transaction_id", "is required")
-    elif not _ID.fullmatch(message.transaction_id):
+    elif not _ID.fullmatch(transaction_id):
         bad("transaction_id", "must be 1 to 128 characters of [A-Za-z0-9._:-]")
-    if message.idempotency_key and not _ID.fullmatch(message.idempotency_key):
+    idempotency_key = message.idempotency_key
+    if idempotency_key and not _ID.fullmatch(idempotency_key):
         bad("idempotency_key", "must be 1 to 128 characters of [A-Za-z0-9._:-]")
-    if not message.account_id:
+    account_id = message.account_id
+    if not account_id:
         bad("account_id", "is required")
-    elif not _PRINTABLE_128.fullmatch(message.account_id):
+    elif not _PRINTABLE_128.fullmatch(account_id):
         bad("account_id", "must be 1 to 128 printable characters")
-    if message.counterparty_id and not _PRINTABLE_128.fullmatch(message.counterparty_id):
+    counterparty_id = message.counterparty_id
+    if counterparty_id and not _PRINTABLE_128.fullmatch(counterparty_id):
         bad("counterparty_id", "must be at most 128 printable characters")
-    if message.type == 0:
+    kind = message.type
+    if kind == 0:
         bad("type", "is required")
-    elif message.type not in _TYPES:
-        bad("type", f"unknown transaction type {message.type}")
+    elif kind not in _TYPES:
+        bad("type", f"unknown transaction type {kind}")
     if message.channel not in _CHANNELS:
         bad("channel", f"unknown channel {message.channel}")
 
     amount = Decimal(0)
-    currency = message.amount.currency
+    money = message.amount
+    currency = money.currency
     if not message.HasField("amount"):
         bad("amount", "is required")
     else:
@@ -113,14 +128,12 @@ def validate_transaction(
             bad("amount.currency", "is required")
         elif exponent is None:
             bad("amount.currency", f"unknown ISO 4217 currency code {currency[:8]!r}")
-        match = _AMOUNT.fullmatch(message.amount.amount)
+        text = money.amount
+        match = _AMOUNT.fullmatch(text)
         if match is None:
-            bad(
-                "amount.amount",
-                f"must be a non-negative decimal number such as '12.50', got {message.amount.amount[:32]!r}",
-            )
+            bad("amount.amount", f"must be a non-negative decimal number such as '12.50', got {text[:32]!r}")
         else:
-            amount = Decimal(message.amount.amount)
+            amount = Decimal(text)
             if amount <= 0:
                 bad("amount.amount", "must be greater than zero")
             problem = _check_money_fraction(match.group("frac"), currency, exponent)
@@ -131,7 +144,8 @@ def validate_transaction(
     if not message.HasField("event_time"):
         bad("event_time", "is required")
     else:
-        seconds, nanos = message.event_time.seconds, message.event_time.nanos
+        stamp = message.event_time
+        seconds, nanos = stamp.seconds, stamp.nanos
         if not 0 <= nanos <= 999_999_999:
             bad("event_time", "nanos must be between 0 and 999,999,999")
         elif seconds < EARLIEST_EVENT_TIME:
@@ -142,31 +156,25 @@ def validate_transaction(
             event_time = seconds + nanos / 1e9
 
     if message.HasField("geo"):
-        geo = message.geo
-        has_lat, has_lon = geo.HasField("latitude"), geo.HasField("longitude")
-        if has_lat != has_lon:
-            bad("geo", "latitude and longitude must be set together")
-        if has_lat and not (math.isfinite(geo.latitude) and -90.0 <= geo.latitude <= 90.0):
-            bad("geo.latitude", "must be between -90 and 90")
-        if has_lon and not (math.isfinite(geo.longitude) and -180.0 <= geo.longitude <= 180.0):
-            bad("geo.longitude", "must be between -180 and 180")
-        if geo.country and not _COUNTRY.fullmatch(geo.country):
-            bad("geo.country", "must be an ISO 3166-1 alpha-2 code such as 'DE'")
+        _check_geo(message.geo, bad)
     if len(message.device_id) > 128:
         bad("device_id", "must be at most 128 characters")
-    if message.ip_address:
+    ip = message.ip_address
+    if ip and not _IPV4.fullmatch(ip):
         try:
-            ipaddress.ip_address(message.ip_address)
+            ipaddress.ip_address(ip)
         except ValueError:
-            bad("ip_address", f"not an IPv4 or IPv6 address: {message.ip_address[:64]!r}")
+            bad("ip_address", f"not an IPv4 or IPv6 address: {ip[:64]!r}")
     if message.HasField("balances"):
-        for name in ("origin_before", "origin_after", "destination_before", "destination_after"):
-            if message.balances.HasField(name) and not _BALANCE.fullmatch(getattr(message.balances, name)):
-                bad(f"balances.{name}", "must be a decimal number such as '-12.50'")
-    if len(message.attributes) > MAX_ATTRIBUTES:
-        bad("attributes", f"at most {MAX_ATTRIBUTES} entries allowed, got {len(message.attributes)}")
-    else:
-        for key, value in message.attributes.items():
+        # ListFields: the set fields only (all are optional strings), in field-number order, in one call
+        for descriptor, value in message.balances.ListFields():
+            if not _BALANCE.fullmatch(value):
+                bad(f"balances.{descriptor.name}", "must be a decimal number such as '-12.50'")
+    attributes = message.attributes
+    if len(attributes) > MAX_ATTRIBUTES:
+        bad("attributes", f"at most {MAX_ATTRIBUTES} entries allowed, got {len(attributes)}")
+    elif attributes:
+        for key, value in attributes.items():
             if not _ATTRIBUTE_KEY.fullmatch(key):
                 bad(f"attributes[{key[:64]!r}]", "key must be 1 to 64 characters of [A-Za-z0-9_.-]")
             elif len(value) > MAX_ATTRIBUTE_VALUE:
@@ -175,11 +183,22 @@ def validate_transaction(
     if violations:
         raise InvalidTransaction(violations)
     return ValidatedTransaction(
-        message=message,
-        transaction_id=message.transaction_id,
-        idempotency_key=message.idempotency_key or message.transaction_id,
-        account_id=message.account_id,
-        amount=amount,
-        currency=currency,
-        event_time=event_time,
+        message, transaction_id, idempotency_key or transaction_id, account_id, amount, currency, event_time
     )
+
+
+def _check_geo(geo: transaction_pb2.GeoLocation, bad: Callable[[str, str], None]) -> None:
+    has_lat, has_lon = geo.HasField("latitude"), geo.HasField("longitude")
+    if has_lat != has_lon:
+        bad("geo", "latitude and longitude must be set together")
+    if has_lat:
+        latitude = geo.latitude
+        if not (math.isfinite(latitude) and -90.0 <= latitude <= 90.0):
+            bad("geo.latitude", "must be between -90 and 90")
+    if has_lon:
+        longitude = geo.longitude
+        if not (math.isfinite(longitude) and -180.0 <= longitude <= 180.0):
+            bad("geo.longitude", "must be between -180 and 180")
+    country = geo.country
+    if country and not _COUNTRY.fullmatch(country):
+        bad("geo.country", "must be an ISO 3166-1 alpha-2 code such as 'DE'")

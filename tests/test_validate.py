@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import ipaddress
 import time
 from decimal import Decimal
 
@@ -159,3 +160,36 @@ def test_path_prefix_for_batches() -> None:
     with pytest.raises(InvalidTransaction) as caught:
         validate_transaction(make_transaction(transaction_id=""), NOW, 86_400, "transactions[7]")
     assert caught.value.violations[0].field == "transactions[7].transaction_id"
+
+
+@pytest.mark.parametrize(
+    "address",
+    ["0.0.0.0", "255.255.255.255", "10.0.0.1", "01.2.3.4", "1.2.3.04", "256.1.1.1", "1.2.3", "1.2.3.4.5",
+     "1.2.3.4 ", "::1", "2001:db8::8a2e:370:7334", "::ffff:1.2.3.4", "1.2.3.٤", "localhost"],
+)
+def test_ip_address_accepted_exactly_as_ipaddress_does(address: str) -> None:
+    """The dotted-quad fast path must neither accept nor reject what ipaddress would not."""
+    try:
+        ipaddress.ip_address(address)
+        expected: set[str] = set()
+    except ValueError:
+        expected = {"transaction.ip_address"}
+    assert set(_violations_or_none(make_transaction(ip_address=address))) == expected
+
+
+def test_every_bad_balance_is_named_in_field_order() -> None:
+    txn = make_transaction()
+    txn.balances.destination_after = "x"
+    txn.balances.origin_before = ""
+    assert list(violations(txn)) == [
+        "transaction.balances.origin_before",
+        "transaction.balances.destination_after",
+    ]
+
+
+def _violations_or_none(txn: transaction_pb2.Transaction) -> dict[str, str]:
+    try:
+        validate_transaction(txn, NOW, 86_400)
+    except InvalidTransaction as exc:
+        return {v.field: v.description for v in exc.violations}
+    return {}
