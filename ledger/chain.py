@@ -1,10 +1,14 @@
 """Tamper evidence: every ledger entry's hash covers the entry and the hash of the previous entry of
 its chain, so changing, inserting or deleting an entry inside a chain breaks every later link.
 
-The writer computes the hashes (it knows the entries before they are stored) and ``sentinel ledger
-verify`` recomputes them from the stored rows with the same function. The encoding is explicit and
-unambiguous (fixed-width numbers, length-prefixed strings), never a repr or a JSON dump whose
-formatting could drift between versions.
+An entry is its position (sequence, chain, recorded_at), its idempotency key and the two protobuf
+blobs it stores (the canonical Transaction and the Decision); the hash covers exactly those. The
+other columns of an entry are projections of the blobs (account, amount, outcome, ...), which
+``sentinel ledger verify`` compares with the blobs instead of hashing them a second time.
+
+The writer computes the hashes (it knows the entries before they are stored) and verify recomputes
+them with the same function. The encoding is explicit and unambiguous (fixed-width numbers, lengths
+before the variable fields), never a repr or a JSON dump whose formatting could drift.
 """
 
 from __future__ import annotations
@@ -16,10 +20,8 @@ from datetime import UTC, datetime
 from sentinel.ledger.records import LedgerRecord
 
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
-# sequence, chain id, recorded_at, risk score, model score, degraded, decided_at, #rules, #reasons
-_FIXED = struct.Struct(">qqqdd?qII")
-_VARIABLE_FIELDS = 13
-_LENGTHS = struct.Struct(f">{_VARIABLE_FIELDS}I")
+# sequence, chain id, recorded_at (µs since 1970), then the lengths of key, transaction, decision
+_HEADER = struct.Struct(">qqqIII")
 
 
 def epoch_microseconds(moment: datetime) -> int:
@@ -28,38 +30,21 @@ def epoch_microseconds(moment: datetime) -> int:
     return (delta.days * 86_400 + delta.seconds) * 1_000_000 + delta.microseconds
 
 
-def canonical_amount(record: LedgerRecord) -> str:
-    """The amount as Postgres NUMERIC gives it back, minus trailing zeros: 10.50 and 10.5 hash alike."""
-    return format(record.amount.normalize(), "f")
-
-
 def genesis_hash(chain_id: int) -> bytes:
     """The 'previous hash' of a chain's first entry."""
     return hashlib.sha256(b"sentinel.ledger chain %d" % chain_id).digest()
 
 
 def entry_hash(
-    previous: bytes, sequence: int, chain_id: int, recorded_at: datetime, record: LedgerRecord
+    previous: bytes, sequence: int, chain_id: int, recorded_at_us: int, record: LedgerRecord
 ) -> bytes:
-    """SHA-256 of the previous entry's hash and every stored field of this entry."""
-    fixed = _FIXED.pack(
-        sequence, chain_id, epoch_microseconds(recorded_at), record.risk_score, record.model_score,
-        record.degraded, epoch_microseconds(record.decided_at), len(record.rules_fired), len(record.reasons),
-    )
-    variable = (
-        record.idempotency_key.encode(),
-        record.transaction_id.encode(),
-        record.fingerprint,
-        record.account_id.encode(),
-        record.counterparty_id.encode(),
-        canonical_amount(record).encode(),
-        record.currency.encode(),
-        record.outcome.encode(),
-        record.model_version.encode(),
-        "\x00".join(record.rules_fired).encode(),  # NUL cannot occur inside a field
-        "\x00".join(record.reasons).encode(),
-        record.transaction_bytes,
-        record.decision_bytes,
-    )
-    lengths = _LENGTHS.pack(*map(len, variable))  # every length first, then the fields
-    return hashlib.sha256(b"".join((previous, fixed, lengths, *variable))).digest()
+    """SHA-256 of the previous entry's hash, the entry's position, key and blobs.
+
+    ``recorded_at_us`` is ``epoch_microseconds(recorded_at)``: a group shares one, computed once.
+    """
+    key = record.idempotency_key.encode()
+    transaction, decision = record.transaction_bytes, record.decision_bytes
+    header = _HEADER.pack(sequence, chain_id, recorded_at_us, len(key), len(transaction), len(decision))
+    return hashlib.sha256(
+        b"".join((previous, header, key, transaction, decision))
+    ).digest()

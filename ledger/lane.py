@@ -28,29 +28,28 @@ import socket
 import time
 from collections.abc import Sequence
 from datetime import UTC, datetime
-from decimal import Decimal
 from operator import itemgetter
 from typing import NamedTuple
 
 import asyncpg
 import structlog
 
-from sentinel.ledger.chain import entry_hash, genesis_hash
+from sentinel.ledger.chain import entry_hash, epoch_microseconds, genesis_hash
 from sentinel.ledger.connect import connect_as_writer
 from sentinel.ledger.records import LedgerRecord
 
 log = structlog.get_logger(__name__)
 
 _INSERT_KEYS = """
-INSERT INTO ledger.idempotency_keys (idempotency_key, sequence, transaction_id, recorded_at, fingerprint)
-SELECT key, nextval('ledger.entry_sequence'), transaction_id, $4, fingerprint
-FROM unnest($1::text[], $2::text[], $3::bytea[]) AS given(key, transaction_id, fingerprint)
+INSERT INTO ledger.idempotency_keys (idempotency_key, sequence, transaction_id, recorded_at)
+SELECT key, nextval('ledger.entry_sequence'), transaction_id, $3
+FROM unnest($1::text[], $2::text[]) AS given(key, transaction_id)
 ON CONFLICT (idempotency_key) DO NOTHING
 RETURNING idempotency_key, sequence
 """
 
 _STORED_ENTRIES = """
-SELECT k.idempotency_key, k.sequence, k.fingerprint, d.decision_bytes
+SELECT k.idempotency_key, k.sequence, d.fingerprint, d.decision_bytes
 FROM ledger.idempotency_keys AS k
 JOIN ledger.decisions AS d
   ON d.transaction_id = k.transaction_id AND d.recorded_at = k.recorded_at AND d.sequence = k.sequence
@@ -59,51 +58,49 @@ WHERE k.idempotency_key = ANY($1::text[])
 
 _DRAW_SEQUENCES = "SELECT nextval('ledger.entry_sequence') FROM generate_series(1, $1)"
 
-# $1..$19: one array per column (rules_fired/reasons as array literals: unnest cannot take ragged
-# arrays), $20 recorded_at, $21 chain id, $22..$25 the balance movements.
+# $1..$13: one array per column (amounts as text: asyncpg encodes a Decimal several times slower than
+# a str, Postgres parses either in C), $14 recorded_at, $15 chain id, $16 how many sequence numbers to
+# draw for the lane's next group.
 _WRITE_NEW_GROUP = """
 WITH given AS (
     SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[], $4::bytea[], $5::text[], $6::text[],
-                         $7::numeric[], $8::text[], $9::text[], $10::float8[], $11::float8[],
-                         $12::text[], $13::text[], $14::text[], $15::bool[], $16::timestamptz[],
-                         $17::bytea[], $18::bytea[], $19::bytea[])
+                         $7::text[]::numeric[], $8::text[], $9::text[], $10::float8[], $11::bytea[],
+                         $12::bytea[], $13::bytea[])
         AS g(sequence, idempotency_key, transaction_id, fingerprint, account_id, counterparty_id, amount,
-             currency, outcome, risk_score, model_score, model_version, rules_fired, reasons, degraded,
-             decided_at, transaction_bytes, decision_bytes, entry_hash)
+             currency, outcome, risk_score, transaction_bytes, decision_bytes, entry_hash)
 ), new_keys AS (
-    INSERT INTO ledger.idempotency_keys (idempotency_key, sequence, transaction_id, recorded_at, fingerprint)
-    SELECT idempotency_key, sequence, transaction_id, $20, fingerprint FROM given
+    INSERT INTO ledger.idempotency_keys (idempotency_key, sequence, transaction_id, recorded_at)
+    SELECT idempotency_key, sequence, transaction_id, $14 FROM given
 ), new_entries AS (
     INSERT INTO ledger.decisions (sequence, chain_id, recorded_at, idempotency_key, transaction_id,
-        fingerprint, account_id, counterparty_id, amount, currency, outcome, risk_score, model_score,
-        model_version, rules_fired, reasons, degraded, decided_at, transaction_bytes, decision_bytes,
-        entry_hash)
-    SELECT sequence, $21, $20, idempotency_key, transaction_id, fingerprint, account_id, counterparty_id,
-        amount, currency, outcome, risk_score, model_score, model_version, rules_fired::text[],
-        reasons::text[], degraded, decided_at, transaction_bytes, decision_bytes, entry_hash
+        fingerprint, account_id, counterparty_id, amount, currency, outcome, risk_score, transaction_bytes,
+        decision_bytes, entry_hash)
+    SELECT sequence, $15, $14, idempotency_key, transaction_id, fingerprint, account_id, counterparty_id,
+        amount, currency, outcome, risk_score, transaction_bytes, decision_bytes, entry_hash
     FROM given
 )
-SELECT ledger.apply_balance_movements($22::text[], $23::text[], $24::numeric[], $25::bigint[]),
-       ARRAY(SELECT nextval('ledger.entry_sequence') FROM generate_series(1, $26)) AS next_sequences
+SELECT (SELECT ledger.apply_balance_movements(array_agg(account_id), array_agg(counterparty_id),
+                                              array_agg(currency), array_agg(amount), array_agg(sequence))
+        FROM given WHERE outcome = 'APPROVE'),
+       ARRAY(SELECT nextval('ledger.entry_sequence') FROM generate_series(1, $16)) AS next_sequences
 """
 # The statement also draws the sequence numbers of the lane's next small group, saving that group a
 # round trip. A reserve older than this is dropped (gaps are harmless; sequences far behind the other
 # lanes' would put a lane's entries out of time order in account histories).
 _RESERVE_MAX_AGE_S = 0.05
 
-# Up to this many new records, a group is written with _WRITE_NEW_GROUP. Its arrays cost several times
-# more CPU per record to encode than COPY (asyncpg checks every array element), which only the saved
-# round trips repay for small groups; past this, and as soon as a backlog makes groups grow, COPY.
+# Up to this many new records, a group is written with _WRITE_NEW_GROUP: one round trip instead of
+# five. Past this, and as soon as a backlog makes groups grow, binary COPY, which costs Postgres less
+# per row than unnest arrays.
 SINGLE_STATEMENT_MAX_RECORDS = 64
 
-_APPLY_MOVEMENTS = (
-    "SELECT ledger.apply_balance_movements($1::text[], $2::text[], $3::numeric[], $4::bigint[])"
-)
+_APPLY_MOVEMENTS = """
+SELECT ledger.apply_balance_movements($1::text[], $2::text[], $3::text[], $4::text[]::numeric[], $5::bigint[])
+"""
 
 DECISION_COLUMNS = (
     "sequence", "chain_id", "recorded_at", "idempotency_key", "transaction_id", "fingerprint",
-    "account_id", "counterparty_id", "amount", "currency", "outcome", "risk_score", "model_score",
-    "model_version", "rules_fired", "reasons", "degraded", "decided_at", "transaction_bytes",
+    "account_id", "counterparty_id", "amount", "currency", "outcome", "risk_score", "transaction_bytes",
     "decision_bytes", "entry_hash",
 )
 
@@ -134,49 +131,18 @@ class EntryOutcome(NamedTuple):
     stored_decision: bytes | None = None
 
 
-def _array_literal(items: tuple[str, ...]) -> str:
-    """A Postgres text[] literal, every element quoted."""
-    quoted = ('"' + item.replace("\\", "\\\\").replace('"', '\\"') + '"' for item in items)
-    return "{" + ",".join(quoted) + "}"
-
-
 def balance_movements(
     entries: Sequence[tuple[int, LedgerRecord]],
-) -> tuple[list[str], list[str], list[Decimal], list[int]]:
-    """Net movement per (account, currency) of the approved entries, sorted by account and currency.
-
-    An approved entry debits its origin and credits its counterparty (an empty counterparty is not an
-    account: the money leaves the ledger). Netting happens here in exact Decimal arithmetic; the sort
-    gives concurrent writers one lock order on balance rows.
-    """
-    # Keyed by "account NUL currency" (NUL cannot occur in either): sorts like the pair, faster.
-    net: dict[str, list] = {}
-    for sequence, record in entries:  # ascending sequences: the last one seen is the highest
-        if record.outcome != "APPROVE":
-            continue
-        amount = record.amount
-        key = record.account_id + "\x00" + record.currency
-        current = net.get(key)
-        if current is None:
-            net[key] = [-amount, sequence]
-        else:
-            current[0] -= amount
-            current[1] = sequence
-        if record.counterparty_id:
-            key = record.counterparty_id + "\x00" + record.currency
-            current = net.get(key)
-            if current is None:
-                net[key] = [amount, sequence]
-            else:
-                current[0] += amount
-                current[1] = sequence
-    keys = sorted(net)
-    pairs = [key.split("\x00") for key in keys]
+) -> tuple[list[str], list[str], list[str], list[str], list[int]]:
+    """The arguments of ``ledger.apply_balance_movements``: origin, counterparty, currency, amount
+    (exact decimal text) and sequence of every approved entry; Postgres nets and sorts them."""
+    approved = [(sequence, record) for sequence, record in entries if record.outcome == "APPROVE"]
     return (
-        [account for account, _ in pairs],
-        [currency for _, currency in pairs],
-        [net[key][0] for key in keys],
-        [net[key][1] for key in keys],
+        [record.account_id for _, record in approved],
+        [record.counterparty_id for _, record in approved],
+        [record.currency for _, record in approved],
+        [str(record.amount) for _, record in approved],
+        [sequence for sequence, _ in approved],
     )
 
 
@@ -261,8 +227,9 @@ class LedgerLane:
         """Write records whose keys are all new in one self-committing statement."""
         head = self._head
         hashes = []
+        recorded_us = epoch_microseconds(now)
         for sequence, record in entries:
-            head = entry_hash(head, sequence, self._chain_id, now, record)
+            head = entry_hash(head, sequence, self._chain_id, recorded_us, record)
             hashes.append(head)
         records = [record for _, record in entries]
         reserve = min(SINGLE_STATEMENT_MAX_RECORDS, max(8, 2 * len(entries)))  # for the next group
@@ -271,14 +238,11 @@ class LedgerLane:
             [sequence for sequence, _ in entries],
             [r.idempotency_key for r in records], [r.transaction_id for r in records],
             [r.fingerprint for r in records], [r.account_id for r in records],
-            [r.counterparty_id for r in records], [r.amount for r in records],
+            [r.counterparty_id for r in records], [str(r.amount) for r in records],
             [r.currency for r in records], [r.outcome for r in records],
-            [r.risk_score for r in records], [r.model_score for r in records],
-            [r.model_version for r in records], [_array_literal(r.rules_fired) for r in records],
-            [_array_literal(r.reasons) for r in records], [r.degraded for r in records],
-            [r.decided_at for r in records], [r.transaction_bytes for r in records],
+            [r.risk_score for r in records], [r.transaction_bytes for r in records],
             [r.decision_bytes for r in records], hashes,
-            now, self._chain_id, *balance_movements(entries), reserve,
+            now, self._chain_id, reserve,
         )
         self._head = head
         self._reserve, self._reserve_drawn_at = sorted(row["next_sequences"]), time.monotonic()
@@ -297,7 +261,6 @@ class LedgerLane:
                 _INSERT_KEYS,
                 [record.idempotency_key for record in unique],
                 [record.transaction_id for record in unique],
-                [record.fingerprint for record in unique],
                 now,
             )
             assigned: dict[str, int] = {row[0]: row[1] for row in rows}
@@ -315,15 +278,15 @@ class LedgerLane:
             if any(new_entries[i][0] > new_entries[i + 1][0] for i in range(len(new_entries) - 1)):
                 new_entries.sort(key=itemgetter(0))  # Postgres numbered them out of array order
             head = self._head
+            chain_id, recorded_us = self._chain_id, epoch_microseconds(now)
             rows_to_copy = []
             for sequence, record in new_entries:
-                head = entry_hash(head, sequence, self._chain_id, now, record)
+                head = entry_hash(head, sequence, chain_id, recorded_us, record)
                 rows_to_copy.append((
-                    sequence, self._chain_id, now, record.idempotency_key, record.transaction_id,
+                    sequence, chain_id, now, record.idempotency_key, record.transaction_id,
                     record.fingerprint, record.account_id, record.counterparty_id, record.amount,
-                    record.currency, record.outcome, record.risk_score, record.model_score,
-                    record.model_version, record.rules_fired, record.reasons, record.degraded,
-                    record.decided_at, record.transaction_bytes, record.decision_bytes, head,
+                    record.currency, record.outcome, record.risk_score, record.transaction_bytes,
+                    record.decision_bytes, head,
                 ))
             if rows_to_copy:
                 await connection.copy_records_to_table(

@@ -12,7 +12,6 @@ import hashlib
 import math
 import re
 from dataclasses import dataclass
-from datetime import UTC, datetime
 from decimal import Decimal
 from typing import Literal, NamedTuple
 
@@ -34,7 +33,8 @@ class AckStatus(enum.Enum):
 
 @dataclass(frozen=True, slots=True)
 class LedgerRecord:
-    """One decision to record. Strings may not contain NUL; times must be timezone-aware."""
+    """One decision to record: the two protobuf blobs are the record; the other fields are the
+    projections the ledger indexes and sums (decision 0005). Strings may not contain NUL."""
 
     transaction_id: str
     idempotency_key: str
@@ -45,12 +45,6 @@ class LedgerRecord:
     currency: str
     outcome: Outcome
     risk_score: float
-    model_score: float
-    model_version: str
-    rules_fired: tuple[str, ...]
-    reasons: tuple[str, ...]
-    degraded: bool
-    decided_at: datetime
     transaction_bytes: bytes  # serialized sentinel.v1.Transaction
     decision_bytes: bytes  # serialized sentinel.v1.Decision (ledger_sequence 0: it is not known yet)
 
@@ -58,8 +52,7 @@ class LedgerRecord:
         for name in ("transaction_id", "idempotency_key", "account_id"):
             if not getattr(self, name):
                 raise ValueError(f"{name} must not be empty")
-        texts = (self.transaction_id, self.idempotency_key, self.account_id, self.counterparty_id,
-                 self.model_version, *self.rules_fired, *self.reasons)
+        texts = (self.transaction_id, self.idempotency_key, self.account_id, self.counterparty_id)
         if any("\x00" in text for text in texts):
             raise ValueError("ledger text fields must not contain NUL characters")
         if len(self.fingerprint) != FINGERPRINT_BYTES:
@@ -70,10 +63,8 @@ class LedgerRecord:
             raise ValueError(f"currency must be an ISO 4217 code such as EUR (got {self.currency!r})")
         if self.outcome not in OUTCOMES:
             raise ValueError(f"outcome must be one of {sorted(OUTCOMES)} (got {self.outcome!r})")
-        if not (math.isfinite(self.risk_score) and math.isfinite(self.model_score)):
-            raise ValueError("risk_score and model_score must be finite")
-        if self.decided_at.tzinfo is None:
-            raise ValueError("decided_at must be timezone-aware")
+        if not math.isfinite(self.risk_score):
+            raise ValueError("risk_score must be finite")
 
 
 class LedgerAck(NamedTuple):
@@ -112,13 +103,9 @@ def record_from_messages(
     The transaction bytes are the deterministic serialization, so the same transaction always gets the
     same fingerprint; a caller that already serialized and hashed it passes ``transaction_bytes`` and
     ``fingerprint`` so the scoring path does neither twice.
-    ``decision.decided_at`` defaults to now when unset.
     """
     if transaction_bytes is None:
         transaction_bytes = transaction.SerializeToString(deterministic=True)
-    decided_at = (
-        decision.decided_at.ToDatetime(tzinfo=UTC) if decision.HasField("decided_at") else datetime.now(UTC)
-    )
     return LedgerRecord(
         transaction_id=transaction.transaction_id,
         idempotency_key=transaction.idempotency_key or transaction.transaction_id,
@@ -129,12 +116,6 @@ def record_from_messages(
         currency=transaction.amount.currency,
         outcome=decision_pb2.Outcome.Name(decision.outcome).removeprefix("OUTCOME_"),  # type: ignore[arg-type]
         risk_score=decision.risk_score,
-        model_score=decision.model_score,
-        model_version=decision.model_version,
-        rules_fired=tuple(f"{hit.rule_id}@{hit.rule_version}" for hit in decision.rules_fired),
-        reasons=tuple(reason.code for reason in decision.reasons),
-        degraded=decision.degraded,
-        decided_at=decided_at,
         transaction_bytes=transaction_bytes,
         decision_bytes=decision.SerializeToString(deterministic=True),
     )

@@ -17,7 +17,6 @@ import os
 import struct
 import zlib
 from dataclasses import dataclass, field
-from datetime import datetime
 from decimal import Decimal
 from pathlib import Path
 
@@ -47,12 +46,6 @@ def encode_record(record: LedgerRecord) -> bytes:
         "currency": record.currency,
         "outcome": record.outcome,
         "risk_score": record.risk_score,
-        "model_score": record.model_score,
-        "model_version": record.model_version,
-        "rules_fired": list(record.rules_fired),
-        "reasons": list(record.reasons),
-        "degraded": record.degraded,
-        "decided_at": record.decided_at.isoformat(),
         "transaction_bytes": base64.b64encode(record.transaction_bytes).decode(),
         "decision_bytes": base64.b64encode(record.decision_bytes).decode(),
     }, separators=(",", ":")).encode()
@@ -71,12 +64,6 @@ def decode_record(payload: bytes) -> LedgerRecord:
         currency=fields["currency"],
         outcome=fields["outcome"],
         risk_score=fields["risk_score"],
-        model_score=fields["model_score"],
-        model_version=fields["model_version"],
-        rules_fired=tuple(fields["rules_fired"]),
-        reasons=tuple(fields["reasons"]),
-        degraded=fields["degraded"],
-        decided_at=datetime.fromisoformat(fields["decided_at"]),
         transaction_bytes=base64.b64decode(fields["transaction_bytes"]),
         decision_bytes=base64.b64decode(fields["decision_bytes"]),
     )

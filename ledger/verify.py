@@ -2,10 +2,12 @@
 
 Changing, inserting or deleting an entry inside a chain makes the stored hash of that entry (or of
 the entry after a deleted one) differ from the recomputed one; the report names the first broken
-entry by sequence. Balances are a projection of the approved entries, so they are recomputed with
-exact NUMERIC sums and compared too. What a chain alone cannot show: the removal of a chain's last
-entries, or a rewrite that recomputes every later hash; anchoring the chain heads this command
-prints somewhere the database's superuser cannot write closes that gap.
+entry by sequence. The hash covers an entry's key and blobs (chain.py); every other column is a
+projection of the blobs, so verify decodes them and compares each column with what they say.
+Balances are a projection of the approved entries, so they are recomputed with exact NUMERIC sums
+and compared too. What a chain alone cannot show: the removal of a chain's last entries, or a
+rewrite that recomputes every later hash; anchoring the chain heads this command prints somewhere
+the database's superuser cannot write closes that gap.
 """
 
 from __future__ import annotations
@@ -14,17 +16,21 @@ from dataclasses import dataclass, field
 from decimal import Decimal
 
 import asyncpg
+from google.protobuf.message import DecodeError
 
-from sentinel.ledger.chain import entry_hash, genesis_hash
-from sentinel.ledger.records import LedgerRecord
+from sentinel.ledger.chain import entry_hash, epoch_microseconds, genesis_hash
+from sentinel.ledger.records import LedgerRecord, record_from_messages
+from sentinel.v1 import decision_pb2, transaction_pb2
 
 _ENTRIES = """
 SELECT sequence, chain_id, recorded_at, idempotency_key, transaction_id, fingerprint, account_id,
-       counterparty_id, amount, currency, outcome, risk_score, model_score, model_version, rules_fired,
-       reasons, degraded, decided_at, transaction_bytes, decision_bytes, entry_hash
+       counterparty_id, amount, currency, outcome, risk_score, transaction_bytes, decision_bytes, entry_hash
 FROM ledger.decisions
 ORDER BY chain_id, sequence
 """
+# The columns that are projections of the blobs (LedgerRecord fields of the same names).
+_PROJECTED = ("transaction_id", "idempotency_key", "fingerprint", "account_id", "counterparty_id", "amount",
+              "currency", "outcome", "risk_score")
 
 _BALANCE_MISMATCHES = """
 WITH movements AS (
@@ -93,16 +99,24 @@ class VerifyReport:
                     or self.entries_without_key)
 
 
-def _record(row: asyncpg.Record) -> LedgerRecord:
-    return LedgerRecord(
-        transaction_id=row["transaction_id"], idempotency_key=row["idempotency_key"],
-        fingerprint=row["fingerprint"], account_id=row["account_id"], counterparty_id=row["counterparty_id"],
-        amount=row["amount"], currency=row["currency"], outcome=row["outcome"], risk_score=row["risk_score"],
-        model_score=row["model_score"], model_version=row["model_version"],
-        rules_fired=tuple(row["rules_fired"]), reasons=tuple(row["reasons"]), degraded=row["degraded"],
-        decided_at=row["decided_at"], transaction_bytes=row["transaction_bytes"],
-        decision_bytes=row["decision_bytes"],
-    )
+def _stored_record(row: asyncpg.Record) -> LedgerRecord:
+    """The entry's record as its columns hold it."""
+    return LedgerRecord(**{name: row[name] for name in _PROJECTED},
+                        transaction_bytes=row["transaction_bytes"], decision_bytes=row["decision_bytes"])
+
+
+def _projection_mismatch(row: asyncpg.Record) -> str | None:
+    """Which column disagrees with the entry's blobs, or None."""
+    try:
+        transaction = transaction_pb2.Transaction.FromString(row["transaction_bytes"])
+        decision = decision_pb2.Decision.FromString(row["decision_bytes"])
+    except DecodeError:
+        return "the stored Transaction or Decision is not a valid sentinel.v1 message"
+    expected = record_from_messages(transaction, decision, transaction_bytes=row["transaction_bytes"])
+    for name in _PROJECTED:
+        if getattr(expected, name) != row[name]:
+            return f"column {name} differs from the stored Transaction/Decision"
+    return None
 
 
 async def verify_ledger(dsn: str) -> VerifyReport:
@@ -121,15 +135,19 @@ async def verify_ledger(dsn: str) -> VerifyReport:
                 report.chains[chain_id] = stored.hex()
                 if chain_broken:
                     continue
+                reason = None
                 try:
-                    record = _record(row)
-                    expected = entry_hash(previous, row["sequence"], chain_id, row["recorded_at"], record)
+                    record = _stored_record(row)
+                    expected = entry_hash(previous, row["sequence"], chain_id,
+                                          epoch_microseconds(row["recorded_at"]), record)
                 except ValueError as exc:
                     expected, reason = b"", f"stored values are invalid: {exc}"
-                else:
-                    reason = ("stored hash differs from the recomputed one: this entry, or the chain before "
-                              "it, was changed, inserted or deleted")
                 if expected != stored:
+                    reason = reason or ("stored hash differs from the recomputed one: this entry, or the "
+                                        "chain before it, was changed, inserted or deleted")
+                else:
+                    reason = _projection_mismatch(row)
+                if reason is not None:
                     report.broken.append(
                         BrokenEntry(row["sequence"], chain_id, row["transaction_id"], reason)
                     )

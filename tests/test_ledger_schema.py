@@ -89,7 +89,7 @@ async def test_triggers_stop_even_the_owner(filled_ledger: str) -> None:
             "DELETE FROM ledger.decisions",
             "TRUNCATE ledger.decisions",
             f"TRUNCATE {partition}",
-            "UPDATE ledger.idempotency_keys SET fingerprint = ''",
+            "UPDATE ledger.idempotency_keys SET transaction_id = ''",
             "TRUNCATE ledger.idempotency_keys",
             "DELETE FROM ledger.chains",
             "DELETE FROM ledger.balances",
