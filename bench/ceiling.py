@@ -104,6 +104,11 @@ class CeilingServer:
         """host:port of the server."""
         return f"127.0.0.1:{self.port}"
 
+    @property
+    def pids(self) -> set[int]:
+        """The worker processes' ids."""
+        return {process.pid for process in self._processes if process.pid is not None}
+
     def start(self) -> CeilingServer:
         """Spawn the workers and wait until every one is serving."""
         events = []

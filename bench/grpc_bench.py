@@ -28,6 +28,7 @@ from google.protobuf.message import Message
 
 from sentinel.bench import ghz, grpcio_driver, h2load
 from sentinel.bench.ceiling import CeilingServer
+from sentinel.bench.cpu import cpu_by_part, cpu_report, process_times
 from sentinel.bench.measurement import LoadResult, LoadSettings, ServerCounts
 from sentinel.bench.payloads import (
     DEFAULT_ACCOUNTS,
@@ -39,6 +40,7 @@ from sentinel.bench.payloads import (
 from sentinel.bench.probe import ProbeResult, probe
 from sentinel.bench.report import (
     append_results,
+    cpu_summary,
     format_table,
     machine_description,
     plot_latency,
@@ -91,6 +93,7 @@ class Measurement:
     probe_before: ProbeResult
     probe_after: ProbeResult
     server_count: dict[str, Any] | None
+    cpu: dict[str, dict[str, float]]  # see bench/cpu.py
     problems: list[str] = field(default_factory=list)
 
 
@@ -185,16 +188,20 @@ def run_tool(tool: str, address: str, payload: Payload, load: LoadSettings, work
 
 
 def measure(tool: str, address: str, payload: Payload, load: LoadSettings, workdir: Path, use_proto: bool,
-            counts: Callable[[], ServerCounts] | None) -> Measurement:
-    """Warm up, probe, measure (with the server's own count when it has one), probe again."""
+            counts: Callable[[], ServerCounts] | None, server_pids: set[int]) -> Measurement:
+    """Warm up, probe, measure (with the server's own count when it has one and the CPU every part of
+    the machine used), probe again. ``server_pids``: the roots of the server's process tree."""
     workdir.mkdir(parents=True, exist_ok=True)
     scenario = payload.scenario
     if load.warmup_s > 0:
         run_tool(tool, address, payload, load, workdir, use_proto, warmup=True)
     before = probe(address, scenario, payload.probe_messages)
     counted_before = counts() if counts else None
+    times_before, started = process_times(), time.perf_counter()
     result = run_tool(tool, address, payload, load, workdir, use_proto)
     assert result is not None
+    wall_s = time.perf_counter() - started
+    cpu_used = cpu_by_part(times_before, process_times(), server_pids)
     counted_after = counts() if counts else None
     after = probe(address, scenario, payload.probe_messages)
     problems = [f"probe {when}: {p.first_error or p.summary()}"
@@ -211,7 +218,8 @@ def measure(tool: str, address: str, payload: Payload, load: LoadSettings, workd
             server_count["mean_micro_batch_size"] = round(size_total / batches, 1) if batches else None
     if result.error_count:
         problems.append(f"{result.error_count} failed calls: {result.errors}")
-    return Measurement(result, before, after, server_count, problems)
+    cpu = cpu_report(cpu_used, wall_s, result.calls_ok * scenario.transactions_per_call)
+    return Measurement(result, before, after, server_count, cpu, problems)
 
 
 # Statuses a server may give a call whose client went away (grpc.aio handlers see a cancellation).
@@ -270,7 +278,7 @@ def build_record(scenario: Scenario, tool: str, load: LoadSettings, workers: int
     """One scenario's JSON record: SentinelStream's figures at top level, the ceiling's nested."""
     if server is not None:
         figures = {**result_fields(server.result, scenario.transactions_per_call),
-                   "status_check": _status_check(server)}
+                   "cpu": server.cpu, "status_check": _status_check(server)}
     else:  # --ceiling-only
         figures = {key: None for key in ("calls", "calls_ok", "calls_per_s", "tps", "p50_ms", "p90_ms",
                                          "p95_ms", "p99_ms", "errors")}
@@ -294,6 +302,7 @@ def build_record(scenario: Scenario, tool: str, load: LoadSettings, workers: int
         record["payload_note"] = REPLAY_NOTE
     if ceiling is not None:
         ceiling_fields = result_fields(ceiling.result, scenario.transactions_per_call)
+        ceiling_fields["cpu"] = ceiling.cpu
         ceiling_fields["status_check"] = _status_check(ceiling)
         record["ceiling"] = ceiling_fields
         record["ceiling_tps"] = ceiling_fields["tps"]
@@ -357,7 +366,7 @@ def _run(args: argparse.Namespace) -> int:
         if not args.no_ceiling:
             with CeilingServer(settings, workers) as server:
                 ceiling = measure(tool, server.address, payload, load, workdir / f"{scenario.name}-ceiling",
-                                  args.proto, server.counts)
+                                  args.proto, server.counts, server.pids)
         measured = None
         label = "none (--ceiling-only)"
         if not args.ceiling_only:
@@ -372,8 +381,9 @@ def _run(args: argparse.Namespace) -> int:
                 label = f"sentinel dev serve --workers {workers} (private Redis/PostgreSQL)"
             counts = partial(scrape_server_counts, metrics_url) if metrics_url else None
             with target:
+                server_pids = target.pids if isinstance(target, ServerProcess) else set()
                 measured = measure(tool, address, payload, load, workdir / f"{scenario.name}-sentinel",
-                                   args.proto, counts)
+                                   args.proto, counts, server_pids)
         record = build_record(scenario, tool, load, workers, label, measured, ceiling)
         series = {}
         if measured is not None:
@@ -397,7 +407,7 @@ def _run(args: argparse.Namespace) -> int:
     else:
         print(format_table(records))
         for record in records:
-            for summary in (server_count_summary(record), stage_summary(record)):
+            for summary in (server_count_summary(record), stage_summary(record), cpu_summary(record)):
                 if summary is not None:
                     print(f"{record['scenario']}: {summary}")
             for problem in record["status_check"]["problems"]:

@@ -114,6 +114,18 @@ def stage_summary(record: dict[str, Any]) -> str | None:
     return (f"server stages, mean per micro-batch of {size} (busy seconds per second): " + ", ".join(parts))
 
 
+def cpu_summary(record: dict[str, Any]) -> str | None:
+    """One line saying which part of the machine used the CPU during the run, busiest first."""
+    cpu = record.get("cpu")
+    if not cpu:
+        return None
+    busy, per_transaction = cpu["cores_busy"], cpu["us_per_transaction"]
+    parts = sorted((part for part in busy if part != "total"), key=busy.__getitem__, reverse=True)
+    figures = ", ".join(f"{part} {busy[part]:.2f} ({per_transaction[part]:.0f} µs)" for part in parts)
+    return (f"CPU, cores busy on average (µs per transaction): {figures}; "
+            f"total {busy['total']:.2f} ({per_transaction['total']:.0f} µs)")
+
+
 def plot_latency(path: Path, title: str, series: dict[str, np.ndarray]) -> Path:
     """Latency by percentile (log scale) of each named series, as a PNG."""
     import matplotlib
@@ -172,7 +184,7 @@ def append_results(path: Path, command: str, machine: dict[str, Any], records: l
             lines.append(f"  - status check problem: {check}")
         if record.get("payload_note"):
             lines.append(f"  - payloads: {record['payload_note']}")
-        for summary in (server_count_summary(record), stage_summary(record)):
+        for summary in (server_count_summary(record), stage_summary(record), cpu_summary(record)):
             if summary is not None:
                 lines.append(f"  - {summary}")
     lines += ["", "```", format_table(records), "```", ""]

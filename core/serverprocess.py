@@ -118,6 +118,11 @@ class ServerProcess:
             if line.startswith("{"):
                 yield json.loads(line)
 
+    @property
+    def pids(self) -> set[int]:
+        """The server's root process (its workers, Redis and PostgreSQL descend from it), once started."""
+        return {self.process.pid} if self.process is not None else set()
+
     def worker_pids(self) -> set[int]:
         """Pids of the live workers (from their worker_serving events)."""
         pids = {int(str(e["pid"])) for e in self.log_events() if e.get("event") == "worker_serving"}

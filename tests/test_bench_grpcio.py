@@ -43,8 +43,11 @@ def test_short_real_run_against_the_ceiling(name: str, tmp_path: Path) -> None:
     payload = build_payload(scenario, TransactionFactory(load_paysim()), "grpcio", tmp_path, streams=2)
     load = LoadSettings(4, 2, duration_s=None, total_calls=40, rate=None, warmup_s=0)
     with CeilingServer(Settings(), workers=2) as ceiling:
-        measured = measure("grpcio", ceiling.address, payload, load, tmp_path / "run", False, ceiling.counts)
+        measured = measure("grpcio", ceiling.address, payload, load, tmp_path / "run", False, ceiling.counts,
+                           ceiling.pids)
     assert measured.problems == []
     assert measured.result.calls_ok == 40 and measured.result.status_codes == {"OK": 40}
     assert measured.server_count is not None and measured.server_count["server_ok_calls"] == 40
     assert measured.result.latencies_ms.size == 40
+    busy = measured.cpu["cores_busy"]  # the ceiling's workers served, the driver's clients called
+    assert busy["server"] > 0 and busy["load_generator"] > 0 and busy["redis"] == busy["postgres"] == 0

@@ -212,7 +212,8 @@ def test_short_real_run_against_the_ceiling(ceiling: CeilingServer, tmp_path: Pa
     scenario = SCENARIOS["batch-100"]
     payload = build_payload(scenario, TransactionFactory(load_paysim()), "realrun", tmp_path, streams=4)
     load = LoadSettings(4, 2, duration_s=None, total_calls=200, rate=None, warmup_s=0.5)
-    measured = measure("h2load", ceiling.address, payload, load, tmp_path / "run", False, ceiling.counts)
+    measured = measure("h2load", ceiling.address, payload, load, tmp_path / "run", False, ceiling.counts,
+                       ceiling.pids)
     result = measured.result
     assert measured.problems == []
     assert result.calls_completed == 200 and result.calls_ok == 200
@@ -230,7 +231,8 @@ def test_a_grpc_error_behind_http_200_is_caught(ceiling: CeilingServer, tmp_path
     payload.body_file.write_bytes(grpc_frame(b"\x0a\xff\xff\xff"))  # truncated length-delimited field
     payload.probe_messages = [b"\x0a\xff\xff\xff"]
     load = LoadSettings(concurrency=2, connections=2, duration_s=None, total_calls=20, rate=None, warmup_s=0)
-    measured = measure("h2load", ceiling.address, payload, load, tmp_path / "run", False, ceiling.counts)
+    measured = measure("h2load", ceiling.address, payload, load, tmp_path / "run", False, ceiling.counts,
+                       ceiling.pids)
     assert measured.result.calls_completed == 20
     assert measured.result.calls_ok == 0
     # h2load saw HTTP 200 for every call; the grpc-status of the trailers-only answers says otherwise.
@@ -251,7 +253,8 @@ def test_streams_run_side_by_side_with_distinct_transactions(ceiling: CeilingSer
     ]
     assert len(ids) == 600 and len(set(ids)) == 600
     load = LoadSettings(2, 2, duration_s=None, total_calls=2, rate=None, warmup_s=0.5)
-    measured = measure("h2load", ceiling.address, payload, load, tmp_path / "run", False, ceiling.counts)
+    measured = measure("h2load", ceiling.address, payload, load, tmp_path / "run", False, ceiling.counts,
+                       ceiling.pids)
     assert measured.problems == []
     assert measured.result.calls_ok == 2
     assert measured.server_count is not None and measured.server_count["server_ok_calls"] == 2
