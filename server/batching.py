@@ -13,7 +13,7 @@ import asyncio
 import contextlib
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Generic, TypeVar
 
 Item = TypeVar("Item")
@@ -24,32 +24,36 @@ Result = TypeVar("Result")
 class _Pending(Generic[Item, Result]):
     item: Item
     future: asyncio.Future[Result]
-    enqueued: float = field(default_factory=time.perf_counter)
 
 
 class BatcherClosed(RuntimeError):
     """The batcher is shutting down and takes no new items."""
 
 
-class MicroBatcher(Generic[Item, Result]):
-    """Runs ``process(items) -> results`` (same length, same order) over coalesced submissions."""
+class Coalescer(Generic[Item]):
+    """Cuts added items into batches and runs ``handle(items, waits)`` for each, ``max_in_flight`` at once.
+
+    The cutting policy of this module; ``handle`` gets each item's wait in the queue and must not raise
+    (whatever it answers, it answers by itself: MicroBatcher resolves futures, a ScoreStream call queues
+    its responses)."""
 
     def __init__(
         self,
-        process: Callable[[list[Item], list[float]], Awaitable[Sequence[Result]]],
+        handle: Callable[[list[Item], list[float]], Awaitable[None]],
         *,
         max_size: int,
         max_wait_s: float,
         max_in_flight: int,
     ) -> None:
-        self._process = process
+        self._handle = handle
         self._max_size = max_size
         self._max_wait_s = max_wait_s
         self._slots = asyncio.Semaphore(max_in_flight)
-        self._queue: list[_Pending[Item, Result]] = []
+        self._queue: list[Item] = []
+        self._enqueued: list[float] = []  # perf_counter() at add time, parallel to _queue
         self._wakeup = asyncio.Event()
         self._in_flight: set[asyncio.Task[None]] = set()
-        self._busy = 0  # batches being processed (the task set lags behind by one loop step)
+        self._busy = 0  # batches being handled (the task set lags behind by one loop step)
         self._closed = False
         self._collector: asyncio.Task[None] | None = None
 
@@ -57,28 +61,19 @@ class MicroBatcher(Generic[Item, Result]):
         """Start collecting (needs a running event loop)."""
         self._collector = asyncio.get_running_loop().create_task(self._collect(), name="micro-batcher")
 
-    async def submit(self, item: Item) -> Result:
-        """Queue one item and wait for its result (or its exception)."""
-        return await self.submit_many([item])[0]
-
-    def submit_many(self, items: Sequence[Item]) -> list[asyncio.Future[Result]]:
-        """Queue several items at once (e.g. one ScoreBatch call); one future per item, same order."""
+    def add_many(self, items: Sequence[Item]) -> None:
+        """Queue items for the next batches."""
         if self._closed:
             raise BatcherClosed("server is shutting down")
-        loop = asyncio.get_running_loop()
-        futures: list[asyncio.Future[Result]] = []
-        for item in items:
-            pending: _Pending[Item, Result] = _Pending(item, loop.create_future())
-            self._queue.append(pending)
-            futures.append(pending.future)
+        self._queue.extend(items)
+        self._enqueued.extend([time.perf_counter()] * len(items))
         self._wakeup.set()
-        return futures
 
     def _oldest_wait(self) -> float:
-        return time.perf_counter() - self._queue[0].enqueued
+        return time.perf_counter() - self._enqueued[0]
 
     def _ready(self) -> bool:
-        """Cut a batch now: full, idle server, oldest item waited long enough, or shutting down."""
+        """Cut a batch now: full, idle, oldest item waited long enough, or shutting down."""
         return (
             self._closed
             or len(self._queue) >= self._max_size
@@ -94,7 +89,7 @@ class MicroBatcher(Generic[Item, Result]):
                 self._wakeup.clear()
                 await self._wakeup.wait()
                 continue
-            await asyncio.sleep(0)  # let requests that arrived in this loop iteration join
+            await asyncio.sleep(0)  # let items that arrived in this loop iteration join
             if not self._ready():
                 self._wakeup.clear()
                 with contextlib.suppress(TimeoutError):
@@ -102,36 +97,84 @@ class MicroBatcher(Generic[Item, Result]):
                 if not self._ready():
                     continue
             await self._slots.acquire()
-            batch, self._queue = self._queue[: self._max_size], self._queue[self._max_size :]
+            size = self._max_size
+            batch, self._queue = self._queue[:size], self._queue[size:]
+            enqueued, self._enqueued = self._enqueued[:size], self._enqueued[size:]
             self._busy += 1
-            task = asyncio.get_running_loop().create_task(self._run(batch))
+            task = asyncio.get_running_loop().create_task(self._run(batch, enqueued))
             self._in_flight.add(task)
             task.add_done_callback(self._in_flight.discard)
 
-    async def _run(self, batch: list[_Pending[Item, Result]]) -> None:
+    async def _run(self, batch: list[Item], enqueued: list[float]) -> None:
         try:
             started = time.perf_counter()
-            waits = [started - pending.enqueued for pending in batch]
-            try:
-                results = await self._process([pending.item for pending in batch], waits)
-            except Exception as exc:  # the whole batch failed: every caller gets the error
-                for pending in batch:
-                    if not pending.future.done():
-                        pending.future.set_exception(exc)
-                return
-            for pending, result in zip(batch, results, strict=True):
-                if not pending.future.done():
-                    pending.future.set_result(result)
+            await self._handle(batch, [started - at for at in enqueued])
         finally:
             self._busy -= 1
             self._slots.release()
             self._wakeup.set()  # a free slot may make the waiting batch ready
 
     async def close(self) -> None:
-        """Stop taking items, process what is queued, wait for batches in flight."""
+        """Stop taking items, handle what is queued, wait for batches in flight."""
         self._closed = True
         self._wakeup.set()
         if self._collector is not None:
             await self._collector
         if self._in_flight:
             await asyncio.gather(*self._in_flight, return_exceptions=True)
+
+    def cancel(self) -> None:
+        """Stop at once: the collector and the batches in flight are cancelled, queued items dropped."""
+        self._closed = True
+        if self._collector is not None:
+            self._collector.cancel()
+        for task in self._in_flight:
+            task.cancel()
+
+
+class MicroBatcher(Generic[Item, Result]):
+    """Runs ``process(items, waits) -> results`` (same length, same order) over coalesced submissions."""
+
+    def __init__(
+        self,
+        process: Callable[[list[Item], list[float]], Awaitable[Sequence[Result]]],
+        *,
+        max_size: int,
+        max_wait_s: float,
+        max_in_flight: int,
+    ) -> None:
+        self._process = process
+        self._batches: Coalescer[_Pending[Item, Result]] = Coalescer(
+            self._run, max_size=max_size, max_wait_s=max_wait_s, max_in_flight=max_in_flight
+        )
+
+    def start(self) -> None:
+        """Start collecting (needs a running event loop)."""
+        self._batches.start()
+
+    async def submit(self, item: Item) -> Result:
+        """Queue one item and wait for its result (or its exception)."""
+        return await self.submit_many([item])[0]
+
+    def submit_many(self, items: Sequence[Item]) -> list[asyncio.Future[Result]]:
+        """Queue several items at once (e.g. one ScoreBatch call); one future per item, same order."""
+        create_future = asyncio.get_running_loop().create_future
+        pending: list[_Pending[Item, Result]] = [_Pending(item, create_future()) for item in items]
+        self._batches.add_many(pending)
+        return [p.future for p in pending]
+
+    async def _run(self, batch: list[_Pending[Item, Result]], waits: list[float]) -> None:
+        try:
+            results = await self._process([pending.item for pending in batch], waits)
+        except Exception as exc:  # the whole batch failed: every caller gets the error
+            for pending in batch:
+                if not pending.future.done():
+                    pending.future.set_exception(exc)
+            return
+        for pending, result in zip(batch, results, strict=True):
+            if not pending.future.done():
+                pending.future.set_result(result)
+
+    async def close(self) -> None:
+        """Stop taking items, process what is queued, wait for batches in flight."""
+        await self._batches.close()
