@@ -1,0 +1,138 @@
+"""The ScoringService servicer over a fake DecisionMaker: answers in order, per-item errors, stream chunks."""
+
+from __future__ import annotations
+
+import asyncio
+import time
+from collections.abc import AsyncIterator, Iterable
+from typing import Any, cast
+
+import grpc
+import pytest
+
+from sentinel.server.pipeline import Rejection, Result
+from sentinel.server.scoring import ScoringServicer
+from sentinel.server.validate import ValidatedTransaction
+from sentinel.v1 import decision_pb2, scoring_pb2, transaction_pb2
+
+INVALID_ID = "bad id!"  # not an allowed transaction id
+REJECTED_PREFIX = "reject-"  # the fake decision maker answers these with ALREADY_EXISTS
+
+
+def transaction(transaction_id: str) -> transaction_pb2.Transaction:
+    txn = transaction_pb2.Transaction(
+        transaction_id=transaction_id,
+        account_id="C1",
+        type=transaction_pb2.TRANSACTION_TYPE_PAYMENT,
+        amount=transaction_pb2.Money(amount="10.00", currency="EUR"),
+    )
+    txn.event_time.FromSeconds(int(time.time()) - 5)
+    return txn
+
+
+class FakeDecisionMaker:
+    """Decides after ``delay``; records every call and how many transactions were being decided at once."""
+
+    def __init__(self, delay: float = 0.0, fail: bool = False) -> None:
+        self.delay = delay
+        self.fail = fail
+        self.calls: list[list[str]] = []
+        self.in_flight = 0
+        self.max_in_flight = 0
+
+    async def decide(self, transactions: list[ValidatedTransaction]) -> list[Result]:
+        self.calls.append([t.transaction_id for t in transactions])
+        self.in_flight += len(transactions)
+        self.max_in_flight = max(self.max_in_flight, self.in_flight)
+        try:
+            await asyncio.sleep(self.delay)
+            if self.fail:
+                raise RuntimeError("pipeline exploded")
+        finally:
+            self.in_flight -= len(transactions)
+        return [self._result(t) for t in transactions]
+
+    @staticmethod
+    def _result(txn: ValidatedTransaction) -> Result:
+        if txn.transaction_id.startswith(REJECTED_PREFIX):
+            return Rejection(grpc.StatusCode.ALREADY_EXISTS, "key reused")
+        return decision_pb2.Decision(transaction_id=txn.transaction_id, outcome=decision_pb2.OUTCOME_APPROVE)
+
+
+def servicer(decision_maker: FakeDecisionMaker, **options: Any) -> ScoringServicer:
+    return ScoringServicer(
+        decision_maker, max_clock_skew_s=300, max_batch_items=1000, log_sample_rate=1.0, **options
+    )
+
+
+async def requests(ids: Iterable[str], pause_every: int = 0) -> AsyncIterator[scoring_pb2.ScoreStreamRequest]:
+    for index, transaction_id in enumerate(ids):
+        if pause_every and index % pause_every == 0:
+            await asyncio.sleep(0.001)
+        yield scoring_pb2.ScoreStreamRequest(transaction=transaction(transaction_id))
+
+
+async def stream(scoring: ScoringServicer, ids: Iterable[str], pause_every: int = 0) -> list[Any]:
+    context = cast(grpc.aio.ServicerContext, None)  # ScoreStream answers through its messages only
+    return [response async for response in scoring.ScoreStream(requests(ids, pause_every), context)]
+
+
+async def test_stream_decides_in_chunks_and_answers_every_message_once() -> None:
+    decider = FakeDecisionMaker(delay=0.005)
+    ids = [f"s-{i}" for i in range(500)]
+    replies = await stream(servicer(decider), ids, pause_every=10)
+    assert sorted(r.transaction_id for r in replies) == sorted(ids)
+    assert all(r.decision.transaction_id == r.transaction_id for r in replies)
+    assert len(decider.calls) < len(ids) / 4  # one call per message would be 500
+    # each chunk is answered in the order its messages arrived
+    position = {
+        transaction_id: index for index, transaction_id in enumerate(r.transaction_id for r in replies)
+    }
+    for call in decider.calls:
+        assert [position[t] for t in call] == sorted(position[t] for t in call)
+
+
+async def test_lone_stream_message_is_not_held_back() -> None:
+    decider = FakeDecisionMaker()
+    scoring = servicer(decider, stream_chunk_wait_s=5.0)
+    replies = await asyncio.wait_for(stream(scoring, ["lone-1"]), timeout=1.0)
+    assert [r.transaction_id for r in replies] == ["lone-1"]
+
+
+async def test_stream_reads_at_most_the_window_ahead() -> None:
+    decider = FakeDecisionMaker(delay=0.01)
+    replies = await stream(
+        servicer(decider, stream_window=16, stream_chunk_max=4), [f"w-{i}" for i in range(200)]
+    )
+    assert len(replies) == 200
+    assert decider.max_in_flight <= 16
+    assert max(len(call) for call in decider.calls) <= 4
+
+
+async def test_stream_item_errors_keep_the_stream_and_the_transaction_id() -> None:
+    ids = ["ok-1", INVALID_ID, f"{REJECTED_PREFIX}1", "ok-2"]
+    replies = {r.transaction_id: r for r in await stream(servicer(FakeDecisionMaker()), ids)}
+    assert set(replies) == set(ids)
+    invalid = replies[INVALID_ID]
+    assert invalid.error.code == grpc.StatusCode.INVALID_ARGUMENT.value[0]
+    assert [v.field for v in invalid.error.field_violations] == ["transaction.transaction_id"]
+    assert replies[f"{REJECTED_PREFIX}1"].error.code == grpc.StatusCode.ALREADY_EXISTS.value[0]
+    assert replies["ok-1"].decision.transaction_id == "ok-1" and replies["ok-2"].HasField("decision")
+
+
+async def test_pipeline_failure_fails_the_stream() -> None:
+    with pytest.raises(RuntimeError, match="pipeline exploded"):
+        await stream(servicer(FakeDecisionMaker(fail=True)), ["f-1", "f-2"])
+
+
+async def test_batch_results_in_request_order_with_item_errors() -> None:
+    decider = FakeDecisionMaker()
+    ids = ["b-0", INVALID_ID, f"{REJECTED_PREFIX}2", "b-3"]
+    request = scoring_pb2.ScoreBatchRequest(transactions=[transaction(t) for t in ids])
+    response = await servicer(decider).ScoreBatch(request, cast(grpc.aio.ServicerContext, None))
+    assert decider.calls == [["b-0", f"{REJECTED_PREFIX}2", "b-3"]]  # one decide call, invalid left out
+    kinds = [r.WhichOneof("result") for r in response.results]
+    assert kinds == ["decision", "error", "error", "decision"]
+    assert [v.field for v in response.results[1].error.field_violations] == ["transactions[1].transaction_id"]
+    assert response.results[2].error.code == grpc.StatusCode.ALREADY_EXISTS.value[0]
+    assert [response.results[i].decision.transaction_id for i in (0, 3)] == ["b-0", "b-3"]
