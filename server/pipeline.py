@@ -17,7 +17,7 @@ import random
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import NamedTuple, Protocol
 
 import grpc
 import numpy as np
@@ -70,9 +70,11 @@ class Rejection:
 Result = decision_pb2.Decision | Rejection
 
 
-@dataclass(frozen=True, slots=True)
-class ScoringRequest:
-    """A validated transaction with its canonical bytes and fingerprint (computed once)."""
+class ScoringRequest(NamedTuple):
+    """A validated transaction with its canonical bytes and fingerprint (computed once).
+
+    NamedTuples (here and for _InFlight), not frozen dataclasses: as immutable, and built once per
+    transaction at a quarter of the cost."""
 
     txn: ValidatedTransaction
     transaction_bytes: bytes
@@ -84,8 +86,7 @@ class ScoringRequest:
         return cls(txn, data, transaction_fingerprint(data))
 
 
-@dataclass(frozen=True, slots=True)
-class _InFlight:
+class _InFlight(NamedTuple):
     """A request being decided in this worker; duplicates of its key wait for its future."""
 
     fingerprint: bytes
