@@ -164,8 +164,22 @@ def test_path_prefix_for_batches() -> None:
 
 @pytest.mark.parametrize(
     "address",
-    ["0.0.0.0", "255.255.255.255", "10.0.0.1", "01.2.3.4", "1.2.3.04", "256.1.1.1", "1.2.3", "1.2.3.4.5",
-     "1.2.3.4 ", "::1", "2001:db8::8a2e:370:7334", "::ffff:1.2.3.4", "1.2.3.٤", "localhost"],
+    [
+        "0.0.0.0",
+        "255.255.255.255",
+        "10.0.0.1",
+        "01.2.3.4",
+        "1.2.3.04",
+        "256.1.1.1",
+        "1.2.3",
+        "1.2.3.4.5",
+        "1.2.3.4 ",
+        "::1",
+        "2001:db8::8a2e:370:7334",
+        "::ffff:1.2.3.4",
+        "1.2.3.٤",
+        "localhost",
+    ],
 )
 def test_ip_address_accepted_exactly_as_ipaddress_does(address: str) -> None:
     """The dotted-quad fast path must neither accept nor reject what ipaddress would not."""
@@ -193,3 +207,14 @@ def _violations_or_none(txn: transaction_pb2.Transaction) -> dict[str, str]:
     except InvalidTransaction as exc:
         return {v.field: v.description for v in exc.violations}
     return {}
+
+
+def test_a_balance_holding_a_newline_is_named() -> None:
+    txn = make_transaction()
+    txn.balances.origin_before = "1\n2"
+    txn.balances.origin_after = "3"
+    txn.balances.destination_before = "4"
+    txn.balances.destination_after = "5"
+    assert list(violations(txn)) == ["transaction.balances.origin_before"]
+    txn.balances.origin_before = "1"
+    assert _violations_or_none(txn) == {}
