@@ -128,11 +128,13 @@ async def _commit_wait(
 ) -> tuple[np.ndarray, float]:
     """Open-loop submits of ``submit_size`` records, ``rate`` records/s in all; returns each submit's
     wait (ms, from its scheduled time to its ack) and the achieved rate. perf_counter, not the loop's
-    clock: uvloop's has millisecond resolution."""
+    clock: uvloop's has millisecond resolution. Only the submits in flight are kept (as a server keeps
+    only its requests in flight): holding every finished task would make the cyclic GC walk tens of
+    thousands of them, and a final gather over all of them would stall the loop the last acks wait on."""
     submits = len(records) // submit_size
     submit_rate = rate / submit_size
     waits = np.zeros(submits)
-    tasks = []
+    in_flight: set[asyncio.Task[None]] = set()
 
     async def one(index: int, scheduled: float) -> None:
         await writer.submit(records[index * submit_size:(index + 1) * submit_size])
@@ -143,10 +145,12 @@ async def _commit_wait(
     while issued < submits:
         due = min(submits, int((time.perf_counter() - start) * submit_rate) + 1)
         while issued < due:
-            tasks.append(asyncio.create_task(one(issued, start + issued / submit_rate)))
+            task = asyncio.create_task(one(issued, start + issued / submit_rate))
+            in_flight.add(task)
+            task.add_done_callback(in_flight.discard)
             issued += 1
         await asyncio.sleep(0.001)
-    await asyncio.gather(*tasks)
+    await asyncio.gather(*in_flight)
     return waits, submits * submit_size / (time.perf_counter() - start)
 
 
