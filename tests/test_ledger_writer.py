@@ -12,7 +12,6 @@ import pytest
 from ledger_helpers import ledger_settings, make_record, total
 
 from sentinel.ledger import AckStatus, LedgerWriter, commands
-from sentinel.ledger.lane import SINGLE_STATEMENT_MAX_RECORDS
 from sentinel.ledger.verify import verify_ledger
 from sentinel.v1 import decision_pb2
 
@@ -42,26 +41,27 @@ async def test_submit_commits_and_returns_sequences(writer: LedgerWriter, databa
     ]
 
 
-async def test_small_and_large_groups_store_the_same_values(
-    writer: LedgerWriter, database_url: str
-) -> None:
-    odd = make_record("tx-odd", account='quote"d back\\slash {brace,comma} ', counterparty="",
-                      amount="0.10")
-    small = [odd, *(make_record(f"tx-small-{i}") for i in range(3))]
-    large = [make_record(f"tx-large-{i}", amount=f"{i + 1}.5")
-             for i in range(SINGLE_STATEMENT_MAX_RECORDS + 1)]
-    for group in (small, large):
-        acks = await writer.submit(group)
-        assert all(ack.sequence > 0 and not ack.existed for ack in acks)
+async def test_both_ways_store_the_same_values(writer: LedgerWriter, database_url: str) -> None:
+    """All-new keys take the one-statement way; a group with a stored key takes the general way."""
+    odd = {"account": 'quote"d back\\slash {brace,comma} ', "counterparty": "", "amount": "0.10"}
+    new = [make_record("tx-odd-1", **odd),
+           *(make_record(f"tx-new-{i}", amount=f"{i + 1}.5") for i in range(3))]
+    retried = [make_record("tx-new-0", amount="1.5"), make_record("tx-odd-2", **odd),
+               *(make_record(f"tx-general-{i}", amount=f"{i + 1}.25") for i in range(3))]
+    assert not any(ack.existed for ack in await writer.submit(new))
+    acks = await writer.submit(retried)
+    assert acks[0].existed and not acks[0].conflict and not any(ack.existed for ack in acks[1:])
     connection = await asyncpg.connect(database_url)
     try:
-        stored = await connection.fetchrow(
-            "SELECT account_id, counterparty_id, amount FROM ledger.decisions WHERE transaction_id = 'tx-odd'"
+        stored = await connection.fetch(
+            "SELECT account_id, counterparty_id, amount FROM ledger.decisions "
+            "WHERE transaction_id LIKE 'tx-odd-%' ORDER BY transaction_id"
         )
-        assert await connection.fetchval("SELECT count(*) FROM ledger.decisions") == len(small) + len(large)
+        count = await connection.fetchval("SELECT count(*) FROM ledger.decisions")
     finally:
         await connection.close()
-    assert tuple(stored) == (odd.account_id, "", Decimal("0.10"))
+    assert count == len(new) + len(retried) - 1
+    assert [tuple(row) for row in stored] == [(odd["account"], "", Decimal("0.10"))] * 2
     report = await verify_ledger(database_url)  # every column agrees with the blobs, both ways
     assert report.ok, report
 
