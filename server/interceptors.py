@@ -20,17 +20,33 @@ def _code_name(context: grpc.aio.ServicerContext, default: str) -> str:
 
 
 class MetricsInterceptor(grpc.aio.ServerInterceptor):
-    """Records sentinel_calls_total{method,code} and sentinel_call_seconds{method}."""
+    """Records sentinel_calls_total{method,code} and sentinel_call_seconds{method}.
+
+    The instrumented handler of a method is built on its first call and reused: the services are
+    fixed once the server runs, and building it per call cost every unary call a few per cent.
+    """
+
+    def __init__(self) -> None:
+        self._instrumented: dict[str, grpc.RpcMethodHandler] = {}
 
     async def intercept_service(
         self,
         continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
         handler_call_details: grpc.HandlerCallDetails,
     ) -> grpc.RpcMethodHandler:
+        instrumented = self._instrumented.get(handler_call_details.method)
+        if instrumented is not None:
+            return instrumented
         handler = await continuation(handler_call_details)
         if handler is None:
             return handler
-        method = handler_call_details.method.rsplit("/", 1)[-1]
+        instrumented = self._instrument(handler, handler_call_details.method.rsplit("/", 1)[-1])
+        self._instrumented[handler_call_details.method] = instrumented
+        return instrumented
+
+    @staticmethod
+    def _instrument(handler: grpc.RpcMethodHandler, method: str) -> grpc.RpcMethodHandler:
+        """The handler wrapped so that it counts and times its calls."""
         calls_ok = CALLS.labels(method, "OK")
         seconds = CALL_SECONDS.labels(method)
 
