@@ -122,19 +122,23 @@ def test_concurrent_same_account_updates_are_exact(server: ServerProcess, redis_
 
 def test_idempotent_replay_and_key_reuse(server: ServerProcess, redis_url: str, database_url: str) -> None:
     (stub,) = stubs(server.address, 1)
-    first = stub.Score(scoring_pb2.ScoreRequest(transaction=transaction("idem-1")), timeout=10).decision
-    again = stub.Score(scoring_pb2.ScoreRequest(transaction=transaction("idem-1")), timeout=10).decision
+    request = scoring_pb2.ScoreRequest(transaction=transaction("idem-1"))  # one event time for every retry
+    first = stub.Score(request, timeout=10).decision
+    again = stub.Score(request, timeout=10).decision
     assert not first.replayed and again.replayed
     assert again.ledger_sequence == first.ledger_sequence
     assert again.outcome == first.outcome and again.risk_score == first.risk_score
+    reused = scoring_pb2.ScoreRequest()
+    reused.CopyFrom(request)
+    reused.transaction.amount.amount = "999.00"
     with pytest.raises(grpc.RpcError) as caught:
-        stub.Score(scoring_pb2.ScoreRequest(transaction=transaction("idem-1", amount="999.00")), timeout=10)
+        stub.Score(reused, timeout=10)
     assert caught.value.code() == grpc.StatusCode.ALREADY_EXISTS
     assert "'idem-1'" in caught.value.details()
     # Redis forgets (flush): the ledger's unique key is the final word.
     with redis.Redis.from_url(redis_url) as client:
         client.flushall()
-    third = stub.Score(scoring_pb2.ScoreRequest(transaction=transaction("idem-1")), timeout=10).decision
+    third = stub.Score(request, timeout=10).decision
     assert third.replayed and third.ledger_sequence == first.ledger_sequence
     assert ledger_ids(database_url, ["idem-1"]) == {"idem-1": 1}
 
@@ -183,11 +187,12 @@ def test_stream_answers_every_message(server: ServerProcess) -> None:
 
 def test_deadline_exceeded_leaves_the_server_healthy(server: ServerProcess) -> None:
     (stub,) = stubs(server.address, 1)
+    request = scoring_pb2.ScoreRequest(transaction=transaction("late-1"))  # the retry is the same transaction
     with pytest.raises(grpc.RpcError) as caught:
-        stub.Score(scoring_pb2.ScoreRequest(transaction=transaction("late-1")), timeout=0.0005)
+        stub.Score(request, timeout=0.0005)
     assert caught.value.code() == grpc.StatusCode.DEADLINE_EXCEEDED
     # The late call may still have been decided; a retry with the same key is safe either way.
-    decision = stub.Score(scoring_pb2.ScoreRequest(transaction=transaction("late-1")), timeout=10).decision
+    decision = stub.Score(request, timeout=10).decision
     assert decision.transaction_id == "late-1"
 
 
