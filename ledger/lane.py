@@ -87,8 +87,8 @@ SELECT (SELECT ledger.apply_balance_movements(array_agg(account_id), array_agg(c
         FROM given WHERE outcome = 'APPROVE'),
        ARRAY(SELECT nextval('ledger.entry_sequence') FROM generate_series(1, $16)) AS next_sequences
 """
-# The statement also draws the sequence numbers of the lane's next small group, saving that group a
-# round trip. A reserve older than this is dropped (gaps are harmless; sequences far behind the other
+# The statement also draws the sequence numbers of the lane's next group, saving that group a round
+# trip. A reserve older than this is dropped (gaps are harmless; sequences far behind the other
 # lanes' would put a lane's entries out of time order in account histories).
 _RESERVE_MAX_AGE_S = 0.05
 

@@ -97,25 +97,29 @@ def record_from_messages(
     *,
     transaction_bytes: bytes | None = None,
     fingerprint: bytes | None = None,
+    decision_bytes: bytes | None = None,
+    amount: Decimal | None = None,
 ) -> LedgerRecord:
     """Build the record of a scored transaction from the two protobuf messages.
 
-    The transaction bytes are the deterministic serialization, so the same transaction always gets the
-    same fingerprint; a caller that already serialized and hashed it passes ``transaction_bytes`` and
-    ``fingerprint`` so the scoring path does neither twice.
+    Both messages are stored as their deterministic serialization, so the same transaction always gets
+    the same fingerprint. A caller that already has any of the derived values (the serializations, the
+    fingerprint, the parsed amount) passes them, so the scoring path computes none of them twice.
     """
     if transaction_bytes is None:
         transaction_bytes = transaction.SerializeToString(deterministic=True)
+    if decision_bytes is None:
+        decision_bytes = decision.SerializeToString(deterministic=True)
     return LedgerRecord(
         transaction_id=transaction.transaction_id,
         idempotency_key=transaction.idempotency_key or transaction.transaction_id,
         fingerprint=fingerprint or transaction_fingerprint(transaction_bytes),
         account_id=transaction.account_id,
         counterparty_id=transaction.counterparty_id,
-        amount=Decimal(transaction.amount.amount),
+        amount=Decimal(transaction.amount.amount) if amount is None else amount,
         currency=transaction.amount.currency,
         outcome=decision_pb2.Outcome.Name(decision.outcome).removeprefix("OUTCOME_"),  # type: ignore[arg-type]
         risk_score=decision.risk_score,
         transaction_bytes=transaction_bytes,
-        decision_bytes=decision.SerializeToString(deterministic=True),
+        decision_bytes=decision_bytes,
     )

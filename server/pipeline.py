@@ -200,6 +200,7 @@ class ScoringPipeline:
         pending = list(range(len(requests)))
         degraded = not self._state_available()
         replays: dict[int, bytes] = {}  # row -> stored decision from a Redis claim
+        serialized: dict[int, bytes] = {}  # row -> its decision's bytes, for the claim and the ledger
         claimed: set[int] = set()  # rows whose idempotency claim this batch wrote
         for attempt in range(MAX_STATE_ATTEMPTS):
             if attempt:
@@ -217,11 +218,13 @@ class ScoringPipeline:
             if not rows:
                 break
             decisions, new_states, slots = self._score(rows, snapshots, decided_at, degraded)
-            for row, decision in zip(pending, decisions, strict=True):
+            encoded = [decision.SerializeToString(deterministic=True) for decision in decisions]
+            for row, decision, data in zip(pending, decisions, encoded, strict=True):
                 results[row] = decision
+                serialized[row] = data
             if degraded or snapshots is None:
                 break
-            conflicts = await self._commit_state(rows, decisions, snapshots, new_states, slots)
+            conflicts = await self._commit_state(rows, encoded, snapshots, new_states, slots)
             if conflicts is not None:
                 claimed.update(i for i in pending if requests[i].txn.account_id not in conflicts)
             if not conflicts:  # done, or None: Redis failed during the commit and the decisions stand
@@ -235,7 +238,7 @@ class ScoringPipeline:
                     grpc.StatusCode.ABORTED,
                     f"account {requests[i].txn.account_id!r} is updated concurrently too often; retry",
                 )
-        return await self._record(requests, results, replays, claimed)
+        return await self._record(requests, results, replays, serialized, claimed)
 
     def _mark_durable(
         self, requests: list[ScoringRequest], results: list[Result | None], claimed: set[int]
@@ -405,18 +408,18 @@ class ScoringPipeline:
     async def _commit_state(
         self,
         rows: list[ScoringRequest],
-        decisions: list[decision_pb2.Decision],
+        decisions: list[bytes],
         snapshots: dict[str, AccountSnapshot],
         new_states: list[bytes | None],
         slots: dict[str, int],
     ) -> set[str] | None:
-        """Store new states and claim the keys; the accounts that lost a race (None if Redis failed)."""
+        """Store new states and claim the keys (``decisions``: serialized, one per row); the accounts that
+        lost a race (None if Redis failed)."""
         assert self._store is not None
         claims: dict[str, list[tuple[str, bytes]]] = {account: [] for account in slots}
         for request, decision in zip(rows, decisions, strict=True):
-            claims[request.txn.account_id].append(
-                (request.txn.idempotency_key, request.fingerprint + decision.SerializeToString())
-            )
+            claim = (request.txn.idempotency_key, request.fingerprint + decision)
+            claims[request.txn.account_id].append(claim)
         writes = [
             AccountWrite(account, snapshots[account].version, new_states[slot] or b"", claims[account])
             for account, slot in slots.items()
@@ -435,10 +438,12 @@ class ScoringPipeline:
         requests: list[ScoringRequest],
         results: list[Result | None],
         replays: dict[int, bytes],
+        serialized: dict[int, bytes],
         claimed: set[int],
     ) -> list[Result]:
-        """ledger: durably record every decision; a replay whose claim does not yet say it is durable
-        (it carries no ledger sequence) is submitted again, which the ledger's unique key makes safe."""
+        """ledger: durably record every decision (new ones with the bytes ``serialized`` holds for them); a
+        replay whose claim does not yet say it is durable (it carries no ledger sequence) is submitted
+        again, which the ledger's unique key makes safe."""
         rows: list[int] = []
         records: list[LedgerRecord] = []
         for i, request in enumerate(requests):
@@ -452,7 +457,7 @@ class ScoringPipeline:
                     continue
             if isinstance(result, decision_pb2.Decision):
                 rows.append(i)
-                records.append(_record(request, result))
+                records.append(_record(request, result, serialized.get(i)))
         started = time.perf_counter()
         try:
             acks = await self._ledger.submit(records) if records else []
@@ -495,15 +500,21 @@ def _key_reused(key: str) -> Rejection:
     )
 
 
-def _record(request: ScoringRequest, decision: decision_pb2.Decision) -> LedgerRecord:
+def _record(
+    request: ScoringRequest, decision: decision_pb2.Decision, decision_bytes: bytes | None
+) -> LedgerRecord:
+    """The ledger record of a decision, from what the batch already computed for it."""
     stored = decision
     if decision.replayed:  # the ledger keeps the original, unflagged decision
         stored = decision_pb2.Decision()
         stored.CopyFrom(decision)
         stored.replayed = False
+        decision_bytes = None
     return record_from_messages(
         request.txn.message,
         stored,
         transaction_bytes=request.transaction_bytes,
         fingerprint=request.fingerprint,
+        decision_bytes=decision_bytes,
+        amount=request.txn.amount,
     )
