@@ -24,10 +24,12 @@ _TICKS_PER_S = os.sysconf("SC_CLK_TCK")
 
 @dataclass(frozen=True, slots=True)
 class ProcessTime:
-    """One process: its parent, program name and CPU seconds (own, plus reaped children when asked)."""
+    """One process: its parent, program name, start time (clock ticks after boot: tells a reused pid
+    apart) and CPU seconds (own, and of its reaped children)."""
 
     parent: int
     program: str
+    started: int
     cpu_s: float
     reaped_children_cpu_s: float
 
@@ -47,6 +49,7 @@ def process_times() -> dict[int, ProcessTime]:
         times[int(entry.name)] = ProcessTime(
             parent=int(fields[1]),
             program=program,
+            started=int(fields[19]),
             cpu_s=(int(fields[11]) + int(fields[12])) / _TICKS_PER_S,
             reaped_children_cpu_s=(int(fields[13]) + int(fields[14])) / _TICKS_PER_S,
         )
@@ -77,8 +80,8 @@ def cpu_by_part(
     used = dict.fromkeys(PARTS, 0.0)
     for pid, process in after.items():
         earlier = before.get(pid)
-        if earlier is not None and earlier.program != process.program and pid not in server | benchmark:
-            earlier = None  # the pid was reused by another program
+        if earlier is not None and earlier.started != process.started:
+            earlier = None  # the pid was reused (a name is no test: kernel workers rename themselves)
         spent = process.cpu_s - (earlier.cpu_s if earlier else 0.0)
         if pid == benchmark_pid:
             spent += process.reaped_children_cpu_s - (earlier.reaped_children_cpu_s if earlier else 0.0)

@@ -16,7 +16,7 @@ def _snapshot(
             POSTGRES: (SERVER, "postgres"), BACKEND: (POSTGRES, "postgres"), REDIS: (SERVER, "redis-server"),
             CLIENT: (BENCH, "python3"), STRANGER: (1, "make")}
     return {
-        pid: ProcessTime(parent, "cc1" if pid == reused else program, cpu[pid],
+        pid: ProcessTime(parent, program, 2 if pid == reused else 1, cpu[pid],
                          reaped if pid == BENCH else 0.0)
         for pid, (parent, program) in tree.items() if pid in cpu
     }
@@ -26,7 +26,7 @@ def test_each_process_counts_for_its_part() -> None:
     before = _snapshot({BENCH: 1.0, SERVER: 1.0, WORKER: 2.0, POSTGRES: 0.5, BACKEND: 0.0, REDIS: 1.0,
                         STRANGER: 5.0}, reaped=3.0)
     # the client started and exited during the run (its time is in the benchmark's reaped children);
-    # the backend is new; the stranger's pid now belongs to another program
+    # the backend is new; the stranger's pid now belongs to a process started later
     after = _snapshot({BENCH: 1.5, SERVER: 1.1, WORKER: 4.0, POSTGRES: 0.6, BACKEND: 1.2, REDIS: 1.4,
                        STRANGER: 0.25}, reaped=4.0, reused=STRANGER)
     used = cpu_by_part(before, after, {SERVER}, benchmark_pid=BENCH)
@@ -36,6 +36,13 @@ def test_each_process_counts_for_its_part() -> None:
     report = cpu_report(used, wall_s=2.0, transactions=1000)
     assert report["cores_busy"]["total"] == round(5.55 / 2, 2)
     assert report["us_per_transaction"]["postgres"] == 1300.0
+
+
+def test_a_renamed_process_counts_only_its_new_time() -> None:
+    """Kernel workers rename themselves after their work queue: same pid and start, not a new process."""
+    before = {7: ProcessTime(2, "kworker/1:1H-kblockd", 1, 26.0, 0.0)}
+    after = {7: ProcessTime(2, "kworker/1:1H-events", 1, 26.5, 0.0)}
+    assert cpu_by_part(before, after, set(), benchmark_pid=BENCH)["other"] == 0.5
 
 
 def test_reads_this_machine() -> None:
