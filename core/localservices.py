@@ -22,6 +22,19 @@ from pathlib import Path
 
 STARTUP_TIMEOUT_S = 30.0
 
+# Settings of the private PostgreSQL beyond its defaults; each is also advice for a production ledger
+# database (README, "Ledger database settings").
+POSTGRES_SETTINGS = (
+    "max_connections=200",
+    "shared_buffers=128MB",
+    # A new 16 MB WAL segment is written full of zeros before use by default: with the ledger writing
+    # ~15 MB of WAL per second at 10,000 decisions/s, every commit waited ~10-20 ms once a second while
+    # a segment was filled (measured: commit wait p99 10-65 ms; 3.8-5 ms without). Durability does not
+    # depend on it (commits still fsync the WAL); recycled segments skip it anyway once a cluster has
+    # checkpointed, so what it saves is the stall of every segment a fresh or growing WAL creates.
+    "wal_init_zero=off",
+)
+
 
 class LocalServiceError(RuntimeError):
     """A private service could not be started; the message names the binary or the log file."""
@@ -169,10 +182,7 @@ class LocalPostgres:
             "listen_addresses=127.0.0.1",
             "-c",
             f"unix_socket_directories={self.directory}",
-            "-c",
-            "max_connections=200",
-            "-c",
-            "shared_buffers=128MB",
+            *(argument for setting in POSTGRES_SETTINGS for argument in ("-c", setting)),
         ]
         with log_file.open("ab") as log:
             if owner is not None:
