@@ -270,8 +270,13 @@ def register(bench_subparsers: Any) -> None:
     parser.add_argument("--latency-submit-size", type=int, default=1,
                         help="records per submit in the latency phase: 1 = one Score call each (default); "
                              "more = the server's micro-batches")
-    parser.add_argument("--connections", type=int, default=2, help="writer connections (2)")
-    parser.add_argument("--batch-max-records", type=int, default=2_000, help="group size bound (2,000)")
-    parser.add_argument("--batch-max-wait-ms", type=float, default=0.5, help="group time bound (0.5 ms)")
+    defaults = Settings.model_fields  # the writer's own defaults, so the bench measures what ships
+    parser.add_argument("--connections", type=int, default=defaults["ledger_writer_connections"].default,
+                        help="writer connections (ledger_writer_connections)")
+    parser.add_argument("--batch-max-records", type=int, default=defaults["ledger_batch_max_records"].default,
+                        help="group size bound (ledger_batch_max_records)")
+    parser.add_argument("--batch-max-wait-ms", type=float,
+                        default=defaults["ledger_batch_max_wait_ms"].default,
+                        help="group time bound (ledger_batch_max_wait_ms)")
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     parser.set_defaults(handler=_handle)

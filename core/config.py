@@ -90,11 +90,12 @@ class Settings(BaseSettings):
         2_000, ge=1, le=100_000, description="Most decisions written in one group-commit transaction."
     )
     ledger_batch_max_wait_ms: float = Field(
-        0.5,
+        0.0,
         ge=0,
         le=1_000,
-        description="How long a free writer waits for a group to fill up; 0: it takes what queued "
-        "while the previous group committed (more, smaller transactions).",
+        description="How long a free writer waits for a group to fill up; 0 (default): it takes what "
+        "queued while the previous group committed, which groups by itself under load (waiting 0.5 ms "
+        "doubled the commit wait p99 at 10,000 decisions/s).",
     )
     ledger_queue_max_records: int = Field(
         100_000, ge=1, le=10_000_000, description="Decisions waiting for a writer before submit() waits."
