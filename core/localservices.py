@@ -28,10 +28,11 @@ POSTGRES_SETTINGS = (
     "max_connections=200",
     "shared_buffers=128MB",
     # A new 16 MB WAL segment is written full of zeros before use by default: with the ledger writing
-    # ~15 MB of WAL per second at 10,000 decisions/s, every commit waited ~10-20 ms once a second while
-    # a segment was filled (measured: commit wait p99 10-65 ms; 3.8-5 ms without). Durability does not
-    # depend on it (commits still fsync the WAL); recycled segments skip it anyway once a cluster has
-    # checkpointed, so what it saves is the stall of every segment a fresh or growing WAL creates.
+    # ~15 MB of WAL per second at 10,000 decisions/s, every commit waited ~7-24 ms once a second while
+    # a segment was filled (measured: commit wait p99 6-68 ms in seven runs; 3.7-4.4 ms in four
+    # without). Durability does not depend on it (commits still fsync the WAL); recycled segments skip
+    # it anyway once a cluster has checkpointed, so what it saves is the stall of every segment a fresh
+    # or growing WAL creates.
     "wal_init_zero=off",
 )
 
