@@ -267,9 +267,9 @@ class LedgerLane:
                            if record.idempotency_key in assigned]
             if any(new_entries[i][0] > new_entries[i + 1][0] for i in range(len(new_entries) - 1)):
                 new_entries.sort(key=itemgetter(0))  # Postgres numbered them out of array order
-            rows, head = _entry_rows(new_entries, self._head, self._chain_id, epoch_microseconds(now))
-            if rows:
-                await connection.execute(_WRITE_ENTRIES, rows, now, self._chain_id)
+            entry_rows, head = _entry_rows(new_entries, self._head, self._chain_id, epoch_microseconds(now))
+            if entry_rows:
+                await connection.execute(_WRITE_ENTRIES, entry_rows, now, self._chain_id)
         self._head = head
         return self._outcomes(records, first, assigned, stored)
 
