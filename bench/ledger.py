@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import contextlib
 import gc
 import json
 import os
@@ -38,6 +37,7 @@ import asyncpg
 import numpy as np
 import uvloop
 
+from sentinel.bench.cpu import process_times
 from sentinel.config import Settings
 from sentinel.ledger import LedgerRecord, LedgerWriter, record_from_messages
 from sentinel.localservices import LocalPostgres
@@ -87,13 +87,9 @@ def _process_cpu_s() -> float:
 
 def _backends_cpu_s(pids: list[int]) -> float | None:
     """CPU seconds of the Postgres backends (from /proc); None when Postgres runs elsewhere."""
-    total, readable = 0.0, False
-    for pid in pids:
-        with contextlib.suppress(OSError):
-            fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-            total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-            readable = True
-    return total if readable else None
+    times = process_times()
+    found = [times[pid].cpu_s for pid in pids if pid in times]
+    return sum(found) if found else None
 
 
 async def _writer_backends(database_url: str, writer_name: str) -> list[int]:

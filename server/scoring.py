@@ -158,11 +158,8 @@ class ScoringServicer(scoring_pb2_grpc.ScoringServiceServicer):
         response = scoring_pb2.ScoreBatchResponse()
         add = response.results.add
         for answer in answers:
-            # CopyFrom into the added result: about half the cost of building results and copying them in
-            if isinstance(answer, decision_pb2.Decision):
-                add().decision.CopyFrom(answer)
-            else:
-                add().error.CopyFrom(answer)
+            # into the added result: about half the cost of building results and copying them in
+            _fill(add(), answer)
         return response
 
     async def ScoreStream(
@@ -224,12 +221,17 @@ class ScoringServicer(scoring_pb2_grpc.ScoringServiceServicer):
         responses = []
         for message, answer in zip(messages, answers, strict=True):
             response = scoring_pb2.ScoreStreamResponse(transaction_id=message.transaction_id)
-            if isinstance(answer, decision_pb2.Decision):
-                response.decision.CopyFrom(answer)
-            else:
-                response.error.CopyFrom(answer)
+            _fill(response, answer)
             responses.append(response)
         return responses
+
+
+def _fill(target: scoring_pb2.ScoreBatchResult | scoring_pb2.ScoreStreamResponse, answer: Answer) -> None:
+    """Set the decision-or-error of a batch result or stream response to ``answer``."""
+    if isinstance(answer, decision_pb2.Decision):
+        target.decision.CopyFrom(answer)
+    else:
+        target.error.CopyFrom(answer)
 
 
 def _answer_of(result: Result) -> Answer:
