@@ -147,7 +147,11 @@ class Settings(BaseSettings):
         False, description="redis_url points at a Redis Cluster node (keys are grouped by hash slot)."
     )
     redis_budget_ms: float = Field(
-        25.0, gt=0, le=5_000, description="Time Redis gets per batch before scoring goes degraded."
+        100.0,
+        gt=0,
+        le=5_000,
+        description="Time Redis gets to answer a batch's state call before scoring goes degraded "
+        "(counted while the worker listens: a busy event loop does not use it up).",
     )
     redis_retry_after_s: float = Field(
         1.0, gt=0, le=60, description="After a Redis failure, how long to score degraded before retrying."
@@ -157,6 +161,13 @@ class Settings(BaseSettings):
     )
     idempotency_ttl_s: int = Field(
         86_400, ge=60, description="How long Redis remembers an idempotency key (the ledger: forever)."
+    )
+    claim_takeover_s: float = Field(
+        10.0,
+        gt=0,
+        le=3_600,
+        description="A retry finding its key admitted but undecided this long decides it itself (the first "
+        "worker died); keep it above ledger_commit_timeout_s.",
     )
     dead_letter_max_entries: int = Field(
         100_000, ge=100, description="Rejected transactions kept in the Redis dead-letter stream."

@@ -1,22 +1,24 @@
 """The scoring pipeline behind ScoringService, one micro-batch at a time:
 
-batch -> state (Redis read) -> features (hot path) -> rules + model -> decide -> state (Redis commit)
--> ledger (durable) -> respond.
+batch -> state (admit: claim keys, append to account journals) -> features (hot path) -> rules + model
+-> decide -> ledger (durable) -> respond, then state (settle: decisions into claims, journals folded).
 
-Every stage pays its overhead once per batch: one Redis read and one atomic commit script, one hot-path
-call, one rule evaluation, one onnxruntime run, one hand-off to the ledger writer. Idempotency is
-checked three times, cheapest first: requests in flight in this worker share one future, Redis
-claims catch retries across workers and restarts, and the ledger's unique key has the final word.
+Every stage pays its overhead once per batch: one Redis script to admit and one to settle, one
+hot-path call, one rule evaluation, one onnxruntime run, one hand-off to the ledger writer. Account
+state never loses to contention: Redis orders each account's transactions as it admits them and every
+batch computes on exactly the state placed before its rows (server/state.py, decision 0011).
+Idempotency is checked three times, cheapest first: requests in flight in this worker share one
+future, Redis claims catch retries across workers and restarts before anything touches the state, and
+the ledger's unique key has the final word.
 """
 
 from __future__ import annotations
 
 import asyncio
 import functools
-import random
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import NamedTuple, Protocol
 
 import grpc
@@ -28,40 +30,40 @@ from redis.exceptions import RedisError
 
 from sentinel.config import Settings
 from sentinel.hotpath import (
-    StateDecodeError,
+    TransactionColumns,
     TransactionColumnsBuilder,
-    build_features,
     build_features_stateless,
     evaluate_rules,
 )
-from sentinel.ledger.records import (
-    FINGERPRINT_BYTES,
-    LedgerAck,
-    LedgerRecord,
-    record_from_messages,
-    transaction_fingerprint,
-)
+from sentinel.hotpath.rows import ROW_SIZE, Records, columns_of, encode_rows
+from sentinel.ledger.records import LedgerAck, LedgerRecord, record_from_messages, transaction_fingerprint
 from sentinel.model_export.metadata import Thresholds as ModelThresholds
 from sentinel.model_export.reloader import ActiveModel
 from sentinel.server import metrics
 from sentinel.server.batching import MicroBatcher
+from sentinel.server.budget import within_budget
 from sentinel.server.columns import append_transaction
 from sentinel.server.decide import OUTCOME_NAMES, Thresholds, decide
 from sentinel.server.rules.compiler import CompiledRuleSet
-from sentinel.server.state import AccountSnapshot, AccountStateStore, AccountWrite
+from sentinel.server.state import (
+    AccountStateStore,
+    Admission,
+    AdmitRow,
+    Claim,
+    Fold,
+    decided_claim,
+    features_and_states,
+    journal_rows,
+)
 from sentinel.server.validate import ValidatedTransaction
 from sentinel.v1 import decision_pb2
 
 log = structlog.get_logger("sentinel.pipeline")
 
-MAX_STATE_ATTEMPTS = 10
-# Between attempts, a random pause up to this x 2^(attempt - 1), at most CONFLICT_BACKOFF_MAX_S ("full
-# jitter"): racing writers of a hot account drift apart. The first pauses are short, so the usual single
-# conflict costs about a millisecond; later ones outgrow a batch's read-to-commit window even on a
-# loaded machine (a pause growing by 1 ms per attempt did not: 200 concurrent calls on one account
-# across two workers were refused ABORTED in a CI run).
-CONFLICT_BACKOFF_S = 0.001
-CONFLICT_BACKOFF_MAX_S = 0.032
+# While another worker decides a key (its claim is pending), a duplicate asks Redis again after a pause
+# that doubles from the first to the last value here.
+ORIGINAL_POLL_FIRST_S = 0.002
+ORIGINAL_POLL_MAX_S = 0.05
 
 
 @dataclass(frozen=True, slots=True)
@@ -75,15 +77,26 @@ class Rejection:
 Result = decision_pb2.Decision | Rejection
 
 
+class AwaitingOriginal(NamedTuple):
+    """A batch's answer for a request whose key another worker admitted and has not decided yet."""
+
+    admitted_at: float  # seconds since the epoch
+
+
+BatchResult = Result | AwaitingOriginal
+
+
 class ScoringRequest(NamedTuple):
     """A validated transaction with its canonical bytes and fingerprint (computed once).
 
     NamedTuples (here and for _InFlight), not frozen dataclasses: as immutable, and built once per
-    transaction at a quarter of the cost."""
+    transaction at a quarter of the cost. ``takeover``: decide a request that another worker admitted
+    and never decided (it died): score it without appending it to the state a second time."""
 
     txn: ValidatedTransaction
     transaction_bytes: bytes
     fingerprint: bytes
+    takeover: bool = False
 
     @classmethod
     def of(cls, txn: ValidatedTransaction) -> ScoringRequest:
@@ -95,7 +108,34 @@ class _InFlight(NamedTuple):
     """A request being decided in this worker; duplicates of its key wait for its future."""
 
     fingerprint: bytes
-    future: asyncio.Future[Result]
+    future: asyncio.Future[BatchResult]
+
+
+@dataclass(slots=True)
+class _Batch:
+    """One micro-batch on its way through the stages: the requests and, by row, what each stage found."""
+
+    requests: list[ScoringRequest]
+    columns: TransactionColumns
+    records: Records = field(init=False)  # the rows as journal records (set when state is admitted)
+    decided_at: timestamp_pb2.Timestamp = field(init=False)
+    results: list[BatchResult | None] = field(init=False)
+    decided: dict[int, bytes] = field(default_factory=dict)  # row -> its new decision, serialized
+    replays: set[int] = field(default_factory=set)  # rows answered from a decided claim
+    resubmitted: set[int] = field(default_factory=set)  # replays whose claim had no ledger sequence
+    owners: dict[int, tuple[bytes | None, bytes | None]] = field(default_factory=dict)  # ledger conflicts
+    folds: list[Fold] = field(default_factory=list)
+    durable: bool = False  # the ledger acknowledged the batch's records
+
+    def __post_init__(self) -> None:
+        self.results = [None] * len(self.requests)
+        self.decided_at = timestamp_pb2.Timestamp()
+        self.decided_at.GetCurrentTime()
+
+    def answers(self) -> list[BatchResult]:
+        """Every row's result (a row no stage answered is an internal error, never silence)."""
+        missing = Rejection(grpc.StatusCode.INTERNAL, "no decision")
+        return [r if r is not None else missing for r in self.results]
 
 
 class RuleSource(Protocol):
@@ -137,7 +177,7 @@ class ScoringPipeline:
         self._redis_down_until = 0.0
         self._in_flight: dict[str, _InFlight] = {}
         self._background: set[asyncio.Task[None]] = set()
-        self._batcher: MicroBatcher[ScoringRequest, Result] = MicroBatcher(
+        self._batcher: MicroBatcher[ScoringRequest, BatchResult] = MicroBatcher(
             self._process,
             max_size=settings.batch_max_size,
             max_wait_s=settings.batch_max_wait_ms / 1000,
@@ -173,10 +213,29 @@ class ScoringPipeline:
         for request, entry in entries:
             # shield: a caller that gives up must not cancel the work others wait for too
             result = await asyncio.shield(entry.future)
-            if fresh.get(request.txn.idempotency_key) is not request:
+            if isinstance(result, AwaitingOriginal):
+                result = await self._after_original(request, result)
+            elif fresh.get(request.txn.idempotency_key) is not request:
                 result = self._follow(request, entry.fingerprint, result)
             results.append(result)
         return results
+
+    async def _after_original(self, request: ScoringRequest, pending: AwaitingOriginal) -> Result:
+        """Answer a request whose key another worker admitted and is still deciding: ask again until its
+        claim holds the decision, then answer as any replay. A claim pending for ``claim_takeover_s``
+        means the worker that admitted it died before deciding: decide it here (a takeover), without
+        appending it to the account's state again; the ledger's unique key keeps one decision."""
+        pause = ORIGINAL_POLL_FIRST_S
+        while True:
+            takeover = time.time() - pending.admitted_at >= self._settings.claim_takeover_s
+            if not takeover:
+                await asyncio.sleep(pause)
+                pause = min(pause * 2, ORIGINAL_POLL_MAX_S)
+            (future,) = self._batcher.submit_many([request._replace(takeover=takeover)])
+            result = await future
+            if not isinstance(result, AwaitingOriginal):
+                return result
+            pending = result
 
     def _release(self, key: str, entry: _InFlight, _future: object) -> None:
         if self._in_flight.get(key) is entry:
@@ -196,162 +255,131 @@ class ScoringPipeline:
         return replay
 
     # ------------------------------------------------------------------------------- one batch
-    async def _process(self, requests: list[ScoringRequest], waits: list[float]) -> list[Result]:
+    async def _process(self, requests: list[ScoringRequest], waits: list[float]) -> list[BatchResult]:
         metrics.BATCH_SIZE.observe(len(requests))
         metrics.STAGE_SECONDS.labels("queue_wait").observe(max(waits))
-        results: list[Result | None] = [None] * len(requests)
-        decided_at = timestamp_pb2.Timestamp()
-        decided_at.GetCurrentTime()
-        pending = list(range(len(requests)))
-        degraded = not self._state_available()
-        replays: dict[int, bytes] = {}  # row -> stored decision from a Redis claim
-        serialized: dict[int, bytes] = {}  # row -> its decision's bytes, for the claim and the ledger
-        claimed: set[int] = set()  # rows whose idempotency claim this batch wrote
-        for attempt in range(MAX_STATE_ATTEMPTS):
-            if attempt:
-                pause_bound = min(CONFLICT_BACKOFF_MAX_S, CONFLICT_BACKOFF_S * 2 ** (attempt - 1))
-                await asyncio.sleep(random.uniform(0, pause_bound))
-            rows = [requests[i] for i in pending]
-            snapshots: dict[str, AccountSnapshot] | None = None
-            if not degraded:
-                read = await self._read_state(rows)
-                if read is None:
-                    degraded = True
-                else:
-                    snapshots, claims = read
-                    pending = self._answer_claims(requests, pending, claims, results, replays)
-                    rows = [requests[i] for i in pending]
-            if not rows:
-                break
-            decisions, new_states, slots = self._score(rows, snapshots, decided_at, degraded)
-            encoded = [decision.SerializeToString(deterministic=True) for decision in decisions]
-            for row, decision, data in zip(pending, decisions, encoded, strict=True):
-                results[row] = decision
-                serialized[row] = data
-            if degraded or snapshots is None:
-                break
-            conflicts = await self._commit_state(rows, encoded, snapshots, new_states, slots)
-            if conflicts is not None:
-                claimed.update(i for i in pending if requests[i].txn.account_id not in conflicts)
-            if not conflicts:  # done, or None: Redis failed during the commit and the decisions stand
-                break
-            pending = [i for i in pending if requests[i].txn.account_id in conflicts]
-            for i in pending:
-                results[i] = None
+        batch = _Batch(requests, self._columns(requests))
+        admission = await self._admit(batch) if self._state_available() else None
+        if admission is None:
+            self._score_degraded(batch)
         else:
-            for i in pending:
-                results[i] = Rejection(
-                    grpc.StatusCode.ABORTED,
-                    f"account {requests[i].txn.account_id!r} is updated concurrently too often; retry",
-                )
-        return await self._record(requests, results, replays, serialized, claimed)
+            self._score_admitted(batch, admission)
+        results = await self._record(batch)
+        if admission is not None:
+            self._settle_later(batch, admission)
+        return results
 
-    def _mark_durable(
-        self, requests: list[ScoringRequest], results: list[Result | None], claimed: set[int]
-    ) -> None:
-        """Rewrite this batch's claims with the committed decisions (ledger sequence included), in the
-        background: a later retry is then answered from Redis alone. Losing this write only means that
-        retry asks the ledger again."""
-        durable = [
-            (
-                requests[i].txn.account_id,
-                requests[i].txn.idempotency_key,
-                requests[i].fingerprint + result.SerializeToString(),
-            )
-            for i in claimed
-            if isinstance(result := results[i], decision_pb2.Decision)
-            and result.ledger_sequence
-            and not result.replayed
-        ]
-        if durable and self._store is not None:
-            task = asyncio.get_running_loop().create_task(self._store.update_claims(durable))
-            self._background.add(task)
-            task.add_done_callback(self._background_done)
-
-    def _background_done(self, task: asyncio.Task[None]) -> None:
-        self._background.discard(task)
-        if not task.cancelled() and task.exception() is not None:
-            log.warning("claims_not_marked_durable", error=repr(task.exception()))
+    @staticmethod
+    def _columns(requests: list[ScoringRequest]) -> TransactionColumns:
+        """The batch's transactions as hot-path columns, one account slot per distinct account."""
+        slots: dict[str, int] = {}
+        builder = TransactionColumnsBuilder(len(requests))
+        for request in requests:
+            append_transaction(builder, slots.setdefault(request.txn.account_id, len(slots)), request.txn)
+        return builder.build()
 
     def _state_available(self) -> bool:
         return self._store is not None and time.monotonic() >= self._redis_down_until
 
-    def _state_failed(self, exc: BaseException, stage: str) -> None:
-        self._redis_down_until = time.monotonic() + self._settings.redis_retry_after_s
-        log.warning(
-            "state_unavailable", stage=stage, error=repr(exc), retry_in_s=self._settings.redis_retry_after_s
-        )
-
-    async def _read_state(
-        self, rows: list[ScoringRequest]
-    ) -> tuple[dict[str, AccountSnapshot], dict[tuple[str, str], bytes]] | None:
+    async def _admit(self, batch: _Batch) -> Admission | None:
+        """state: claim the keys and append the rows to their accounts' journals (None: Redis is not
+        reachable within its budget; the batch is scored degraded)."""
         assert self._store is not None
-        accounts = list(dict.fromkeys(r.txn.account_id for r in rows))
-        claims = [(r.txn.account_id, r.txn.idempotency_key) for r in rows]
+        batch.records = encode_rows(batch.columns)
+        records = batch.records.tobytes()
+        rows = [
+            AdmitRow(
+                request.txn.account_id,
+                request.txn.idempotency_key,
+                request.fingerprint,
+                records[i * ROW_SIZE : (i + 1) * ROW_SIZE],
+                claim=not request.takeover,
+            )
+            for i, request in enumerate(batch.requests)
+        ]
         started = time.perf_counter()
         try:
-            return await asyncio.wait_for(self._store.read(accounts, claims), self._budget_s)
+            return await within_budget(self._store.admit(rows), self._budget_s)
         except (RedisError, OSError, TimeoutError) as exc:
-            self._state_failed(exc, "read")
+            self._redis_down_until = time.monotonic() + self._settings.redis_retry_after_s
+            log.warning(
+                "state_unavailable", error=repr(exc), retry_in_s=self._settings.redis_retry_after_s
+            )
             return None
         finally:
             metrics.STAGE_SECONDS.labels("state").observe(time.perf_counter() - started)
 
-    def _answer_claims(
-        self,
-        requests: list[ScoringRequest],
-        pending: list[int],
-        claims: dict[tuple[str, str], bytes],
-        results: list[Result | None],
-        replays: dict[int, bytes],
-    ) -> list[int]:
-        """Rows whose idempotency key is already claimed are answered from the claim, not scored."""
-        if not claims:
-            return pending
-        remaining = []
-        for i in pending:
-            txn = requests[i].txn
-            claim = claims.get((txn.account_id, txn.idempotency_key))
-            if claim is None:
-                remaining.append(i)
-            elif claim[:FINGERPRINT_BYTES] != requests[i].fingerprint:
-                results[i] = _key_reused(txn.idempotency_key)
-            else:
-                replays[i] = claim[FINGERPRINT_BYTES:]
-        return remaining
-
-    def _score(
-        self,
-        rows: list[ScoringRequest],
-        snapshots: dict[str, AccountSnapshot] | None,
-        decided_at: timestamp_pb2.Timestamp,
-        degraded: bool,
-    ) -> tuple[list[decision_pb2.Decision], list[bytes | None], dict[str, int]]:
-        """features -> rules + model -> decide, for rows that are not replays."""
+    def _score_degraded(self, batch: _Batch) -> None:
+        """features (stateless) -> rules + model -> decide, for every row: Redis is out of reach."""
         started = time.perf_counter()
-        slots: dict[str, int] = {}
-        builder = TransactionColumnsBuilder(len(rows))
-        for request in rows:
-            slot = slots.setdefault(request.txn.account_id, len(slots))
-            append_transaction(builder, slot, request.txn)
-        columns = builder.build()
-        new_states: list[bytes | None] = []
-        if degraded or snapshots is None:
-            features = build_features_stateless(columns)
-        else:
-            states: list[bytes | None] = [snapshots[account].state for account in slots]
-            while True:
-                try:
-                    features, new_states = build_features(columns, states)
-                    break
-                except StateDecodeError as exc:  # a corrupt blob: start that account afresh
-                    log.error("account_state_corrupt", error=str(exc), slot=exc.slot)
-                    if exc.slot is None:
-                        raise
-                    states[exc.slot] = None
-        after_features = time.perf_counter()
-        metrics.STAGE_SECONDS.labels("features").observe(after_features - started)
+        features = build_features_stateless(batch.columns)
+        metrics.STAGE_SECONDS.labels("features").observe(time.perf_counter() - started)
+        rows = list(range(len(batch.requests)))
+        self._decide_rows(batch, rows, features, batch.columns, degraded=True)
+        metrics.DEGRADED.labels("state_unavailable").inc(len(rows))
 
+    def _score_admitted(self, batch: _Batch, admission: Admission) -> None:
+        """Answer the rows whose key was claimed already; score the admitted rows on the state Redis
+        placed before them (base + earlier journal entries), and takeovers on the state after them."""
+        admitted, takeovers = self._answer_claims(batch, admission.claims)
+        started = time.perf_counter()
+        accounts = list(admission.bases)
+        slot_of = {account: slot for slot, account in enumerate(accounts)}
+        states: list[bytes | None] = [admission.bases[account][1] for account in accounts]
+        prefix_records, prefix_slots = journal_rows(admission.journals, slot_of)
+        own = np.asarray(admitted, dtype=np.intp)
+        records = np.concatenate((prefix_records, batch.records[own]))
+        slots = np.concatenate((prefix_slots, batch.columns.account_slot[own]))
+        columns = columns_of(records, slots)
+        features, new_states = features_and_states(columns, states)
+        prefix = len(prefix_records)
+        metrics.STAGE_SECONDS.labels("features").observe(time.perf_counter() - started)
+        if admitted:
+            self._decide_rows(batch, admitted, features[prefix:], columns.take(slice(prefix, None)))
+        if takeovers:
+            # A takeover's transaction is already in the state: its features are read, not applied.
+            taken = batch.columns.take(np.asarray(takeovers, dtype=np.intp))
+            takeover_features, _ = features_and_states(taken, list(new_states))
+            self._decide_rows(batch, takeovers, takeover_features, taken)
+        appended = {batch.requests[i].txn.account_id for i in admitted}
+        for account, slot in slot_of.items():
+            entries = len(admission.journals[account]) + (account in appended)
+            state = new_states[slot]
+            if entries and state is not None:
+                batch.folds.append(Fold(account, admission.bases[account][0], state, entries))
+
+    def _answer_claims(self, batch: _Batch, claims: list[Claim | None]) -> tuple[list[int], list[int]]:
+        """Rows whose key was claimed before are answered from the claim; the rows admitted now and the
+        takeovers are returned to be scored."""
+        admitted: list[int] = []
+        takeovers: list[int] = []
+        for i, (request, claim) in enumerate(zip(batch.requests, claims, strict=True)):
+            if request.takeover:
+                takeovers.append(i)
+            elif claim is None:
+                admitted.append(i)
+            elif claim.fingerprint != request.fingerprint:
+                batch.results[i] = _key_reused(request.txn.idempotency_key)
+            elif claim.decision is None:
+                batch.results[i] = AwaitingOriginal(claim.admitted_at)
+            else:
+                stored = decision_pb2.Decision.FromString(claim.decision)
+                stored.replayed = True
+                batch.results[i] = stored
+                batch.replays.add(i)
+        return admitted, takeovers
+
+    def _decide_rows(
+        self,
+        batch: _Batch,
+        rows: list[int],
+        features: npt.NDArray[np.float32],
+        columns: TransactionColumns,
+        *,
+        degraded: bool = False,
+    ) -> None:
+        """rules + model -> decide for ``rows`` of the batch (``features``/``columns``: theirs, in order)."""
+        started = time.perf_counter()
         rule_set = self._rules.current
         matches = (
             evaluate_rules(rule_set.program_set, features, columns)
@@ -359,7 +387,7 @@ class ScoringPipeline:
             else np.zeros((len(rows), 0), dtype=np.uint8)
         )
         after_rules = time.perf_counter()
-        metrics.STAGE_SECONDS.labels("rules").observe(after_rules - after_features)
+        metrics.STAGE_SECONDS.labels("rules").observe(after_rules - started)
 
         model = self._model.current
         scores = model.scorer.score(features)
@@ -367,11 +395,11 @@ class ScoringPipeline:
         metrics.STAGE_SECONDS.labels("model").observe(after_model - after_rules)
 
         thresholds = self._thresholds(model.metadata.thresholds)
-        decisions: list[decision_pb2.Decision] = []
         hit_rows: npt.NDArray[np.bool_] = (
             np.asarray(matches.any(axis=1)) if matches.shape[1] else np.zeros(len(rows), dtype=np.bool_)
         )
-        for index, request in enumerate(rows):
+        for index, row in enumerate(rows):
+            request = batch.requests[row]
             matched = [rule_set.rules[j] for j in np.flatnonzero(matches[index])] if hit_rows[index] else []
             score = float(scores[index])
             verdict = decide(score, matched, thresholds, degraded=degraded, fail_closed=self._fail_closed)
@@ -384,24 +412,21 @@ class ScoringPipeline:
                         rule_version=rule.version,
                         transaction_id=request.txn.transaction_id,
                     )
-            decisions.append(
-                decision_pb2.Decision(
-                    transaction_id=request.txn.transaction_id,
-                    outcome=verdict.outcome,
-                    risk_score=verdict.risk_score,
-                    model_score=score,
-                    rules_fired=verdict.rules_fired,
-                    reasons=verdict.reasons,
-                    model_version=model.version,
-                    degraded=degraded,
-                    idempotency_key=request.txn.idempotency_key,
-                    decided_at=decided_at,
-                )
+            decision = decision_pb2.Decision(
+                transaction_id=request.txn.transaction_id,
+                outcome=verdict.outcome,
+                risk_score=verdict.risk_score,
+                model_score=score,
+                rules_fired=verdict.rules_fired,
+                reasons=verdict.reasons,
+                model_version=model.version,
+                degraded=degraded,
+                idempotency_key=request.txn.idempotency_key,
+                decided_at=batch.decided_at,
             )
-        if degraded:
-            metrics.DEGRADED.labels("state_unavailable").inc(len(rows))
+            batch.results[row] = decision
+            batch.decided[row] = decision.SerializeToString(deterministic=True)
         metrics.STAGE_SECONDS.labels("decide").observe(time.perf_counter() - after_model)
-        return decisions, new_states, slots
 
     def _thresholds(self, model_thresholds: ModelThresholds) -> Thresholds:
         """The model's own thresholds, unless the configuration overrides them."""
@@ -411,59 +436,23 @@ class ScoringPipeline:
             decline=model_thresholds.decline if decline is None else decline,
         )
 
-    async def _commit_state(
-        self,
-        rows: list[ScoringRequest],
-        decisions: list[bytes],
-        snapshots: dict[str, AccountSnapshot],
-        new_states: list[bytes | None],
-        slots: dict[str, int],
-    ) -> set[str] | None:
-        """Store new states and claim the keys (``decisions``: serialized, one per row); the accounts that
-        lost a race (None if Redis failed)."""
-        assert self._store is not None
-        claims: dict[str, list[tuple[str, bytes]]] = {account: [] for account in slots}
-        for request, decision in zip(rows, decisions, strict=True):
-            claim = (request.txn.idempotency_key, request.fingerprint + decision)
-            claims[request.txn.account_id].append(claim)
-        writes = [
-            AccountWrite(account, snapshots[account].version, new_states[slot] or b"", claims[account])
-            for account, slot in slots.items()
-        ]
-        started = time.perf_counter()
-        try:
-            return set(await asyncio.wait_for(self._store.commit(writes), self._budget_s))
-        except (RedisError, OSError, TimeoutError) as exc:
-            self._state_failed(exc, "commit")
-            return None
-        finally:
-            metrics.STAGE_SECONDS.labels("state").observe(time.perf_counter() - started)
-
-    async def _record(
-        self,
-        requests: list[ScoringRequest],
-        results: list[Result | None],
-        replays: dict[int, bytes],
-        serialized: dict[int, bytes],
-        claimed: set[int],
-    ) -> list[Result]:
-        """ledger: durably record every decision (new ones with the bytes ``serialized`` holds for them); a
-        replay whose claim does not yet say it is durable (it carries no ledger sequence) is submitted
-        again, which the ledger's unique key makes safe."""
+    async def _record(self, batch: _Batch) -> list[BatchResult]:
+        """ledger: durably record every decision made now (with the bytes already serialized for it) and
+        every replay whose claim does not yet say it is durable (no ledger sequence), which the ledger's
+        unique key makes safe."""
         rows: list[int] = []
         records: list[LedgerRecord] = []
-        for i, request in enumerate(requests):
-            result = results[i]
-            if i in replays:
-                stored = decision_pb2.Decision.FromString(replays[i])
-                stored.replayed = True
-                results[i] = result = stored
-                if stored.ledger_sequence:
+        for i, request in enumerate(batch.requests):
+            result = batch.results[i]
+            if not isinstance(result, decision_pb2.Decision):
+                continue
+            if i in batch.replays:
+                if result.ledger_sequence:
                     metrics.REPLAYS.inc()
                     continue
-            if isinstance(result, decision_pb2.Decision):
-                rows.append(i)
-                records.append(_record(request, result, serialized.get(i)))
+                batch.resubmitted.add(i)
+            rows.append(i)
+            records.append(_record(request, result, batch.decided.get(i)))
         started = time.perf_counter()
         try:
             acks = await self._ledger.submit(records) if records else []
@@ -473,21 +462,22 @@ class ScoringPipeline:
                 grpc.StatusCode.UNAVAILABLE,
                 "the decision could not be recorded durably; retry with the same idempotency key",
             )
-            return [rejection if isinstance(r, decision_pb2.Decision) or r is None else r for r in results]
+            return [rejection if isinstance(r, decision_pb2.Decision) else r for r in batch.answers()]
         finally:
             metrics.STAGE_SECONDS.labels("ledger").observe(time.perf_counter() - started)
         outcomes: dict[str, int] = {}
         for position, (i, ack) in enumerate(zip(rows, acks, strict=True)):
-            decision = results[i]
+            decision = batch.results[i]
             assert isinstance(decision, decision_pb2.Decision)
             if ack.conflict:
-                results[i] = _key_reused(requests[i].txn.idempotency_key)
+                batch.results[i] = _key_reused(batch.requests[i].txn.idempotency_key)
+                batch.owners[i] = (ack.stored_fingerprint, ack.stored_decision)
                 continue
             record = records[position]
             if ack.existed and ack.stored_decision not in (None, record.decision_bytes):
                 decision = decision_pb2.Decision.FromString(ack.stored_decision)
                 decision.replayed = True
-                results[i] = decision
+                batch.results[i] = decision
             decision.ledger_sequence = ack.sequence
             if decision.replayed:
                 metrics.REPLAYS.inc()
@@ -495,8 +485,53 @@ class ScoringPipeline:
             outcomes[name] = outcomes.get(name, 0) + 1
         for name, count in outcomes.items():
             metrics.DECISIONS.labels(name).inc(count)
-        self._mark_durable(requests, results, claimed)
-        return [r if r is not None else Rejection(grpc.StatusCode.INTERNAL, "no decision") for r in results]
+        batch.durable = True
+        return batch.answers()
+
+    def _settle_later(self, batch: _Batch, admission: Admission) -> None:
+        """state, after the ledger: write the decisions into the claims this batch took (with their
+        ledger sequence once durable, so later retries are answered from Redis alone) and fold the
+        journals, in the background: a retry that comes before waits for the claim, and a lost fold only
+        leaves the entries for the next batch to fold."""
+        claims: list[tuple[str, bytes]] = []
+        for i, request in enumerate(batch.requests):
+            if i in batch.owners:  # the ledger knows the key for another transaction: the claim is its
+                fingerprint, decision = batch.owners[i]
+                if fingerprint is not None and decision is not None:
+                    claims.append((request.txn.idempotency_key, decided_claim(fingerprint, decision)))
+                continue
+            result = batch.results[i]
+            if i not in batch.decided and i not in batch.resubmitted:
+                continue
+            if batch.durable and isinstance(result, decision_pb2.Decision):
+                stored = decision_pb2.Decision()
+                stored.CopyFrom(result)
+                stored.replayed = False
+                value = stored.SerializeToString()
+            elif i in batch.decided:
+                value = batch.decided[i]
+            else:
+                continue
+            claims.append((request.txn.idempotency_key, decided_claim(request.fingerprint, value)))
+        if not claims and not batch.folds:
+            return
+        assert self._store is not None
+        task = asyncio.get_running_loop().create_task(self._settle(claims, batch.folds))
+        self._background.add(task)
+        task.add_done_callback(self._background_done)
+
+    async def _settle(self, claims: list[tuple[str, bytes]], folds: list[Fold]) -> None:
+        assert self._store is not None
+        started = time.perf_counter()
+        try:
+            await self._store.settle(claims, folds)
+        finally:
+            metrics.STAGE_SECONDS.labels("settle").observe(time.perf_counter() - started)
+
+    def _background_done(self, task: asyncio.Task[None]) -> None:
+        self._background.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.warning("state_not_settled", error=repr(task.exception()))
 
 
 def _key_reused(key: str) -> Rejection:

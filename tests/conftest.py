@@ -18,6 +18,7 @@ from pathlib import Path
 import asyncpg
 import pytest
 import redis
+from server_helpers import open_channels
 
 from sentinel.ledger.migrate import migrate
 from sentinel.localservices import LocalPostgres, LocalRedis
@@ -73,6 +74,14 @@ def database_url(postgres_server: LocalPostgres) -> str:
     name = f"test_{os.getpid()}_{next(_database_numbers)}"
     asyncio.run(_create_database(postgres_server.url, name))
     return postgres_server.dsn(name)
+
+
+@pytest.fixture(autouse=True)
+def close_channels() -> Iterator[None]:
+    """Close every channel a test opened (an open channel keeps a polling thread alive)."""
+    yield
+    while open_channels:
+        open_channels.pop().close()
 
 
 @pytest.fixture

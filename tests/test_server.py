@@ -7,81 +7,23 @@ retries, per-item errors, degraded answers when Redis is gone, and no acknowledg
 
 from __future__ import annotations
 
-import asyncio
 import os
 import signal
 import threading
 import time
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
-import asyncpg
 import grpc
 import pytest
 import redis
+from server_helpers import account_state, ledger_ids, stubs, transaction
 
-from sentinel.hotpath import decode_state
 from sentinel.localservices import LocalRedis
-from sentinel.server.state import VERSION_BYTES, state_key
 from sentinel.serverprocess import ServerProcess
-from sentinel.v1 import decision_pb2, scoring_pb2, scoring_pb2_grpc, transaction_pb2
+from sentinel.v1 import decision_pb2, scoring_pb2, scoring_pb2_grpc
 
 pytestmark = pytest.mark.slow
-
-
-def transaction(transaction_id: str, account: str = "C1", amount: str = "100.00", **extra: object):  # type: ignore[no-untyped-def]
-    message = transaction_pb2.Transaction(
-        transaction_id=transaction_id,
-        account_id=account,
-        counterparty_id="M1",
-        type=transaction_pb2.TRANSACTION_TYPE_TRANSFER,
-        amount=transaction_pb2.Money(amount=amount, currency="EUR"),
-        geo=transaction_pb2.GeoLocation(latitude=52.52, longitude=13.40, country="DE"),
-        device_id="dev-1",
-        **extra,
-    )
-    message.event_time.FromSeconds(int(time.time()) - 10)
-    return message
-
-
-_open_channels: list[grpc.Channel] = []
-
-
-@pytest.fixture(autouse=True)
-def close_channels() -> Iterator[None]:
-    """Close every channel a test opened (an open channel keeps a polling thread alive)."""
-    yield
-    while _open_channels:
-        _open_channels.pop().close()
-
-
-def stubs(address: str, connections: int) -> list[scoring_pb2_grpc.ScoringServiceStub]:
-    """Stubs on separate connections (SO_REUSEPORT spreads connections, not calls, over workers)."""
-    channels = [
-        grpc.insecure_channel(address, options=[("grpc.use_local_subchannel_pool", 1)])
-        for _ in range(connections)
-    ]
-    _open_channels.extend(channels)
-    return [scoring_pb2_grpc.ScoringServiceStub(channel) for channel in channels]
-
-
-def ledger_ids(database_url: str, ids: list[str]) -> dict[str, int]:
-    """How many ledger rows each transaction id has."""
-
-    async def query() -> dict[str, int]:
-        connection = await asyncpg.connect(database_url)
-        try:
-            rows = await connection.fetch(
-                "SELECT transaction_id, count(*) AS n FROM ledger.decisions "
-                "WHERE transaction_id = ANY($1::text[]) GROUP BY transaction_id",
-                ids,
-            )
-        finally:
-            await connection.close()
-        return {row["transaction_id"]: row["n"] for row in rows}
-
-    return asyncio.run(query())
 
 
 @pytest.fixture
@@ -112,12 +54,8 @@ def test_concurrent_same_account_updates_are_exact(server: ServerProcess, redis_
     with ThreadPoolExecutor(32) as pool:
         decisions = list(pool.map(score, range(count)))
     assert [d.transaction_id for d in decisions if d.degraded or d.ledger_sequence <= 0] == []
-    with redis.Redis.from_url(redis_url) as client:
-        value = client.get(state_key("HOT"))
-    assert value is not None
-    state = decode_state(value[VERSION_BYTES:])
-    assert state.count == count  # no lost update across the two workers
-    assert int.from_bytes(value[:VERSION_BYTES], "big") <= count
+    state = account_state(redis_url, "HOT")
+    assert state is not None and state.count == count  # no lost update across the two workers
 
 
 def test_idempotent_replay_and_key_reuse(server: ServerProcess, redis_url: str, database_url: str) -> None:

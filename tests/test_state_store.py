@@ -1,17 +1,36 @@
-"""Account state in a real Redis: atomic read-modify-write across concurrent writers, claims, cluster."""
+"""Account state in a real Redis: admission orders concurrent writers, claims keep refused rows out,
+folds never lose an entry; against a single Redis and a Redis Cluster."""
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
+import itertools
 from collections.abc import AsyncIterator
 from pathlib import Path
 
+import numpy as np
 import pytest
 from redis.asyncio import Redis
 from redis.asyncio.cluster import RedisCluster
 
+from sentinel.hotpath import TransactionColumnsBuilder, decode_state
+from sentinel.hotpath.rows import ROW_SIZE, columns_of, encode_rows
 from sentinel.localservices import LocalRedis, free_port
-from sentinel.server.state import AccountStateStore, AccountWrite
+from sentinel.server.state import (
+    AccountStateStore,
+    AdmitRow,
+    Fold,
+    claim_key,
+    decided_claim,
+    features_and_states,
+    fold,
+    journal_key,
+    journal_rows,
+    state_key,
+)
+
+_ids = itertools.count()
 
 
 @pytest.fixture
@@ -25,60 +44,131 @@ def store_for(client: Redis | RedisCluster) -> AccountStateStore:
     return AccountStateStore(client, state_ttl_s=3600, claim_ttl_s=600)
 
 
-async def increment(store: AccountStateStore, account: str, times: int) -> int:
-    """Read-modify-write a counter state ``times`` times, retrying lost races; returns the retries."""
-    retries = 0
-    for _ in range(times):
-        while True:
-            snapshots, _ = await store.read([account], [])
-            snapshot = snapshots[account]
-            value = int(snapshot.state or b"0") + 1
-            if not await store.commit([AccountWrite(account, snapshot.version, str(value).encode())]):
-                break
-            retries += 1
-    return retries
+def admit_row(account: str, key: str | None = None, amount: float = 10.0) -> AdmitRow:
+    """A request's row as the pipeline builds it (a real hot-path record)."""
+    builder = TransactionColumnsBuilder(1)
+    builder.append(0, amount, 2, 1_700_000_000.0 + next(_ids), counterparty_id="M1", device_id="d1")
+    key = key or f"key-{next(_ids)}"
+    fingerprint = hashlib.sha256(f"{key}:{amount}".encode()).digest()
+    return AdmitRow(account, key, fingerprint, encode_rows(builder.build()).tobytes())
 
 
-async def test_no_lost_update_with_concurrent_writers(redis_url: str) -> None:
+async def admit_and_settle(store: AccountStateStore, rows: list[AdmitRow]) -> dict[str, int]:
+    """One batch as the pipeline runs it; per account, the transaction count its rows saw before them."""
+    admission = await store.admit(rows)
+    accounts = list(admission.bases)
+    slot_of = {account: slot for slot, account in enumerate(accounts)}
+    prefix, prefix_slots = journal_rows(admission.journals, slot_of)
+    admitted = [i for i, claim in enumerate(admission.claims) if claim is None]
+    own = np.frombuffer(b"".join(rows[i].record for i in admitted), dtype=prefix.dtype)
+    own_slots = np.array([slot_of[rows[i].account_id] for i in admitted], dtype=np.int32)
+    states = [admission.bases[account][1] for account in accounts]
+    before = {a: fold(states[slot_of[a]], admission.journals[a]) for a in accounts}
+    seen = {a: decode_state(state).count if state else 0 for a, state in before.items()}
+    columns = columns_of(np.concatenate((prefix, own)), np.concatenate((prefix_slots, own_slots)))
+    _, new_states = features_and_states(columns, states)
+    appended = {rows[i].account_id for i in admitted}
+    folds = [
+        Fold(a, admission.bases[a][0], new_states[slot], len(admission.journals[a]) + (a in appended))
+        for a, slot in slot_of.items()
+        if new_states[slot] is not None
+    ]
+    await store.settle([], folds)
+    return seen
+
+
+async def count_of(store: AccountStateStore, account: str) -> int:
+    state = await store.state_of(account)
+    return decode_state(state).count if state else 0
+
+
+async def test_concurrent_writers_are_applied_one_after_another(redis_url: str) -> None:
     clients = [Redis.from_url(redis_url) for _ in range(4)]
     try:
         stores = [store_for(c) for c in clients]
-        retries = await asyncio.gather(*(increment(s, "acct-1", 50) for s in stores))
-        snapshots, _ = await stores[0].read(["acct-1"], [])
-        assert snapshots["acct-1"].state == b"200"
-        assert int.from_bytes(snapshots["acct-1"].version, "big") == 200
-        assert sum(retries) > 0  # the writers really raced
+
+        async def writer(store: AccountStateStore) -> list[int]:
+            return [(await admit_and_settle(store, [admit_row("hot")]))["hot"] for _ in range(50)]
+
+        seen = await asyncio.gather(*(writer(s) for s in stores))
+        # Every admission saw a different predecessor: a total order of 200, no update lost or doubled.
+        assert sorted(itertools.chain.from_iterable(seen)) == list(range(200))
+        assert await count_of(stores[0], "hot") == 200
+        # Folds keep the journal short: whatever is left is folded state plus at most a few entries.
+        assert await clients[0].llen(journal_key("hot")) <= 4
     finally:
         for c in clients:
             await c.aclose()
 
 
-async def test_claims_are_exclusive_and_block_the_state_write(client: Redis) -> None:
+async def test_a_batch_applies_several_rows_of_one_account_in_order(client: Redis) -> None:
     store = store_for(client)
-    snapshots, existing = await store.read(["a"], [("a", "k1")])
-    assert snapshots["a"].state is None and existing == {}
-    first = AccountWrite("a", snapshots["a"].version, b"s1", [("k1", b"claim-1")])
-    assert await store.commit([first]) == []
-    # A second writer that read before the first committed loses on the version ...
-    assert await store.commit([AccountWrite("a", b"", b"s2", [("k2", b"x")])]) == ["a"]
-    # ... and one with a fresh version still loses when it claims an existing key.
-    snapshots, existing = await store.read(["a"], [("a", "k1")])
-    assert existing == {("a", "k1"): b"claim-1"}
-    assert await store.commit([AccountWrite("a", snapshots["a"].version, b"s3", [("k1", b"y")])]) == ["a"]
-    snapshots, _ = await store.read(["a"], [])
-    assert snapshots["a"].state == b"s1"
-    assert 0 < await client.ttl("sentinel:{a}:s") <= 3600
-    assert 0 < await client.ttl("sentinel:{a}:i:k1") <= 600
+    assert await admit_and_settle(store, [admit_row("a") for _ in range(5)]) == {"a": 0}
+    assert await admit_and_settle(store, [admit_row("a"), admit_row("b")]) == {"a": 5, "b": 0}
+    assert await count_of(store, "a") == 6 and await count_of(store, "b") == 1
 
 
-async def test_one_batch_many_accounts_partial_conflict(client: Redis) -> None:
+async def test_an_unfolded_journal_is_still_part_of_the_state(client: Redis) -> None:
     store = store_for(client)
-    await store.commit([AccountWrite("b", b"", b"old")])
-    writes = [AccountWrite(f"n{i}", b"", b"new") for i in range(100)] + [AccountWrite("b", b"", b"stale")]
-    assert await store.commit(writes) == ["b"]
-    snapshots, _ = await store.read([f"n{i}" for i in range(100)] + ["b"], [])
-    assert all(snapshots[f"n{i}"].state == b"new" for i in range(100))
-    assert snapshots["b"].state == b"old"
+    await admit_and_settle(store, [admit_row("a")])
+    for _ in range(3):  # admitted, never settled (the worker died before the fold)
+        await store.admit([admit_row("a")])
+    assert await client.llen(journal_key("a")) == 3
+    assert await admit_and_settle(store, [admit_row("a")]) == {"a": 4}
+    assert await count_of(store, "a") == 5
+    assert await client.llen(journal_key("a")) == 0
+
+
+async def test_a_stale_fold_changes_nothing(client: Redis) -> None:
+    store = store_for(client)
+    first = await store.admit([admit_row("a")])
+    await admit_and_settle(store, [admit_row("a")])  # folds both entries, version 1
+    before = await client.get(state_key("a"))
+    # the first batch's fold comes late, against the version it read (none): ignored
+    assert await store.settle([], [Fold("a", first.bases["a"][0], b"x" * 240, 1)]) == 0
+    assert await client.get(state_key("a")) == before
+    assert await count_of(store, "a") == 2
+
+
+async def test_claimed_keys_never_touch_any_state(client: Redis) -> None:
+    store = store_for(client)
+    original = admit_row("known", "k1", amount=10.0)
+    await admit_and_settle(store, [original])
+    snapshot = {key: await client.dump(key) for key in (state_key("known"), journal_key("known"))}
+    retry = admit_row("known", "k1", amount=10.0)
+    reused = admit_row("known", "k1", amount=99.0)
+    reused_elsewhere = admit_row("unknown", "k1", amount=99.0)
+    admission = await store.admit([retry, reused, reused_elsewhere])
+    assert all(claim is not None and claim.decision is None for claim in admission.claims)  # pending
+    assert admission.claims[0].fingerprint == original.fingerprint  # type: ignore[union-attr]
+    for key, value in snapshot.items():
+        assert await client.dump(key) == value  # byte for byte
+    assert not await client.exists(state_key("unknown"), journal_key("unknown"))
+    await store.settle([("k1", decided_claim(original.fingerprint, b"decision"))], [])
+    (claim,) = (await store.admit([retry])).claims
+    assert claim is not None and claim.decision == b"decision"
+    assert 0 < await client.ttl(claim_key("k1")) <= 600
+    assert 0 < await client.ttl(state_key("known")) <= 3600
+
+
+async def test_a_takeover_reads_the_account_without_appending(client: Redis) -> None:
+    store = store_for(client)
+    row = admit_row("a", "k")
+    await store.admit([row])
+    row.claim = False
+    admission = await store.admit([row])
+    assert admission.claims == [None] and len(admission.journals["a"]) == 1
+    assert await client.llen(journal_key("a")) == 1
+
+
+async def test_records_round_trip_through_redis(client: Redis) -> None:
+    store = store_for(client)
+    rows = [admit_row("a", amount=float(i + 1)) for i in range(3)]
+    await store.admit(rows)
+    admission = await store.admit([admit_row("a")])
+    records, slots = journal_rows(admission.journals, {"a": 0})
+    assert records.tobytes() == b"".join(r.record for r in rows)
+    assert len(rows[0].record) == ROW_SIZE and list(slots) == [0, 0, 0]
 
 
 @pytest.fixture
@@ -106,10 +196,11 @@ async def cluster(services_dir: Path) -> AsyncIterator[RedisCluster]:
 
 async def test_works_against_redis_cluster(cluster: RedisCluster) -> None:
     store = store_for(cluster)
-    accounts = [f"c{i}" for i in range(50)]
-    snapshots, _ = await store.read(accounts, [(a, "k") for a in accounts])
-    writes = [AccountWrite(a, snapshots[a].version, b"v1", [("k", b"c")]) for a in accounts]
-    assert await store.commit(writes) == []
-    snapshots, existing = await store.read(accounts, [(a, "k") for a in accounts])
-    assert {s.state for s in snapshots.values()} == {b"v1"}
-    assert len(existing) == 50
+    rows = [admit_row(f"c{i % 50}") for i in range(100)]
+    assert all(seen == 0 for seen in (await admit_and_settle(store, rows)).values())
+    again = await admit_and_settle(store, [admit_row(f"c{i}") for i in range(50)])
+    assert set(again.values()) == {2}
+    reused = [admit_row("c0", rows[0].idempotency_key), admit_row("other", rows[1].idempotency_key, 5)]
+    admission = await store.admit(reused)
+    assert [c is not None for c in admission.claims] == [True, True]
+    assert await count_of(store, "c0") == 3 and await count_of(store, "other") == 0
