@@ -48,7 +48,7 @@ from sentinel.bench.report import (
     server_count_summary,
     stage_summary,
 )
-from sentinel.bench.scenarios import DEFAULT_STREAM_LENGTH, SCENARIOS, Scenario
+from sentinel.bench.scenarios import ALL_SCENARIOS, DEFAULT_STREAM_LENGTH, SCENARIOS, Scenario
 from sentinel.bench.server_metrics import scrape_server_counts
 from sentinel.config import load_settings
 from sentinel.serverprocess import ServerProcess, ServerStartError, wait_until_serving
@@ -140,15 +140,32 @@ def build_payload(scenario: Scenario, factory: TransactionFactory, id_prefix: st
         ]
         probe_scenario = scenario.with_stream_length(min(scenario.transactions_per_call, PROBE_STREAM_LENGTH))
     probe_messages = _serialized(probe_scenario.request_messages(factory, f"{id_prefix}-probe"))
-    pool = grpcio_driver.transaction_pool(factory.transactions(GRPCIO_POOL_TRANSACTIONS, "pool"))
+    pool = grpcio_driver.transaction_pool(factory.transactions(GRPCIO_POOL_TRANSACTIONS, "pool"),
+                                          live_event_times=scenario.live_event_times)
     return Payload(scenario, body_file, stream_bodies, warmup_stream_bodies, ghz_data_file,
                    ghz_warmup_data_file, pool, id_prefix, probe_messages)
 
 
-def choose_tool(requested: str) -> str:
-    """ghz when asked for or when available (``auto``), else h2load; BenchError if missing."""
-    if requested == "grpcio":
-        return requested
+# Why a tool replaying fixed request data cannot run a scenario with live event times.
+CANNOT_STAMP_EVENT_TIMES = {
+    "h2load": "h2load sends one fixed body, so every call after the first would be an idempotent replay",
+    "ghz": f"ghz cycles through {GHZ_DATA_TRANSACTIONS:,} fixed transactions, so the account's event "
+    "times would repeat instead of moving forward",
+}
+
+
+def choose_tool(requested: str, scenarios: list[Scenario]) -> str:
+    """ghz when asked for or when available (``auto``), else h2load; BenchError if missing.
+
+    Scenarios with live event times (hot-account) run with grpcio, the one tool that builds every
+    call: ``auto`` picks it, ghz and h2load are refused with the reason.
+    """
+    live = [scenario.name for scenario in scenarios if scenario.live_event_times]
+    if live and requested in CANNOT_STAMP_EVENT_TIMES:
+        raise BenchError(f"--scenario {live[0]} needs --tool grpcio (or auto): "
+                         f"{CANNOT_STAMP_EVENT_TIMES[requested]}")
+    if requested == "grpcio" or live:
+        return "grpcio"
     if requested in ("ghz", "auto") and ghz.ghz_available():
         return "ghz"
     if requested == "ghz":
@@ -212,6 +229,11 @@ def measure(tool: str, address: str, payload: Payload, load: LoadSettings, workd
         server_count = reconcile(result, counted.by_status(scenario.method))
         if counted.replayed_decisions is not None:
             server_count["replayed_decisions"] = counted.replayed_decisions
+        if counted.decisions is not None:
+            server_count["decisions_by_outcome"] = counted.decisions
+        if counted.degraded is not None:
+            server_count["degraded_decisions"] = sum(counted.degraded.values())
+            server_count["degraded_by_cause"] = counted.degraded
         if counted.histograms:
             server_count["stages"] = counted.stages(result.duration_s)
             size_total, batches = counted.histograms.get("batch_size", (0.0, 0.0))
@@ -349,9 +371,9 @@ def _run(args: argparse.Namespace) -> int:
     machine = machine_description()  # before the run: its load average is the machine's other work
     settings = load_settings(Path(args.config) if args.config else None)
     workers = args.workers or settings.workers
-    tool = choose_tool(args.tool)
-    names = list(SCENARIOS) if args.scenario == "all" else [args.scenario]
+    names = ALL_SCENARIOS if args.scenario == "all" else (args.scenario,)
     scenarios = [SCENARIOS[name].with_stream_length(args.stream_length) for name in names]
+    tool = choose_tool(args.tool, scenarios)
     rows = load_paysim(args.data)
     run_id = time.strftime("bench%Y%m%dT%H%M%S")
     workdir = Path(tempfile.mkdtemp(prefix="sentinel-bench-"))
@@ -360,7 +382,7 @@ def _run(args: argparse.Namespace) -> int:
     series_by_scenario = {}
     for scenario in scenarios:
         load = _load_settings(args, scenario, workers)
-        factory = TransactionFactory(rows, seed=args.seed, accounts=args.accounts)
+        factory = scenario.transaction_factory(rows, args.seed, args.accounts)
         payload = build_payload(scenario, factory, f"{run_id}-{scenario.name}", workdir, load.concurrency)
         ceiling = None
         if not args.no_ceiling:
@@ -426,10 +448,11 @@ def register(bench_subparsers: Any) -> None:
         description=__doc__.split("\n\n", 1)[1] if __doc__ else None,
     )
     parser.add_argument("--scenario", choices=[*SCENARIOS, "all"], default="score",
-                        help="what to call (default: score); all: every scenario in turn")
+                        help="what to call (default: score); all: every scenario but hot-account "
+                        "in turn (hot-account runs with --tool grpcio only)")
     parser.add_argument("--tool", choices=["auto", "ghz", "h2load", "grpcio"], default="auto",
-                        help="load generator (default auto: ghz when on PATH, else h2load; grpcio: "
-                        "Python clients sending new transaction ids in every call)")
+                        help="load generator (default auto: ghz when on PATH, else h2load, and grpcio "
+                        "for hot-account; grpcio: Python clients sending new transaction ids in every call)")
     parser.add_argument("--target", metavar="HOST:PORT",
                         help="measure this running SentinelStream instead of starting one")
     parser.add_argument("--metrics-url", metavar="URL",
@@ -451,7 +474,8 @@ def register(bench_subparsers: Any) -> None:
     parser.add_argument("--data", type=Path, help="PaySim CSV (default: the cut shipped in bench/data)")
     parser.add_argument("--seed", type=int, default=DEFAULT_SEED, help="payload seed")
     parser.add_argument("--accounts", type=int, default=DEFAULT_ACCOUNTS,
-                        help=f"accounts the transactions are spread over (default {DEFAULT_ACCOUNTS:,})")
+                        help=f"accounts the transactions are spread over (default {DEFAULT_ACCOUNTS:,}; "
+                        "hot-account always uses one)")
     parser.add_argument("--proto", action="store_true", help="ghz: use the shipped .proto, not reflection")
     which = parser.add_mutually_exclusive_group()
     which.add_argument("--no-ceiling", action="store_true", help="skip the do-nothing server")

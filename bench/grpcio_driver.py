@@ -7,6 +7,11 @@ realistic transactions serialized *without* their id and prefixes a fresh ``tran
 to each (protobuf fields may come in any order), so a call costs the client a few byte joins, not
 a protobuf build. It sees every gRPC status (trailers included) and every per-item error.
 
+For a scenario with live event times (``hot-account``) the pool also leaves out ``event_time`` and
+every call is stamped with the time it is sent: the pool is reused round-robin by every client
+process, so its own event times would jump back and repeat, while one account's state expects
+its clock to move forward as in a real burst.
+
 Its price is CPU: the client processes share the machine with the server. The ceiling is measured
 with the same driver and settings, so the ratio stays fair, but absolute figures are lower than
 with h2load; the record says which tool produced them.
@@ -35,6 +40,9 @@ CALL_TIMEOUT_S = 60.0
 READY_TIMEOUT_S = 30.0
 RESULT_MARGIN_S = 120.0  # bound on waiting for a client process beyond the run's duration
 _TRANSACTION_ID_TAG = b"\x0a"  # field 1, length-delimited: Transaction.transaction_id
+_EVENT_TIME_TAG = b"\x3a"  # field 7, length-delimited: Transaction.event_time (a Timestamp)
+_SECONDS_TAG = b"\x08"  # Timestamp field 1, varint
+_NANOS_TAG = b"\x10"  # Timestamp field 2, varint
 _MESSAGE_TAG = b"\x0a"  # field 1, length-delimited: the transaction(s) of every request message
 
 
@@ -58,13 +66,16 @@ def _field(tag: bytes, payload: bytes) -> bytes:
     return tag + _varint(len(payload)) + payload
 
 
-def transaction_pool(transactions: list[transaction_pb2.Transaction]) -> list[bytes]:
-    """The transactions serialized without their id, ready for ``with_id``."""
+def transaction_pool(transactions: list[transaction_pb2.Transaction], *, live_event_times: bool = False
+                     ) -> list[bytes]:
+    """The transactions serialized without their id (and event time, if stamped live), for ``with_id``."""
     pool = []
     for transaction in transactions:
         anonymous = transaction_pb2.Transaction()
         anonymous.CopyFrom(transaction)
         anonymous.ClearField("transaction_id")
+        if live_event_times:
+            anonymous.ClearField("event_time")
         pool.append(anonymous.SerializeToString(deterministic=True))
     return pool
 
@@ -72,6 +83,14 @@ def transaction_pool(transactions: list[transaction_pb2.Transaction]) -> list[by
 def with_id(transaction_without_id: bytes, transaction_id: str) -> bytes:
     """A serialized Transaction with ``transaction_id`` set."""
     return _field(_TRANSACTION_ID_TAG, transaction_id.encode()) + transaction_without_id
+
+
+def with_event_time(transaction: bytes, seconds: float) -> bytes:
+    """A serialized Transaction (without event_time) with ``event_time`` set to ``seconds``."""
+    whole = int(seconds)
+    nanos = int((seconds - whole) * 1e9)
+    timestamp = _SECONDS_TAG + _varint(whole) + (_NANOS_TAG + _varint(nanos) if nanos else b"")
+    return _field(_EVENT_TIME_TAG, timestamp) + transaction
 
 
 def request_message(transactions: list[bytes]) -> bytes:
@@ -94,6 +113,18 @@ class ClientPlan:
     duration_s: float | None
     total_calls: int | None
     rate: float | None  # calls per second of this process
+    live_event_times: bool  # stamp every transaction with the time its call is sent
+
+
+def call_transactions(plan: ClientPlan, first_number: int, sent_at: float) -> list[bytes]:
+    """The transactions of one call, numbered from ``first_number``: pool entries round-robin, each
+    with the id ``<id_prefix>-<number>`` and, with live event times, stamped ``sent_at``."""
+    pool = plan.pool
+    chosen = []
+    for number in range(first_number, first_number + plan.transactions_per_call):
+        transaction = with_id(pool[number % len(pool)], f"{plan.id_prefix}-{number}")
+        chosen.append(with_event_time(transaction, sent_at) if plan.live_event_times else transaction)
+    return chosen
 
 
 class _Calls:
@@ -119,13 +150,9 @@ class _Calls:
         return self.issued - 1
 
     def transactions(self) -> list[bytes]:
-        """The next call's transactions, each with a new id."""
-        pool, plan = self.plan.pool, self.plan
-        chosen = []
-        for _ in range(plan.transactions_per_call):
-            number = self.next_transaction
-            self.next_transaction += 1
-            chosen.append(with_id(pool[number % len(pool)], f"{plan.id_prefix}-{number}"))
+        """The next call's transactions, each with a new id (and live event times stamped now)."""
+        chosen = call_transactions(self.plan, self.next_transaction, time.time())
+        self.next_transaction += len(chosen)
         return chosen
 
     async def pace(self, call_number: int) -> None:
@@ -234,6 +261,7 @@ def run_grpcio(address: str, scenario: Scenario, pool: list[bytes], id_prefix: s
             concurrency=concurrency[index], channels=channels[index],
             duration_s=duration if totals[index] is None else None, total_calls=totals[index],
             rate=None if load.rate is None else load.rate / processes,
+            live_event_times=scenario.live_event_times,
         )
         ready = context.Event()
         process = context.Process(target=_client_main, args=(plan, ready, go, results),
@@ -272,6 +300,10 @@ def _result(outcomes: list[dict[str, Any]], scenario: Scenario) -> LoadResult:
     item_errors = sum(outcome["item_errors"] for outcome in outcomes)
     if item_errors:
         errors["transactions answered with an ItemError"] = item_errors
+    notes = [f"{len(outcomes)} grpcio client processes on this machine; a new transaction id in every "
+             f"call ({scenario.transactions_per_call} per call)"]
+    if scenario.live_event_times:
+        notes.append("event times stamped with the clock when each call is sent")
     return LoadResult(
         tool="grpcio",
         duration_s=max(outcome["duration_s"] for outcome in outcomes),
@@ -281,6 +313,5 @@ def _result(outcomes: list[dict[str, Any]], scenario: Scenario) -> LoadResult:
         errors=errors,
         percentiles_ms=percentiles_ms(latencies),
         latencies_ms=latencies,
-        notes=[f"{len(outcomes)} grpcio client processes on this machine; a new transaction id in every "
-               f"call ({scenario.transactions_per_call} per call)"],
+        notes=notes,
     )

@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from typing import TypeVar
 
 import numpy as np
 
 REPORTED_PERCENTILES = (50.0, 90.0, 95.0, 99.0)
+_Key = TypeVar("_Key")
 
 
 @dataclass(frozen=True, slots=True)
@@ -72,19 +74,34 @@ def percentiles_ms(latencies_ms: Sequence[float] | np.ndarray) -> dict[float, fl
     return {p: float(v) for p, v in zip(REPORTED_PERCENTILES, computed, strict=True)}
 
 
+def _increase(later: Mapping[_Key, int], earlier: Mapping[_Key, int]) -> dict[_Key, int]:
+    """Counter by counter, how much ``later`` grew since ``earlier`` (a counter absent there is 0)."""
+    return {key: later.get(key, 0) - earlier.get(key, 0) for key in set(later) | set(earlier)}
+
+
+def _sorted_increase(later: dict[str, int] | None, earlier: dict[str, int] | None) -> dict[str, int] | None:
+    """The counters that grew, by name; None unless both readings have them."""
+    if later is None or earlier is None:
+        return None
+    return {name: grown for name, grown in sorted(_increase(later, earlier).items()) if grown}
+
+
 @dataclass(frozen=True, slots=True)
 class ServerCounts:
     """What a server says it did: calls by (method, gRPC status name), replays, and histogram sums.
 
     ``histograms`` maps a name (``stage:<stage>``, ``batch_size``) to (sum, count) of observations.
+    ``decisions`` (by outcome) and ``degraded`` (decisions made without some inputs, by cause) are
+    None for a server that makes no decisions (the ceiling).
     """
 
     calls: dict[tuple[str, str], int]
     replayed_decisions: int | None = None
     histograms: dict[str, tuple[float, float]] = field(default_factory=dict)
+    decisions: dict[str, int] | None = None
+    degraded: dict[str, int] | None = None
 
     def __sub__(self, earlier: ServerCounts) -> ServerCounts:
-        keys = set(self.calls) | set(earlier.calls)
         replayed = None
         if self.replayed_decisions is not None and earlier.replayed_decisions is not None:
             replayed = self.replayed_decisions - earlier.replayed_decisions
@@ -93,7 +110,9 @@ class ServerCounts:
             before_total, before_count = earlier.histograms.get(name, (0.0, 0.0))
             histograms[name] = (total - before_total, count - before_count)
         return ServerCounts(
-            {key: self.calls.get(key, 0) - earlier.calls.get(key, 0) for key in keys}, replayed, histograms
+            _increase(self.calls, earlier.calls), replayed, histograms,
+            _sorted_increase(self.decisions, earlier.decisions),
+            _sorted_increase(self.degraded, earlier.degraded),
         )
 
     def by_status(self, method: str) -> dict[str, int]:

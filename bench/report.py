@@ -24,6 +24,7 @@ TABLE_COLUMNS = (
     ("p50_ms", "p50 ms", "{:.2f}"),
     ("p99_ms", "p99 ms", "{:.2f}"),
     ("errors", "errors", "{}"),
+    ("degraded_decisions", "degraded", "{:,}"),  # SentinelStream's count, see server_count_summary
     ("ratio_to_ceiling", "vs ceiling", "{:.2f}"),
 )
 
@@ -78,7 +79,10 @@ def format_table(records: list[dict[str, Any]]) -> str:
         for target_name, figures in (("sentinelstream", record), ("ceiling", record.get("ceiling"))):
             if figures is None or figures.get("tps") is None:
                 continue
-            values = {**figures, "scenario": record["scenario"], "target": target_name}
+            server_count = figures.get("status_check", {}).get("server_count")
+            degraded = server_count.get("degraded_decisions") if isinstance(server_count, dict) else None
+            values = {**figures, "scenario": record["scenario"], "target": target_name,
+                      "degraded_decisions": degraded}
             if target_name == "ceiling":
                 values["ratio_to_ceiling"] = 1.0
             rows.append([
@@ -91,13 +95,24 @@ def format_table(records: list[dict[str, Any]]) -> str:
 
 
 def server_count_summary(record: dict[str, Any]) -> str | None:
-    """What SentinelStream itself counted in the measured window: statuses and replays."""
+    """What SentinelStream itself counted in the measured window: statuses, replays, decisions by
+    outcome (with the share flagged: hot-account's velocity rule should flag nearly all) and the
+    decisions made degraded, without the account's state (fast answers that scored less)."""
     server_count = record.get("status_check", {}).get("server_count")
     if not isinstance(server_count, dict):
         return None
     text = f"server counted {record['method']} calls by status: {server_count['server_statuses']}"
     if server_count.get("replayed_decisions") is not None:
         text += f"; idempotent replays: {server_count['replayed_decisions']:,} decisions"
+    outcomes = server_count.get("decisions_by_outcome")
+    if outcomes:
+        flagged = 1 - outcomes.get("APPROVE", 0) / sum(outcomes.values())
+        text += f"; decisions by outcome: {outcomes} ({flagged:.1%} REVIEW or DECLINE)"
+    degraded = server_count.get("degraded_decisions")
+    if degraded is not None:
+        text += f"; degraded decisions: {degraded:,}"
+        if degraded:
+            text += f" by cause {server_count['degraded_by_cause']}"
     return text
 
 

@@ -1,4 +1,5 @@
-"""The grpcio driver: fresh ids by prefixing a field, and a short real run against the ceiling."""
+"""The grpcio driver: fresh ids (and live event times) by prefixing a field, and short real runs
+against the ceiling."""
 
 from __future__ import annotations
 
@@ -8,9 +9,9 @@ import pytest
 
 from sentinel.bench.ceiling import CeilingServer
 from sentinel.bench.grpc_bench import build_payload, measure
-from sentinel.bench.grpcio_driver import request_message, transaction_pool, with_id
+from sentinel.bench.grpcio_driver import request_message, transaction_pool, with_event_time, with_id
 from sentinel.bench.measurement import LoadSettings
-from sentinel.bench.payloads import TransactionFactory, load_paysim
+from sentinel.bench.payloads import DEFAULT_ACCOUNTS, DEFAULT_SEED, TransactionFactory, load_paysim
 from sentinel.bench.scenarios import SCENARIOS
 from sentinel.config import Settings
 from sentinel.v1 import scoring_pb2
@@ -26,6 +27,20 @@ def test_prefixed_id_gives_the_same_transaction_with_a_new_id() -> None:
         assert request.transaction == original
 
 
+@pytest.mark.parametrize(("seconds", "nanos"), [(1_796_600_000.25, 250_000_000), (1_796_600_000.0, 0)])
+def test_live_event_time_replaces_the_pools(seconds: float, nanos: int) -> None:
+    transactions = TransactionFactory(load_paysim()).transactions(5, "orig")
+    pool = transaction_pool(transactions, live_event_times=True)
+    for original, anonymous in zip(transactions, pool, strict=True):
+        stamped = with_event_time(with_id(anonymous, "fresh-2"), seconds)
+        request = scoring_pb2.ScoreRequest.FromString(request_message([stamped]))
+        event_time = request.transaction.event_time
+        assert (event_time.seconds, event_time.nanos) == (int(seconds), nanos)
+        request.transaction.transaction_id = original.transaction_id
+        request.transaction.event_time.CopyFrom(original.event_time)
+        assert request.transaction == original
+
+
 def test_batch_message_carries_every_transaction_in_order() -> None:
     pool = transaction_pool(TransactionFactory(load_paysim()).transactions(3, "b"))
     message = request_message([with_id(raw, f"id-{n}") for n, raw in enumerate(pool * 100)])
@@ -37,13 +52,14 @@ def test_batch_message_carries_every_transaction_in_order() -> None:
 
 
 @pytest.mark.slow
-@pytest.mark.parametrize("name", ["score", "stream"])
+@pytest.mark.parametrize("name", ["score", "stream", "hot-account"])
 def test_short_real_run_against_the_ceiling(name: str, tmp_path: Path) -> None:
     scenario = SCENARIOS[name].with_stream_length(100)
-    payload = build_payload(scenario, TransactionFactory(load_paysim()), "grpcio", tmp_path, streams=2)
+    factory = scenario.transaction_factory(load_paysim(), DEFAULT_SEED, DEFAULT_ACCOUNTS)
+    payload = build_payload(scenario, factory, "grpcio", tmp_path, streams=2)
     # Enough unary calls for the ceiling's workers to use more than one clock tick (10 ms) of CPU, the
     # resolution of /proc: 40 calls of about 0.2 ms sometimes read as none at all.
-    calls = 400 if name == "score" else 40
+    calls = 40 if scenario.streaming else 400
     load = LoadSettings(4, 2, duration_s=None, total_calls=calls, rate=None, warmup_s=0)
     with CeilingServer(Settings(), workers=2) as ceiling:
         measured = measure("grpcio", ceiling.address, payload, load, tmp_path / "run", False, ceiling.counts,

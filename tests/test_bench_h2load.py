@@ -20,6 +20,7 @@ from sentinel.bench.h2load import (
 )
 from sentinel.bench.measurement import LoadResult, LoadSettings, ServerCounts, percentiles_ms
 from sentinel.bench.payloads import TransactionFactory, grpc_frame, load_paysim, split_grpc_frames
+from sentinel.bench.report import TABLE_COLUMNS, format_table, server_count_summary
 from sentinel.bench.scenarios import SCENARIOS
 from sentinel.bench.server_metrics import parse_server_counts
 from sentinel.config import Settings
@@ -197,6 +198,53 @@ sentinel_batch_size_sum 122.0
     assert difference.histograms["batch_size"] == (122.0, 4.0)
     model_stage = {"batches": 4, "mean_ms": 5.0, "busy_s_per_s": 0.01}
     assert difference.stages(duration_s=2.0) == {"model": model_stage}
+
+
+DECISIONS_BEFORE = """# HELP sentinel_decisions_total Decisions by outcome.
+# TYPE sentinel_decisions_total counter
+sentinel_decisions_total{outcome="APPROVE"} 50.0
+sentinel_decisions_total{outcome="REVIEW"} 5.0
+"""
+# Two workers' files summed by the supervisor show up as one sample per label set; a worker that has not
+# degraded yet has no sample at all, and a counter never incremented is absent (zero).
+DECISIONS_AFTER = """# HELP sentinel_decisions_total Decisions by outcome.
+# TYPE sentinel_decisions_total counter
+sentinel_decisions_total{outcome="APPROVE"} 53.0
+sentinel_decisions_total{outcome="REVIEW"} 1005.0
+sentinel_decisions_total{outcome="DECLINE"} 2.0
+# HELP sentinel_degraded_decisions_total Decisions made without some inputs, by cause.
+# TYPE sentinel_degraded_decisions_total counter
+sentinel_degraded_decisions_total{cause="state_unavailable"} 40.0
+sentinel_degraded_decisions_total{cause="state_refused"} 2.0
+"""
+
+
+def test_decisions_by_outcome_and_degraded_decisions_are_read_and_subtracted() -> None:
+    before, after = parse_server_counts(DECISIONS_BEFORE), parse_server_counts(DECISIONS_AFTER)
+    assert before.degraded == {} and after.degraded == {"state_unavailable": 40, "state_refused": 2}
+    difference = after - before
+    assert difference.decisions == {"APPROVE": 3, "DECLINE": 2, "REVIEW": 1_000}
+    assert difference.degraded == {"state_refused": 2, "state_unavailable": 40}
+    # The ceiling decides nothing: no decision figures rather than zeros.
+    ceiling_count = ServerCounts({("Score", "OK"): 9}) - ServerCounts({("Score", "OK"): 1})
+    assert ceiling_count.decisions is None and ceiling_count.degraded is None
+
+
+def test_degraded_decisions_are_in_the_table_and_the_summary() -> None:
+    server_count = {"server_statuses": {"OK": 1_005}, "replayed_decisions": 0,
+                    "decisions_by_outcome": {"APPROVE": 3, "DECLINE": 2, "REVIEW": 1_000},
+                    "degraded_decisions": 42, "degraded_by_cause": {"state_unavailable": 42}}
+    figures = {"tps": 100.0, "calls_per_s": 100.0, "p50_ms": 1.0, "p99_ms": 2.0, "errors": 0}
+    record = {"scenario": "hot-account", "method": "Score", **figures, "ratio_to_ceiling": 0.5,
+              "status_check": {"problems": [], "server_count": server_count},
+              "ceiling": {**figures, "tps": 200.0, "status_check": {"server_count": {"server_statuses": {}}}}}
+    _, server_row, ceiling_row = (line.split() for line in format_table([record]).splitlines())
+    column = [key for key, _, _ in TABLE_COLUMNS].index("degraded_decisions")
+    assert server_row[column] == "42" and ceiling_row[column] == "-"
+    summary = server_count_summary(record)
+    assert summary is not None
+    assert "degraded decisions: 42 by cause {'state_unavailable': 42}" in summary
+    assert "(99.7% REVIEW or DECLINE)" in summary
 
 
 @pytest.fixture(scope="module")

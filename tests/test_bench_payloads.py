@@ -7,8 +7,11 @@ from decimal import Decimal
 
 import pytest
 
+from sentinel.bench.grpc_bench import Payload, build_payload
+from sentinel.bench.grpcio_driver import ClientPlan, call_transactions, request_message
 from sentinel.bench.payloads import (
     CITIES,
+    DEFAULT_SEED,
     TransactionFactory,
     grpc_frame,
     grpc_frames,
@@ -112,3 +115,44 @@ def test_scenarios_carry_the_advertised_number_of_transactions(rows) -> None:
     (batch,) = SCENARIOS["batch-1000"].request_messages(factory, "b")
     assert len(batch.transactions) == 1_000
     assert len(SCENARIOS["stream"].with_stream_length(300).request_messages(factory, "t")) == 300
+
+
+
+@pytest.fixture(scope="module")
+def hot_payload(rows, tmp_path_factory: pytest.TempPathFactory) -> Payload:
+    scenario = SCENARIOS["hot-account"]
+    factory = scenario.transaction_factory(rows, DEFAULT_SEED, accounts=5_000)  # --accounts is overridden
+    return build_payload(scenario, factory, "hot", tmp_path_factory.mktemp("hot"), streams=1)
+
+
+def test_hot_account_payloads_use_one_account_whatever_accounts_says(rows, hot_payload: Payload) -> None:
+    pool = [transaction_pb2.Transaction.FromString(raw) for raw in hot_payload.pool]
+    assert len({t.account_id for t in pool}) == 1
+    # The driver gives every call its id and its event time; the pool carries neither.
+    assert not any(t.transaction_id or t.HasField("event_time") for t in pool)
+    (probe,) = [scoring_pb2.ScoreRequest.FromString(raw) for raw in hot_payload.probe_messages]
+    assert probe.transaction.account_id == pool[0].account_id
+    others = SCENARIOS["score"].transaction_factory(rows, DEFAULT_SEED, accounts=5_000).transactions(200, "o")
+    assert len({t.account_id for t in others}) > 100
+
+
+def test_hot_account_calls_carry_distinct_ids_and_increasing_event_times(hot_payload: Payload) -> None:
+    scenario = hot_payload.scenario
+    plan = ClientPlan("h:1", scenario.method, scenario.path, scenario.transactions_per_call, hot_payload.pool,
+                      "hot-m0", concurrency=200, channels=2, duration_s=None, total_calls=None, rate=None,
+                      live_event_times=scenario.live_event_times)
+    start = time.time()
+    calls = len(hot_payload.pool) + 50  # past the end of the pool: its transactions are reused, ids are not
+    transactions = [
+        scoring_pb2.ScoreRequest.FromString(
+            request_message(call_transactions(plan, number, start + number * 0.001))
+        ).transaction
+        for number in range(calls)
+    ]
+    assert len({t.transaction_id for t in transactions}) == calls
+    assert len({t.account_id for t in transactions}) == 1
+    times = [t.event_time.ToNanoseconds() for t in transactions]
+    assert times == sorted(times) and len(set(times)) == calls
+    assert abs(transactions[0].event_time.ToNanoseconds() / 1e9 - start) < 1e-6
+    for transaction in transactions[:: len(hot_payload.pool) // 10]:
+        validate_transaction(transaction, start + calls, max_skew_s=86_400)
