@@ -19,6 +19,7 @@ from sentinel.config import ConfigError
 COMMAND_MODULES = (
     "sentinel.server.commands",
     "sentinel.server.dlq_commands",
+    "sentinel.server.state_commands",
     "sentinel.dev",
     "sentinel.bench.commands",
     "sentinel.server.rules.commands",

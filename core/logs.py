@@ -1,14 +1,15 @@
 """structlog configuration: JSON lines on stdout for ops, readable console output on a TTY.
 
 Configured once per process (each worker calls it after it starts) so every event carries the same
-processors: ISO timestamp, level, logger-bound context such as ``worker``.
+processors: ISO timestamp, level, logger-bound context such as ``worker``. A command whose stdout is
+its result (``sentinel state rebuild``) logs to stderr instead.
 """
 
 from __future__ import annotations
 
 import logging
 import sys
-from typing import Literal
+from typing import Literal, TextIO
 
 import orjson
 import structlog
@@ -16,9 +17,11 @@ import structlog
 LogFormat = Literal["auto", "json", "console"]
 
 
-def configure_logging(level: str = "info", fmt: LogFormat = "auto") -> None:
-    """Route structlog (and stdlib logging of libraries) to stdout in the chosen format."""
-    use_console = fmt == "console" or (fmt == "auto" and sys.stdout.isatty())
+def configure_logging(level: str = "info", fmt: LogFormat = "auto", stream: TextIO | None = None) -> None:
+    """Route structlog (and stdlib logging of libraries) to ``stream`` (default: stdout) in the chosen
+    format."""
+    out = sys.stdout if stream is None else stream
+    use_console = fmt == "console" or (fmt == "auto" and out.isatty())
     # JSON lines are rendered by orjson straight to bytes: one event per decision must stay cheap.
     renderer: structlog.types.Processor = (
         structlog.dev.ConsoleRenderer() if use_console else structlog.processors.JSONRenderer(orjson.dumps)
@@ -38,13 +41,13 @@ def configure_logging(level: str = "info", fmt: LogFormat = "auto") -> None:
         ],
         wrapper_class=structlog.make_filtering_bound_logger(numeric_level),
         logger_factory=(
-            structlog.WriteLoggerFactory(file=sys.stdout)
+            structlog.WriteLoggerFactory(file=out)
             if use_console
-            else structlog.BytesLoggerFactory(file=sys.stdout.buffer)
+            else structlog.BytesLoggerFactory(file=out.buffer)
         ),
         cache_logger_on_first_use=True,
     )
-    handler = logging.StreamHandler(sys.stdout)
+    handler = logging.StreamHandler(out)
     handler.setFormatter(
         structlog.stdlib.ProcessorFormatter(
             foreign_pre_chain=shared,

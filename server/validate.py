@@ -187,6 +187,17 @@ def validate_transaction(
     )
 
 
+def validate_recorded(transaction_bytes: bytes) -> ValidatedTransaction:
+    """A transaction read back from the ledger (its serialized ``Transaction``) as a typed value again,
+    for a replay (backtests, ``sentinel state rebuild``).
+
+    The clock-skew bound is left out: it held against the clock at the moment of scoring, and a replay
+    takes every recorded transaction whatever the clock says today. Raises InvalidTransaction, or
+    google.protobuf's DecodeError for bytes that are no Transaction."""
+    message = transaction_pb2.Transaction.FromString(transaction_bytes)
+    return validate_transaction(message, math.inf, 0.0)
+
+
 def _check_geo(geo: transaction_pb2.GeoLocation, bad: Callable[[str, str], None]) -> None:
     has_lat, has_lon = geo.HasField("latitude"), geo.HasField("longitude")
     if has_lat != has_lon:

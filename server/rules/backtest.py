@@ -13,7 +13,6 @@ with per-account state, then rule evaluation); reading and converting the input 
 from __future__ import annotations
 
 import datetime as dt
-import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -37,8 +36,7 @@ from sentinel.ledger.connect import connect_as_writer
 from sentinel.model_export.paysim import read_paysim
 from sentinel.server.columns import append_transaction
 from sentinel.server.rules.compiler import CompiledRuleSet
-from sentinel.server.validate import validate_transaction
-from sentinel.v1 import transaction_pb2
+from sentinel.server.validate import validate_recorded
 
 CHUNK_ROWS = 262_144
 SAMPLE_HITS = 5
@@ -152,11 +150,7 @@ async def ledger_transactions(dsn: str, since: dt.datetime) -> Transactions:
         )
     finally:
         await connection.close()
-    validated = []
-    for row in rows:
-        message = transaction_pb2.Transaction.FromString(row["transaction_bytes"])
-        # recorded transactions passed validation when they were scored; any event time is fine now
-        validated.append(validate_transaction(message, math.inf, 0.0))
+    validated = [validate_recorded(row["transaction_bytes"]) for row in rows]
     validated.sort(key=lambda txn: txn.event_time)
     slots: dict[str, int] = {}
     builder = TransactionColumnsBuilder(max(len(validated), 1))
