@@ -147,7 +147,7 @@ class Settings(BaseSettings):
         False, description="redis_url points at a Redis Cluster node (keys are grouped by hash slot)."
     )
     redis_budget_ms: float = Field(
-        100.0,
+        500.0,
         gt=0,
         le=5_000,
         description="Time Redis gets to answer a batch's state call before scoring goes degraded "

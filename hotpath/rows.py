@@ -2,11 +2,11 @@
 
 The state stage keeps, per account, the rows admitted since the account's state was last folded
 (docs/decisions/0011-account-state-journal.md). A batch reads those rows back and applies them
-before its own, so every row's features see every row Redis admitted before it. Records hold every
-input column of ``TransactionColumns`` (the outputs ``account_slot`` and ``home_country`` are the
-reader's business), little-endian and packed, so a record written by one worker decodes to exactly
-the same columns in another. Encoding and decoding are whole-array numpy operations: one call per
-batch, never a Python loop over rows.
+before its own, so every row's features see every row Redis admitted before it. A record is a format
+byte followed by every input column of ``TransactionColumns`` (the outputs ``account_slot`` and
+``home_country`` are the reader's business), little-endian and packed, so a record written by one
+worker decodes to exactly the same columns in another. Encoding and decoding are whole-array numpy
+operations: one call per batch, never a Python loop over rows.
 """
 
 from __future__ import annotations
@@ -16,11 +16,12 @@ import numpy.typing as npt
 
 from sentinel.hotpath.columns import TransactionColumns
 
-# A journal entry is this byte followed by whole records; a new record layout is a new byte.
-ROWS_FORMAT = b"\x01"
+# The first byte of every record; a new record layout is a new byte.
+ROWS_FORMAT = 1
 
 ROW_DTYPE = np.dtype(
     [
+        ("format", "u1"),
         ("amount", "<f8"),
         ("type", "u1"),
         ("event_time", "<f8"),
@@ -39,30 +40,32 @@ ROW_DTYPE = np.dtype(
     ]
 )
 ROW_SIZE = ROW_DTYPE.itemsize
-ROW_FIELDS: tuple[str, ...] = tuple(ROW_DTYPE.names or ())
+ROW_FIELDS: tuple[str, ...] = tuple(name for name in ROW_DTYPE.names or () if name != "format")
 
 Records = npt.NDArray[np.void]
 
 
 class RowsDecodeError(ValueError):
-    """A journal entry that is not ``ROWS_FORMAT`` followed by whole records."""
+    """Bytes that are not whole records of format ``ROWS_FORMAT``."""
 
 
 def encode_rows(columns: TransactionColumns) -> Records:
-    """The batch's rows as records (one per row, same order); ``bytes(records[i])`` is row i's record."""
+    """The batch's rows as records (one per row, same order); ``records.tobytes()`` is their bytes."""
     records = np.empty(len(columns), dtype=ROW_DTYPE)
+    records["format"] = ROWS_FORMAT
     for name in ROW_FIELDS:
         records[name] = getattr(columns, name)
     return records
 
 
-def entry_records(entry: bytes) -> Records:
-    """The records of one journal entry (``ROWS_FORMAT`` + records), without copying."""
-    if entry[:1] != ROWS_FORMAT or (len(entry) - 1) % ROW_SIZE:
-        raise RowsDecodeError(
-            f"journal entry of {len(entry)} bytes is not format {ROWS_FORMAT!r} + {ROW_SIZE}-byte records"
-        )
-    return np.frombuffer(entry, dtype=ROW_DTYPE, offset=1)
+def decode_rows(data: bytes) -> Records:
+    """The records in ``data`` (whole records of format ROWS_FORMAT), without copying."""
+    if len(data) % ROW_SIZE:
+        raise RowsDecodeError(f"{len(data)} bytes are not whole {ROW_SIZE}-byte records")
+    records = np.frombuffer(data, dtype=ROW_DTYPE)
+    if len(records) and not (records["format"] == ROWS_FORMAT).all():
+        raise RowsDecodeError(f"records of another format than {ROWS_FORMAT}")
+    return records
 
 
 def columns_of(records: Records, account_slot: npt.NDArray[np.int32]) -> TransactionColumns:

@@ -28,7 +28,8 @@ async def within_budget(call: Awaitable[T], budget_s: float) -> T:
     time during which this worker was listening."""
     task = asyncio.ensure_future(call)
     loop = asyncio.get_running_loop()
-    deadline = loop.time() + budget_s
+    started = loop.time()
+    deadline = started + budget_s
     extensions = 0
     while True:
         done, _ = await asyncio.wait((task,), timeout=max(0.0, deadline - loop.time()))
@@ -45,4 +46,7 @@ async def within_budget(call: Awaitable[T], budget_s: float) -> T:
             extensions += 1
             continue
         task.cancel()
-        raise TimeoutError(f"no answer within {budget_s * 1000:.0f} ms")
+        raise TimeoutError(
+            f"no answer within {budget_s * 1000:.0f} ms ({(now - started) * 1000:.0f} ms with the time the "
+            "event loop was not listening given back)"
+        )

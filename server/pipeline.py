@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import functools
 import time
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import NamedTuple, Protocol
@@ -259,6 +260,7 @@ class ScoringPipeline:
         metrics.BATCH_SIZE.observe(len(requests))
         metrics.STAGE_SECONDS.labels("queue_wait").observe(max(waits))
         batch = _Batch(requests, self._columns(requests))
+        await self._settles_caught_up()
         admission = await self._admit(batch) if self._state_available() else None
         if admission is None:
             self._score_degraded(batch)
@@ -281,6 +283,13 @@ class ScoringPipeline:
     def _state_available(self) -> bool:
         return self._store is not None and time.monotonic() >= self._redis_down_until
 
+    async def _settles_caught_up(self) -> None:
+        """Backpressure: no new batch is admitted while more settles than batches in flight are still
+        waiting for Redis. Without it a busy Redis queues settles without bound, and every admit waits
+        behind them (in the stream benchmark until it ran out of budget)."""
+        while len(self._background) > self._settings.batch_max_in_flight:
+            await asyncio.wait(self._background, return_when=asyncio.FIRST_COMPLETED)
+
     async def _admit(self, batch: _Batch) -> Admission | None:
         """state: claim the keys and append the rows to their accounts' journals (None: Redis is not
         reachable within its budget; the batch is scored degraded)."""
@@ -293,7 +302,7 @@ class ScoringPipeline:
                 request.txn.idempotency_key,
                 request.fingerprint,
                 records[i * ROW_SIZE : (i + 1) * ROW_SIZE],
-                claim=not request.takeover,
+                not request.takeover,
             )
             for i, request in enumerate(batch.requests)
         ]
@@ -320,33 +329,38 @@ class ScoringPipeline:
 
     def _score_admitted(self, batch: _Batch, admission: Admission) -> None:
         """Answer the rows whose key was claimed already; score the admitted rows on the state Redis
-        placed before them (base + earlier journal entries), and takeovers on the state after them."""
+        placed before them (base + earlier journal rows), and takeovers on the state after them."""
         admitted, takeovers = self._answer_claims(batch, admission.claims)
         started = time.perf_counter()
-        accounts = list(admission.bases)
+        accounts = admission.accounts
         slot_of = {account: slot for slot, account in enumerate(accounts)}
-        states: list[bytes | None] = [admission.bases[account][1] for account in accounts]
-        prefix_records, prefix_slots = journal_rows(admission.journals, slot_of)
-        own = np.asarray(admitted, dtype=np.intp)
-        records = np.concatenate((prefix_records, batch.records[own]))
-        slots = np.concatenate((prefix_slots, batch.columns.account_slot[own]))
-        columns = columns_of(records, slots)
-        features, new_states = features_and_states(columns, states)
+        states: list[bytes | None] = [value.base for value in accounts.values()]
+        prefix_records, prefix_slots = journal_rows(
+            {account: value.journal for account, value in accounts.items()}, slot_of
+        )
         prefix = len(prefix_records)
+        if not prefix and len(admitted) == len(batch.requests):
+            columns = batch.columns  # the usual case: nothing to apply first, no row answered already
+        else:
+            own = np.asarray(admitted, dtype=np.intp)
+            records = np.concatenate((prefix_records, batch.records[own]))
+            columns = columns_of(records, np.concatenate((prefix_slots, batch.columns.account_slot[own])))
+        features, new_states = features_and_states(columns, states)
         metrics.STAGE_SECONDS.labels("features").observe(time.perf_counter() - started)
         if admitted:
-            self._decide_rows(batch, admitted, features[prefix:], columns.take(slice(prefix, None)))
+            own_columns = columns if not prefix else columns.take(slice(prefix, None))
+            self._decide_rows(batch, admitted, features[prefix:], own_columns)
         if takeovers:
             # A takeover's transaction is already in the state: its features are read, not applied.
             taken = batch.columns.take(np.asarray(takeovers, dtype=np.intp))
             takeover_features, _ = features_and_states(taken, list(new_states))
             self._decide_rows(batch, takeovers, takeover_features, taken)
-        appended = {batch.requests[i].txn.account_id for i in admitted}
+        appended = Counter(batch.requests[i].txn.account_id for i in admitted)
         for account, slot in slot_of.items():
-            entries = len(admission.journals[account]) + (account in appended)
-            state = new_states[slot]
-            if entries and state is not None:
-                batch.folds.append(Fold(account, admission.bases[account][0], state, entries))
+            value, state = accounts[account], new_states[slot]
+            rows = len(value.journal) // ROW_SIZE + appended[account]
+            if rows and state is not None:
+                batch.folds.append(Fold(account, value.version, state, rows))
 
     def _answer_claims(self, batch: _Batch, claims: list[Claim | None]) -> tuple[list[int], list[int]]:
         """Rows whose key was claimed before are answered from the claim; the rows admitted now and the
@@ -504,10 +518,7 @@ class ScoringPipeline:
             if i not in batch.decided and i not in batch.resubmitted:
                 continue
             if batch.durable and isinstance(result, decision_pb2.Decision):
-                stored = decision_pb2.Decision()
-                stored.CopyFrom(result)
-                stored.replayed = False
-                value = stored.SerializeToString()
+                value = _unflagged(result).SerializeToString()
             elif i in batch.decided:
                 value = batch.decided[i]
             else:
@@ -541,15 +552,22 @@ def _key_reused(key: str) -> Rejection:
     )
 
 
+def _unflagged(decision: decision_pb2.Decision) -> decision_pb2.Decision:
+    """The decision as stored (ledger, claims): the original, not flagged as a replay."""
+    if not decision.replayed:
+        return decision
+    stored = decision_pb2.Decision()
+    stored.CopyFrom(decision)
+    stored.replayed = False
+    return stored
+
+
 def _record(
     request: ScoringRequest, decision: decision_pb2.Decision, decision_bytes: bytes | None
 ) -> LedgerRecord:
     """The ledger record of a decision, from what the batch already computed for it."""
-    stored = decision
-    if decision.replayed:  # the ledger keeps the original, unflagged decision
-        stored = decision_pb2.Decision()
-        stored.CopyFrom(decision)
-        stored.replayed = False
+    stored = _unflagged(decision)
+    if stored is not decision:
         decision_bytes = None
     return record_from_messages(
         request.txn.message,

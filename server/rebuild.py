@@ -20,7 +20,7 @@ account:
    found there by its bytes: the replay encodes a recorded transaction into exactly the record that the
    service appended for it (``encode_rows``);
 4. compare-and-set: if the base is still that version, the ledger's state becomes the base and the
-   journal rows of step 3 are dropped (``settle`` with ``Fold(account, version, state, len(journal))``).
+   journal rows of step 3 are dropped (``settle`` with a ``Fold`` of the ledger state over those rows).
    Rows admitted after step 3 stay in the journal and are applied on top, as the service does.
 
 A journal row that is not in the ledger belongs to a transaction in flight (admitted, not recorded yet),
@@ -58,7 +58,7 @@ import structlog
 from google.protobuf.message import DecodeError
 
 from sentinel.hotpath import InvalidTransactionValue, TransactionColumnsBuilder, build_features
-from sentinel.hotpath.rows import Records, encode_rows
+from sentinel.hotpath.rows import ROW_SIZE, Records, encode_rows
 from sentinel.server.columns import append_transaction
 from sentinel.server.state import AccountStateStore, Fold, journal_rows
 from sentinel.server.validate import InvalidTransaction, validate_recorded
@@ -178,10 +178,10 @@ async def _rebuild_batch(
     pending = accounts
     while True:
         firsts = await _each(pending, store.read)
-        versions = [version for version, _, _ in firsts]
+        versions = [first.version for first in firsts]
         asked = [
-            {record.tobytes() for record in _records(account, entries)}
-            for account, (_, _, entries) in zip(pending, firsts, strict=True)
+            {record.tobytes() for record in _records(account, first.journal)}
+            for account, first in zip(pending, firsts, strict=True)
         ]
         histories = await _replay(connection, pending, asked)
         candidates = list(zip(pending, versions, histories, strict=True))
@@ -217,22 +217,22 @@ async def _settle_account(
         return _Outcome("failed", history.problem)
     if not history.transactions:
         return _Outcome("skipped", "no transactions in the ledger")
-    version, _, entries = await store.read(account)
+    version, _, journal = await store.read(account)
     if version != first_version:
         return _Outcome("retry", "its state was folded while the ledger was read (transactions in flight)")
-    in_flight = Counter(record.tobytes() for record in _records(account, entries)) - history.recorded
+    in_flight = Counter(record.tobytes() for record in _records(account, journal)) - history.recorded
     if in_flight:
         rows = in_flight.total()
         return _Outcome("retry", f"{rows} journal row(s) not in the ledger (transactions in flight)")
     assert history.state is not None  # at least one transaction was applied
-    if not await store.settle([], [Fold(account, version, history.state, len(entries))]):
+    if not await store.settle([], [Fold(account, version, history.state, len(journal) // ROW_SIZE)]):
         return _Outcome("retry", "its state was folded while it was written (transactions in flight)")
     return _Outcome("rebuilt")
 
 
-def _records(account: str, entries: list[bytes]) -> Records:
-    """The rows of an account's journal ``entries`` (an unreadable entry is skipped, as the service does)."""
-    records, _ = journal_rows({account: entries}, {account: 0})
+def _records(account: str, journal: bytes) -> Records:
+    """The rows of an account's ``journal`` (an unreadable journal is skipped, as the service does)."""
+    records, _ = journal_rows({account: journal}, {account: 0})
     return records
 
 

@@ -1,25 +1,25 @@
-"""The *state* stage's store: per-account state, its journal, and idempotency claims in Redis.
+"""The *state* stage's store: per-account state with its journal, and idempotency claims, in Redis.
 
-Layout (docs/decisions/0011-account-state-journal.md). Per account, hash-tagged so that both keys
-share a Redis Cluster slot:
+Layout (docs/decisions/0011-account-state-journal.md). One string per account,
+``sentinel:{<account>}:s`` (hash-tagged by account for Redis Cluster):
 
-- ``sentinel:{<account>}:s``, the *base*: an 8-byte big-endian version followed by the hot path's
-  encoded state, with every transaction folded into it so far;
-- ``sentinel:{<account>}:j``, the *journal*: a list whose entries are the rows that one batch admitted
-  for the account (``sentinel.hotpath.rows``), in the order Redis admitted them.
+    version (8 bytes, big-endian) | base length (2 bytes) | base | journal
 
-The account's state is the base with the journal's rows applied in order. Per idempotency key,
-``sentinel:i:{<key>}`` holds the request's fingerprint, then ``P`` + the admission time (admitted, not
-decided yet) or ``D`` + the decision.
+The *base* is the hot path's encoded state with every transaction folded into it so far (empty for an
+account that has none yet); the *journal* is the rows admitted since, as ``sentinel.hotpath.rows``
+records in the order Redis admitted them. The account's state is the base with the journal applied
+in order. Per idempotency key, ``sentinel:i:{<key>}`` holds the request's fingerprint, then ``P`` +
+the admission time (admitted, not decided yet) or ``D`` + the decision.
 
 A batch makes two calls. ``admit`` (one script) claims the keys that have no claim yet, appends the
-rows of those keys to their accounts' journals and returns what precedes them: the base and the
-journal entries before this batch's. Redis runs scripts one at a time, so admission is the order in
-which an account's transactions happen: each batch computes its rows' features on exactly the state
-that Redis placed before them, whatever other workers or replicas do at the same time. Nothing is
-refused for contention, nothing retried. ``settle`` (after the ledger) writes the decisions into the
-claims and folds the journal into the base, if the base is still the version the batch read (another
-batch may have folded first; the entries then wait for the next fold, nothing is lost).
+rows of those keys to their accounts' journals (APPEND) and returns what the accounts held before:
+base and earlier journal. Redis runs scripts one at a time, so admission is the order in which an
+account's transactions happen: each batch computes its rows' features on exactly the state that Redis
+placed before them, whatever other workers or replicas do at the same time. Nothing is refused for
+contention, nothing retried. ``settle`` (after the ledger) writes the decisions into the claims and
+folds: the base becomes the state after the batch's rows and the journal keeps only what came after
+them, if the version is still the one the batch read (else another batch folded first, and the rows
+wait for the next fold; nothing is lost). Appends never change the version, folds always do.
 
 A key that is already claimed is never appended: a retry or a reused key does not touch the state.
 """
@@ -42,86 +42,89 @@ from redis.commands.core import AsyncScript
 from redis.crc import key_slot
 
 from sentinel.hotpath import StateDecodeError, TransactionColumns, build_features
-from sentinel.hotpath.rows import ROW_DTYPE, ROWS_FORMAT, Records, RowsDecodeError, columns_of, entry_records
+from sentinel.hotpath.rows import ROW_DTYPE, ROW_SIZE, Records, RowsDecodeError, columns_of, decode_rows
 from sentinel.ledger.records import FINGERPRINT_BYTES
 
 log = structlog.get_logger("sentinel.state")
 
 VERSION_BYTES = 8
+_HEADER_BYTES = VERSION_BYTES + 2  # version + base length
 _PENDING = b"P"
 _DECIDED = b"D"
 
 _ADMIT_SCRIPT = """
--- KEYS: the claim keys, then per account: its base key and its journal key.
+-- KEYS: the claim keys, then the account keys.
 -- ARGV: claim ttl, state ttl, claim count C, account count A, the C pending claim values, then per
---       account: its row count R and R pairs (claim index in this call, 0 = already claimed; record).
--- Returns {existing claim or false per claim key, per account {base or false, journal entries}}.
+--       account: the index of its first claim in this call (its claims are consecutive), its row
+--       count R (0: nothing to append), its R records concatenated (row r goes with claim first + r - 1;
+--       first = 0: the claims were taken already, append every row).
+-- Returns {existing claim or false per claim key, what each account held before (or false)}.
 local claim_ttl, state_ttl = ARGV[1], ARGV[2]
 local claims, accounts = tonumber(ARGV[3]), tonumber(ARGV[4])
 local existing, taken = {}, {}
 for i = 1, claims do
-  local value = redis.call('GET', KEYS[i])
-  if value then
-    existing[i] = value
-  else
-    redis.call('SET', KEYS[i], ARGV[4 + i], 'EX', claim_ttl)
-    existing[i] = false
-    taken[i] = true
-  end
+  local value = redis.call('SET', KEYS[i], ARGV[4 + i], 'NX', 'GET', 'EX', claim_ttl)
+  existing[i] = value or false
+  taken[i] = not value
 end
-local found = {}
+local before = {}
 local a = 5 + claims
 for j = 1, accounts do
-  local base_key, journal_key = KEYS[claims + 2 * j - 1], KEYS[claims + 2 * j]
-  local base = redis.call('GET', base_key)
-  local before = redis.call('LRANGE', journal_key, 0, -1)
-  local rows, count = {}, tonumber(ARGV[a])
-  for r = 1, count do
-    local claim = tonumber(ARGV[a + 2 * r - 1])
-    if claim == 0 or taken[claim] then rows[#rows + 1] = ARGV[a + 2 * r] end
+  local key = KEYS[claims + j]
+  local value = redis.call('GET', key)
+  local first, count, records = tonumber(ARGV[a]), tonumber(ARGV[a + 1]), ARGV[a + 2]
+  a = a + 3
+  local rows = records
+  if first > 0 then
+    local kept = {}
+    for r = 1, count do
+      if taken[first + r - 1] then kept[#kept + 1] = string.sub(records, (r - 1) * ROW + 1, r * ROW) end
+    end
+    rows = table.concat(kept)
   end
-  a = a + 1 + 2 * count
   if #rows > 0 then
-    redis.call('RPUSH', journal_key, FORMAT .. table.concat(rows))
-    redis.call('EXPIRE', journal_key, state_ttl)
-    if base then redis.call('EXPIRE', base_key, state_ttl) end
+    if value then
+      redis.call('APPEND', key, rows)
+    else
+      redis.call('SET', key, NEW_ACCOUNT .. rows, 'EX', state_ttl)
+    end
   end
-  found[j] = {base or false, before}
+  before[j] = value or false
 end
-return {existing, found}
-""".replace("FORMAT", f"string.char({ROWS_FORMAT[0]})")
+return {existing, before}
+""".replace("NEW_ACCOUNT", f"string.rep(string.char(0), {_HEADER_BYTES})").replace("ROW", str(ROW_SIZE))
 
 _SETTLE_SCRIPT = """
--- KEYS: claim keys, then per account: its base key and its journal key.
+-- KEYS: claim keys, then account keys.
 -- ARGV: claim ttl, state ttl, claim count C, account count A, the C claim values, then per account:
---       the base version its batch read ('' = none), the new base value, the journal entries folded.
+--       the version its batch read (zeros: none; a missing value then is created), the new header +
+--       base, the journal bytes that base covers.
 local claim_ttl, state_ttl = ARGV[1], ARGV[2]
 local claims, accounts = tonumber(ARGV[3]), tonumber(ARGV[4])
 for i = 1, claims do redis.call('SET', KEYS[i], ARGV[4 + i], 'EX', claim_ttl) end
 local folded = 0
 local a = 5 + claims
 for j = 1, accounts do
-  local base_key, journal_key = KEYS[claims + 2 * j - 1], KEYS[claims + 2 * j]
-  local current = redis.call('GET', base_key)
-  if (current and string.sub(current, 1, 8) or '') == ARGV[a] then
-    redis.call('SET', base_key, ARGV[a + 1], 'EX', state_ttl)
-    redis.call('LTRIM', journal_key, tonumber(ARGV[a + 2]), -1)
+  local key = KEYS[claims + j]
+  local current = redis.call('GET', key)
+  if (current and string.sub(current, 1, 8) or NO_VERSION) == ARGV[a] then
+    local rest = ''
+    if current then
+      local base_length = string.byte(current, 9) * 256 + string.byte(current, 10)
+      rest = string.sub(current, 11 + base_length + tonumber(ARGV[a + 2]))
+    end
+    redis.call('SET', key, ARGV[a + 1] .. rest, 'EX', state_ttl)
     folded = folded + 1
   end
   a = a + 3
 end
 return folded
-"""
+""".replace("NO_VERSION", f"string.rep(string.char(0), {VERSION_BYTES})")
 
 
 def state_key(account_id: str) -> str:
-    """Redis key of an account's base state (hash-tagged by account)."""
+    """Redis key of an account's state and journal (hash-tagged by account)."""
     return f"sentinel:{{{account_id}}}:s"
-
-
-def journal_key(account_id: str) -> str:
-    """Redis key of an account's journal (same hash slot as its base)."""
-    return f"sentinel:{{{account_id}}}:j"
 
 
 def claim_key(idempotency_key: str) -> str:
@@ -129,9 +132,14 @@ def claim_key(idempotency_key: str) -> str:
     return f"sentinel:i:{{{idempotency_key}}}"
 
 
-def pending_claim(fingerprint: bytes) -> bytes:
-    """The claim of an admitted, not yet decided request."""
-    return fingerprint + _PENDING + int(time.time() * 1000).to_bytes(8, "big")
+def pending_claim(fingerprint: bytes, admitted_at: bytes) -> bytes:
+    """The claim of an admitted, not yet decided request (``admitted_at``: ``admission_time()``)."""
+    return fingerprint + _PENDING + admitted_at
+
+
+def admission_time() -> bytes:
+    """Now, as pending claims record it (milliseconds since the epoch)."""
+    return int(time.time() * 1000).to_bytes(8, "big")
 
 
 def decided_claim(fingerprint: bytes, decision: bytes) -> bytes:
@@ -155,18 +163,34 @@ class Claim(NamedTuple):
         return cls(fingerprint, None, int.from_bytes(rest[:8], "big") / 1000)
 
 
+class AccountValue(NamedTuple):
+    """An account's value in Redis, split: version, base (None: none yet), journal (whole records)."""
+
+    version: bytes
+    base: bytes | None
+    journal: bytes
+
+    @classmethod
+    def parse(cls, value: bytes | None) -> AccountValue:
+        if not value:
+            return _NO_VALUE
+        end = _HEADER_BYTES + int.from_bytes(value[VERSION_BYTES:_HEADER_BYTES], "big")
+        return cls(value[:VERSION_BYTES], value[_HEADER_BYTES:end] or None, value[end:])
+
+
+_NO_VALUE = AccountValue(bytes(VERSION_BYTES), None, b"")
+
+
 @dataclass(slots=True)
 class Admission:
-    """What ``admit`` found: per request its existing claim (None: admitted now), per account the base
-    (version, state) and the journal entries admitted before this batch's."""
+    """What ``admit`` found: per request its existing claim (None: admitted now), per account what it held
+    before this batch's rows."""
 
     claims: list[Claim | None]
-    bases: dict[str, tuple[bytes, bytes | None]]  # account -> (version, b"" if new; state or None)
-    journals: dict[str, list[bytes]]
+    accounts: dict[str, AccountValue]
 
 
-@dataclass(slots=True)
-class AdmitRow:
+class AdmitRow(NamedTuple):
     """One request as ``admit`` sees it: the claim to take and the row to append if it is taken."""
 
     account_id: str
@@ -178,13 +202,13 @@ class AdmitRow:
 
 @dataclass(slots=True)
 class Fold:
-    """The base an account gets once the first ``entries`` journal entries are applied to the base of
-    version ``version`` (b"": there was none)."""
+    """The base an account gets once the first ``rows`` journal rows are applied to the base of version
+    ``version``."""
 
     account_id: str
     version: bytes
     state: bytes
-    entries: int
+    rows: int
 
 
 @dataclass(slots=True)
@@ -207,25 +231,14 @@ class _Call:
         self.account_args.extend(args)
 
     def keys_and_args(self, claim_ttl: int, state_ttl: int) -> tuple[list[str], list[bytes | int]]:
-        keys = list(self.claim_keys)
-        for account in self.accounts:
-            keys += (state_key(account), journal_key(account))
+        keys = self.claim_keys + [state_key(account) for account in self.accounts]
         args: list[bytes | int] = [claim_ttl, state_ttl, len(self.claim_keys), len(self.accounts)]
         return keys, args + self.claim_values + self.account_args
 
 
-def _rows_args(rows: list[tuple[int, bytes]]) -> list[bytes | int]:
-    """An account's admit arguments: the row count, then (claim index, record) per row."""
-    args: list[bytes | int] = [len(rows)]
-    for index, record in rows:
-        args += (index, record)
-    return args
-
-
-def next_version(version: bytes) -> bytes:
-    """The version a fold of the base at ``version`` writes."""
-    current = int.from_bytes(version, "big") if version else 0
-    return (current + 1).to_bytes(VERSION_BYTES, "big")
+def next_header(version: bytes, state: bytes) -> bytes:
+    """The version and base length a fold of the base at ``version`` writes, before the new base."""
+    return (int.from_bytes(version, "big") + 1).to_bytes(VERSION_BYTES, "big") + len(state).to_bytes(2, "big")
 
 
 class AccountStateStore:
@@ -242,46 +255,50 @@ class AccountStateStore:
     async def admit(self, rows: Sequence[AdmitRow]) -> Admission:
         """Claim the rows' keys and append the rows whose key was free; see the module docstring.
 
-        Against a single Redis this is one atomic script call. In a cluster an account's keys and its
+        Against a single Redis this is one atomic script call. In a cluster an account's key and its
         requests' claims live in different slots: the claims are taken first (one call per slot),
         then the rows whose claims were taken are appended (one call per slot)."""
         by_account: dict[str, list[int]] = defaultdict(list)
         for i, row in enumerate(rows):
             by_account[row.account_id].append(i)
+        admitted_at = admission_time()
         if self._cluster:
-            taken = await self._claim_in_cluster(rows)
+            taken = await self._claim_in_cluster(rows, admitted_at)
             calls: dict[int, _Call] = defaultdict(_Call)
             for account, members in by_account.items():
-                appended = [(0, rows[i].record) for i in members if rows[i].claim and taken[i] is None]
-                calls[self._slot(state_key(account))].add_account(account, *_rows_args(appended))
+                appended = b"".join(rows[i].record for i in members if rows[i].claim and taken[i] is None)
+                call = calls[self._slot(state_key(account))]
+                call.add_account(account, 0, len(appended) // ROW_SIZE, appended)
             results = await asyncio.gather(*(self._run(self._admit, call) for call in calls.values()))
             found = {
-                account: result
-                for call, (_, account_results) in zip(calls.values(), results, strict=True)
-                for account, result in zip(call.accounts, account_results, strict=True)
+                account: value
+                for call, (_, values) in zip(calls.values(), results, strict=True)
+                for account, value in zip(call.accounts, values, strict=True)
             }
             return _admission(by_account, taken, found)
         call = _Call()
-        index = {
-            i: call.add_claim(row.idempotency_key, pending_claim(row.fingerprint))
-            for i, row in enumerate(rows)
-            if row.claim
-        }
+        claimed: list[int] = []  # rows in claim order: grouped by account, so each account's are consecutive
         for account, members in by_account.items():
-            appended = [(index[i], rows[i].record) for i in members if i in index]
-            call.add_account(account, *_rows_args(appended))
-        existing, account_results = await self._run(self._admit, call)
-        taken = [existing[index[i] - 1] if i in index else None for i in range(len(rows))]
-        return _admission(by_account, taken, dict(zip(by_account, account_results, strict=True)))
+            mine = [i for i in members if rows[i].claim]
+            first = len(claimed) + 1 if mine else 0
+            call.add_account(account, first, len(mine), b"".join(rows[i].record for i in mine))
+            claimed += mine
+        call.claim_keys = [claim_key(rows[i].idempotency_key) for i in claimed]
+        call.claim_values = [pending_claim(rows[i].fingerprint, admitted_at) for i in claimed]
+        existing, values = await self._run(self._admit, call)
+        found_claims: list[bytes | None] = [None] * len(rows)
+        for i, value in zip(claimed, existing, strict=True):
+            found_claims[i] = value
+        return _admission(by_account, found_claims, dict(zip(by_account, values, strict=True)))
 
-    async def _claim_in_cluster(self, rows: Sequence[AdmitRow]) -> list[bytes | None]:
+    async def _claim_in_cluster(self, rows: Sequence[AdmitRow], admitted_at: bytes) -> list[bytes | None]:
         """Cluster only: take the claims of ``rows``, one call per slot; the claims that existed."""
         calls: dict[int, _Call] = defaultdict(_Call)
         members: dict[int, list[int]] = defaultdict(list)
         for i, row in enumerate(rows):
             if row.claim:
                 slot = self._slot(claim_key(row.idempotency_key))
-                calls[slot].add_claim(row.idempotency_key, pending_claim(row.fingerprint))
+                calls[slot].add_claim(row.idempotency_key, pending_claim(row.fingerprint, admitted_at))
                 members[slot].append(i)
         results = await asyncio.gather(*(self._run(self._admit, call) for call in calls.values()))
         taken: list[bytes | None] = [None] * len(rows)
@@ -291,35 +308,37 @@ class AccountStateStore:
         return taken
 
     async def settle(self, claims: Sequence[tuple[str, bytes]], folds: Sequence[Fold]) -> int:
-        """Write decided claims ((idempotency key, value)) and apply the folds whose base version still
+        """Write decided claims ((idempotency key, value)) and apply the folds whose version still
         matches; how many folds applied."""
         calls: dict[int, _Call] = defaultdict(_Call)
-        for key, value in claims:
-            calls[self._slot(claim_key(key))].add_claim(key, value)
+        if self._cluster:
+            for key, value in claims:
+                calls[self._slot(claim_key(key))].add_claim(key, value)
+        elif claims:
+            call = calls[0]
+            call.claim_keys = [claim_key(key) for key, _ in claims]
+            call.claim_values = [value for _, value in claims]
         for fold in folds:
             calls[self._slot(state_key(fold.account_id))].add_account(
-                fold.account_id, fold.version, next_version(fold.version) + fold.state, fold.entries
+                fold.account_id,
+                fold.version,
+                next_header(fold.version, fold.state) + fold.state,
+                fold.rows * ROW_SIZE,
             )
         if not calls:
             return 0
         results = await asyncio.gather(*(self._run(self._settle, call) for call in calls.values()))
         return sum(results)
 
+    async def read(self, account_id: str) -> AccountValue:
+        """An account's version, base and journal, without changing anything."""
+        value: bytes | None = await self._client.get(state_key(account_id))  # type: ignore[assignment]
+        return AccountValue.parse(value)
+
     async def state_of(self, account_id: str) -> bytes | None:
         """An account's current state (base and journal folded, nothing written); TestRule reads it."""
-        _, state, entries = await self.read(account_id)
-        return fold(state, entries)
-
-    async def read(self, account_id: str) -> tuple[bytes, bytes | None, list[bytes]]:
-        """An account's base version (b"": none), base state (None: none) and journal entries, without
-        changing anything (TestRule and ``sentinel state rebuild`` read this way)."""
-        async with self._client.pipeline(transaction=not self._cluster) as pipe:
-            pipe.get(state_key(account_id))
-            pipe.lrange(journal_key(account_id), 0, -1)
-            base, entries = await pipe.execute()
-        if base is None:
-            return b"", None, list(entries)
-        return base[:VERSION_BYTES], base[VERSION_BYTES:], list(entries)
+        value = await self.read(account_id)
+        return fold(value.base, value.journal)
 
     def _slot(self, key: str) -> int:
         return key_slot(key.encode()) if self._cluster else 0
@@ -332,33 +351,31 @@ class AccountStateStore:
 def _admission(
     by_account: dict[str, list[int]], taken: list[bytes | None], found: dict[str, Any]
 ) -> Admission:
-    bases: dict[str, tuple[bytes, bytes | None]] = {}
-    journals: dict[str, list[bytes]] = {}
-    for account in by_account:
-        base, entries = found[account]
-        bases[account] = (base[:VERSION_BYTES], base[VERSION_BYTES:]) if base else (b"", None)
-        journals[account] = list(entries)
-    return Admission([Claim.parse(value) if value else None for value in taken], bases, journals)
+    claims = [Claim.parse(value) if value else None for value in taken]
+    return Admission(claims, {account: AccountValue.parse(found[account]) for account in by_account})
 
 
 def journal_rows(
-    journals: dict[str, list[bytes]], slot_of: dict[str, int]
+    journals: dict[str, bytes], slot_of: dict[str, int]
 ) -> tuple[Records, npt.NDArray[np.int32]]:
-    """Journal entries as records, in order, with the account slot of each (``slot_of``). An entry that
-    is not readable (another build's record format) is logged and skipped: it is folded away."""
+    """Journals as records, in order, with the account slot of each (``slot_of``). A journal that is
+    not readable (another build's record format) is logged and skipped: the next fold drops it."""
     parts: list[Records] = []
     slots: list[npt.NDArray[np.int32]] = []
-    for account, entries in journals.items():
-        for entry in entries:
-            try:
-                records = entry_records(entry)
-            except RowsDecodeError as exc:
-                log.error("journal_entry_unreadable", account_id=account, error=str(exc))
-                continue
-            parts.append(records)
-            slots.append(np.full(len(records), slot_of[account], dtype=np.int32))
+    for account, journal in journals.items():
+        if not journal:
+            continue
+        try:
+            records = decode_rows(journal)
+        except RowsDecodeError as exc:
+            log.error("journal_unreadable", account_id=account, error=str(exc))
+            continue
+        parts.append(records)
+        slots.append(np.full(len(records), slot_of[account], dtype=np.int32))
     if not parts:
         return np.empty(0, dtype=ROW_DTYPE), np.empty(0, dtype=np.int32)
+    if len(parts) == 1:
+        return parts[0], slots[0]
     return np.concatenate(parts), np.concatenate(slots)
 
 
@@ -377,9 +394,9 @@ def features_and_states(
             states[exc.slot] = None
 
 
-def fold(state: bytes | None, entries: list[bytes]) -> bytes | None:
-    """An account's state with its journal ``entries`` applied in order (None: no state at all)."""
-    records, slots = journal_rows({"": entries}, {"": 0})
+def fold(state: bytes | None, journal: bytes) -> bytes | None:
+    """An account's state with its ``journal`` applied in order (None: no state at all)."""
+    records, slots = journal_rows({"": journal}, {"": 0})
     if not len(records):
         return state
     _, states = features_and_states(columns_of(records, slots), [state])

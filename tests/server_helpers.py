@@ -11,7 +11,7 @@ import grpc
 import redis
 
 from sentinel.hotpath import AccountState, decode_state
-from sentinel.server.state import VERSION_BYTES, fold, journal_key, state_key
+from sentinel.server.state import AccountValue, fold, state_key
 from sentinel.v1 import scoring_pb2_grpc, transaction_pb2
 
 
@@ -46,9 +46,8 @@ def stubs(address: str, connections: int) -> list[scoring_pb2_grpc.ScoringServic
 def account_state(redis_url: str, account: str) -> AccountState | None:
     """An account's current state as the server sees it: its base with its journal folded in."""
     with redis.Redis.from_url(redis_url) as client:
-        base = client.get(state_key(account))
-        entries = client.lrange(journal_key(account), 0, -1)
-    state = fold(base[VERSION_BYTES:] if base else None, entries)
+        value = AccountValue.parse(client.get(state_key(account)))  # type: ignore[arg-type]
+    state = fold(value.base, value.journal)
     return decode_state(state) if state else None
 
 

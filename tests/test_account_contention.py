@@ -23,7 +23,7 @@ from sentinel.hotpath import TransactionColumnsBuilder
 from sentinel.hotpath.rows import encode_rows
 from sentinel.ledger.records import transaction_fingerprint
 from sentinel.server.columns import append_transaction
-from sentinel.server.state import AccountStateStore, AdmitRow, claim_key, journal_key, state_key
+from sentinel.server.state import AccountStateStore, AccountValue, AdmitRow, claim_key, state_key
 from sentinel.server.validate import validate_transaction
 from sentinel.serverprocess import ServerProcess
 from sentinel.v1 import decision_pb2, scoring_pb2
@@ -132,7 +132,10 @@ def test_many_accounts_each_transaction_sent_five_times_at_once(
 def _settled(client: redis.Redis, account: str, key: str) -> None:
     """Wait until the background settle folded the account's journal and decided the key's claim."""
     deadline = time.monotonic() + 10
-    while client.llen(journal_key(account)) or client.get(claim_key(key))[32:33] != b"D":  # type: ignore[index]
+    while (
+        AccountValue.parse(client.get(state_key(account))).journal  # type: ignore[arg-type]
+        or client.get(claim_key(key))[32:33] != b"D"  # type: ignore[index]
+    ):
         assert time.monotonic() < deadline, "the batch never settled"
         time.sleep(0.01)
 
@@ -145,7 +148,7 @@ def test_refused_and_replayed_transactions_leave_state_byte_for_byte_unchanged(
     assert not stub.Score(scoring_pb2.ScoreRequest(transaction=original), timeout=10).decision.replayed
     with redis.Redis.from_url(redis_url) as client:
         _settled(client, "KNOWN", "refuse-key")
-        keys = [state_key("KNOWN"), journal_key("KNOWN")]
+        keys = [state_key("KNOWN")]
         before = [client.dump(key) for key in keys]
 
         changed_amount = transaction("refuse-1", "KNOWN", amount="999.00", idempotency_key="refuse-key")

@@ -26,7 +26,7 @@ from server_helpers import account_state, stubs
 from sentinel.hotpath import AccountState, TransactionColumnsBuilder
 from sentinel.hotpath.rows import encode_rows
 from sentinel.server.columns import append_transaction
-from sentinel.server.state import AccountStateStore, AdmitRow, journal_key, state_key
+from sentinel.server.state import AccountStateStore, AccountValue, AdmitRow, state_key
 from sentinel.server.validate import validate_transaction
 from sentinel.serverprocess import ServerProcess
 from sentinel.v1 import decision_pb2, scoring_pb2, scoring_pb2_grpc, transaction_pb2
@@ -158,7 +158,6 @@ def settled_states(redis_url: str, accounts: list[str]) -> dict[str, AccountStat
             with client.pipeline() as pipe:
                 for account in accounts:
                     pipe.get(state_key(account))
-                    pipe.lrange(journal_key(account), 0, -1)
                 snapshot = pipe.execute()
             if snapshot == previous or time.monotonic() > deadline:
                 break
@@ -204,9 +203,14 @@ def admit_without_settling(redis_url: str, account: str, key: str, record: bytes
     asyncio.run(admit())
 
 
-def raw_keys(redis_url: str, account: str) -> tuple[bytes | None, list[bytes]]:
+def raw_value(redis_url: str, account: str) -> bytes | None:
     with redis.Redis.from_url(redis_url) as client:
-        return client.get(state_key(account)), client.lrange(journal_key(account), 0, -1)
+        return client.get(state_key(account))  # type: ignore[return-value]
+
+
+def journal_of(redis_url: str, account: str) -> bytes:
+    """The account's journal: the rows not folded into its base yet."""
+    return AccountValue.parse(raw_value(redis_url, account)).journal
 
 
 def test_rebuild_after_redis_lost_everything_restores_the_live_state(
@@ -233,7 +237,7 @@ def test_rebuild_after_redis_lost_everything_restores_the_live_state(
     assert (status, summary["accounts_rebuilt"], summary["not_rebuilt"]) == (0, len(accounts), {})
     for account in accounts:
         assert_same_state(account, account_state(redis_url, account), live[account])
-        assert raw_keys(redis_url, account)[1] == []
+        assert journal_of(redis_url, account) == b""
 
     with redis.Redis.from_url(redis_url) as client:
         client.flushall()  # Redis lost every acknowledged write
@@ -276,8 +280,8 @@ def test_only_the_accounts_asked_for_are_rebuilt(
     assert (summary["accounts_rebuilt"], summary["transactions_applied"]) == (1, 3)
     assert summary["skipped"] == {"NEVER-SEEN": "no transactions in the ledger"}
     assert_same_state("X", account_state(redis_url, "X"), live["X"])
-    assert raw_keys(redis_url, "Y") == (None, [])
-    assert raw_keys(redis_url, "NEVER-SEEN") == (None, [])
+    assert raw_value(redis_url, "Y") is None
+    assert raw_value(redis_url, "NEVER-SEEN") is None
 
 
 def test_an_account_with_a_transaction_in_flight_is_left_alone_and_named(
@@ -299,7 +303,7 @@ def test_an_account_with_a_transaction_in_flight_is_left_alone_and_named(
     # B: a row already in the ledger left in the journal (its batch's fold lost to an earlier batch's).
     admit_without_settling(redis_url, "B", "lingering-key", record_of(messages[5]))
     assert account_state(redis_url, "B").count == 4  # type: ignore[union-attr]  # the service counts it
-    a_before = raw_keys(redis_url, "A")
+    a_before = raw_value(redis_url, "A")
 
     started = time.monotonic()
     status, summary = rebuild(redis_url, database_url, "--wait", "0.3")
@@ -308,8 +312,7 @@ def test_an_account_with_a_transaction_in_flight_is_left_alone_and_named(
     assert list(summary["not_rebuilt"]) == ["A"]
     assert "1 journal row(s) not in the ledger" in summary["not_rebuilt"]["A"]
     assert (summary["accounts_rebuilt"], summary["transactions_applied"]) == (1, 3)
-    assert raw_keys(redis_url, "A") == a_before  # not overwritten: base and journal as they were
-    base, journal = raw_keys(redis_url, "B")
-    assert base is not None and journal == []
+    assert raw_value(redis_url, "A") == a_before  # not overwritten: base and journal as they were
+    assert raw_value(redis_url, "B") is not None and journal_of(redis_url, "B") == b""
     assert account_state(redis_url, "B").count == 3  # type: ignore[union-attr]  # the ledger's three
     assert time.monotonic() - started < 10

@@ -6,6 +6,7 @@ from __future__ import annotations
 import asyncio
 import hashlib
 import itertools
+from collections import Counter
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -19,13 +20,13 @@ from sentinel.hotpath.rows import ROW_SIZE, columns_of, encode_rows
 from sentinel.localservices import LocalRedis, free_port
 from sentinel.server.state import (
     AccountStateStore,
+    AccountValue,
     AdmitRow,
     Fold,
     claim_key,
     decided_claim,
     features_and_states,
     fold,
-    journal_key,
     journal_rows,
     state_key,
 )
@@ -56,25 +57,31 @@ def admit_row(account: str, key: str | None = None, amount: float = 10.0) -> Adm
 async def admit_and_settle(store: AccountStateStore, rows: list[AdmitRow]) -> dict[str, int]:
     """One batch as the pipeline runs it; per account, the transaction count its rows saw before them."""
     admission = await store.admit(rows)
-    accounts = list(admission.bases)
+    values = admission.accounts
+    accounts = list(values)
     slot_of = {account: slot for slot, account in enumerate(accounts)}
-    prefix, prefix_slots = journal_rows(admission.journals, slot_of)
+    prefix, prefix_slots = journal_rows({a: value.journal for a, value in values.items()}, slot_of)
     admitted = [i for i, claim in enumerate(admission.claims) if claim is None]
     own = np.frombuffer(b"".join(rows[i].record for i in admitted), dtype=prefix.dtype)
     own_slots = np.array([slot_of[rows[i].account_id] for i in admitted], dtype=np.int32)
-    states = [admission.bases[account][1] for account in accounts]
-    before = {a: fold(states[slot_of[a]], admission.journals[a]) for a in accounts}
+    states = [values[account].base for account in accounts]
+    before = {a: fold(values[a].base, values[a].journal) for a in accounts}
     seen = {a: decode_state(state).count if state else 0 for a, state in before.items()}
     columns = columns_of(np.concatenate((prefix, own)), np.concatenate((prefix_slots, own_slots)))
     _, new_states = features_and_states(columns, states)
-    appended = {rows[i].account_id for i in admitted}
+    appended = Counter(rows[i].account_id for i in admitted)
     folds = [
-        Fold(a, admission.bases[a][0], new_states[slot], len(admission.journals[a]) + (a in appended))
+        Fold(a, values[a].version, new_states[slot], len(values[a].journal) // ROW_SIZE + appended[a])
         for a, slot in slot_of.items()
         if new_states[slot] is not None
     ]
     await store.settle([], folds)
     return seen
+
+
+async def journal_rows_of(client: Redis, account: str) -> int:
+    """How many rows wait in the account's journal (not folded into its base yet)."""
+    return len(AccountValue.parse(await client.get(state_key(account))).journal) // ROW_SIZE
 
 
 async def count_of(store: AccountStateStore, account: str) -> int:
@@ -94,8 +101,8 @@ async def test_concurrent_writers_are_applied_one_after_another(redis_url: str) 
         # Every admission saw a different predecessor: a total order of 200, no update lost or doubled.
         assert sorted(itertools.chain.from_iterable(seen)) == list(range(200))
         assert await count_of(stores[0], "hot") == 200
-        # Folds keep the journal short: whatever is left is folded state plus at most a few entries.
-        assert await clients[0].llen(journal_key("hot")) <= 4
+        # Folds keep the journal short: whatever is left is folded state plus at most a few rows.
+        assert await journal_rows_of(clients[0], "hot") <= 4
     finally:
         for c in clients:
             await c.aclose()
@@ -113,19 +120,19 @@ async def test_an_unfolded_journal_is_still_part_of_the_state(client: Redis) -> 
     await admit_and_settle(store, [admit_row("a")])
     for _ in range(3):  # admitted, never settled (the worker died before the fold)
         await store.admit([admit_row("a")])
-    assert await client.llen(journal_key("a")) == 3
+    assert await journal_rows_of(client, "a") == 3
     assert await admit_and_settle(store, [admit_row("a")]) == {"a": 4}
     assert await count_of(store, "a") == 5
-    assert await client.llen(journal_key("a")) == 0
+    assert await journal_rows_of(client, "a") == 0
 
 
 async def test_a_stale_fold_changes_nothing(client: Redis) -> None:
     store = store_for(client)
     first = await store.admit([admit_row("a")])
-    await admit_and_settle(store, [admit_row("a")])  # folds both entries, version 1
+    await admit_and_settle(store, [admit_row("a")])  # folds both rows, version 1
     before = await client.get(state_key("a"))
     # the first batch's fold comes late, against the version it read (none): ignored
-    assert await store.settle([], [Fold("a", first.bases["a"][0], b"x" * 240, 1)]) == 0
+    assert await store.settle([], [Fold("a", first.accounts["a"].version, b"x" * 240, 1)]) == 0
     assert await client.get(state_key("a")) == before
     assert await count_of(store, "a") == 2
 
@@ -134,7 +141,7 @@ async def test_claimed_keys_never_touch_any_state(client: Redis) -> None:
     store = store_for(client)
     original = admit_row("known", "k1", amount=10.0)
     await admit_and_settle(store, [original])
-    snapshot = {key: await client.dump(key) for key in (state_key("known"), journal_key("known"))}
+    snapshot = {key: await client.dump(key) for key in (state_key("known"),)}
     retry = admit_row("known", "k1", amount=10.0)
     reused = admit_row("known", "k1", amount=99.0)
     reused_elsewhere = admit_row("unknown", "k1", amount=99.0)
@@ -143,7 +150,7 @@ async def test_claimed_keys_never_touch_any_state(client: Redis) -> None:
     assert admission.claims[0].fingerprint == original.fingerprint  # type: ignore[union-attr]
     for key, value in snapshot.items():
         assert await client.dump(key) == value  # byte for byte
-    assert not await client.exists(state_key("unknown"), journal_key("unknown"))
+    assert not await client.exists(state_key("unknown"))
     await store.settle([("k1", decided_claim(original.fingerprint, b"decision"))], [])
     (claim,) = (await store.admit([retry])).claims
     assert claim is not None and claim.decision == b"decision"
@@ -155,10 +162,9 @@ async def test_a_takeover_reads_the_account_without_appending(client: Redis) -> 
     store = store_for(client)
     row = admit_row("a", "k")
     await store.admit([row])
-    row.claim = False
-    admission = await store.admit([row])
-    assert admission.claims == [None] and len(admission.journals["a"]) == 1
-    assert await client.llen(journal_key("a")) == 1
+    admission = await store.admit([row._replace(claim=False)])
+    assert admission.claims == [None] and len(admission.accounts["a"].journal) == ROW_SIZE
+    assert await journal_rows_of(client, "a") == 1
 
 
 async def test_records_round_trip_through_redis(client: Redis) -> None:
@@ -166,7 +172,7 @@ async def test_records_round_trip_through_redis(client: Redis) -> None:
     rows = [admit_row("a", amount=float(i + 1)) for i in range(3)]
     await store.admit(rows)
     admission = await store.admit([admit_row("a")])
-    records, slots = journal_rows(admission.journals, {"a": 0})
+    records, slots = journal_rows({"a": admission.accounts["a"].journal}, {"a": 0})
     assert records.tobytes() == b"".join(r.record for r in rows)
     assert len(rows[0].record) == ROW_SIZE and list(slots) == [0, 0, 0]
 
