@@ -6,9 +6,10 @@ has accumulated (up to ``ledger_batch_max_records``, after waiting at most
 cost is shared by everyone in the group and grows with load instead of with requests.
 
 Outage: when a group fails because Postgres is unreachable, shutting down, out of resources or
-slower than ``ledger_commit_timeout_s``, the writer switches to the local spool (fsync'd; see
-spool.py) and answers from there; every later group is spooled too, so the spool keeps arrival
-order, until a replay task has written the whole spool back to Postgres in order. Replay relies on
+slower than ``ledger_commit_timeout_s`` (or than its callers' deadlines allow, see ``submit``), the
+writer switches to the local spool (fsync'd; see spool.py) and answers from there; every later group
+is spooled too, so the spool keeps arrival order, until a replay task has written the whole spool
+back to Postgres in order. Replay relies on
 the idempotency keys: a group whose COMMIT outcome was unknown is spooled as well, and replaying it
 when it did commit inserts nothing. Past ``ledger_spool_max_bytes`` submissions fail with
 LedgerUnavailableError (the server's UNAVAILABLE: retry later with the same key).
@@ -41,6 +42,10 @@ from sentinel.ledger.spool import Spool, SpoolFullError
 log = structlog.get_logger(__name__)
 
 ACK_MODES = ("durable", "async")
+# The least a group waits for Postgres, however close its callers' deadlines: a healthy commit takes a few
+# milliseconds, and a shorter wait would send healthy traffic to the spool whenever callers set tight
+# deadlines.
+MIN_COMMIT_WAIT_S = 0.1
 # How long a starting writer waits for its own spool's lock: another writer starting at the same
 # moment may hold it for the few milliseconds it takes to adopt the segments in it.
 _OWN_SPOOL_LOCK_WAIT_S = 2.0
@@ -60,6 +65,7 @@ class LedgerWriteError(RuntimeError):
 class _Submission:
     records: list[LedgerRecord]
     future: asyncio.Future[list[LedgerAck]] | None  # None: ack=async, nobody waits
+    deadline: float | None = None  # time.monotonic() when the submitter's caller gives up
 
 
 def _try_lock(directory: Path) -> int | None:
@@ -259,8 +265,15 @@ class LedgerWriter:
 
     # --- submitting ------------------------------------------------------------------------------------
 
-    async def submit(self, records: Sequence[LedgerRecord], ack: str | None = None) -> list[LedgerAck]:
+    async def submit(
+        self, records: Sequence[LedgerRecord], ack: str | None = None, deadline: float | None = None
+    ) -> list[LedgerAck]:
         """Record ``records``; one ack each, in order.
+
+        ``deadline`` (``time.monotonic()``): when the caller waiting for the answer gives up. A group
+        waits for Postgres at most half of what remains of its earliest deadline (never less than
+        MIN_COMMIT_WAIT_S, never more than ``ledger_commit_timeout_s``) before it goes to the spool, so
+        that a hung Postgres is answered from the spool while the caller still listens.
 
         ``ack="durable"`` (default from ``ledger_ack``) returns once the records are committed in
         Postgres or fsync'd to the spool; ``ack="async"`` returns once they are queued (status QUEUED).
@@ -285,7 +298,7 @@ class LedgerWriter:
         if self._closing:
             raise LedgerUnavailableError("the ledger writer is closing")
         future = asyncio.get_running_loop().create_future() if mode == "durable" else None
-        self._pending.append(_Submission(list(records), future))
+        self._pending.append(_Submission(list(records), future, deadline))
         self._pending_records += len(records)
         self._arrived.set()
         if future is None:
@@ -339,7 +352,7 @@ class LedgerWriter:
         records = [record for submission in group for record in submission.records]
         if not self._spooling:
             try:
-                async with asyncio.timeout(self._commit_timeout_s):
+                async with asyncio.timeout(self._commit_wait(group)):
                     outcomes = await lane.write(records)
             except Exception as exc:
                 lane.discard()
@@ -357,6 +370,14 @@ class LedgerWriter:
                     offset = end
                 return
         await self._spool_group(group)
+
+    def _commit_wait(self, group: list[_Submission]) -> float:
+        """How long ``group`` may wait for Postgres before it is spooled (see ``submit``)."""
+        deadlines = [submission.deadline for submission in group if submission.deadline is not None]
+        if not deadlines:
+            return self._commit_timeout_s
+        remaining = min(deadlines) - time.monotonic()
+        return min(self._commit_timeout_s, max(MIN_COMMIT_WAIT_S, remaining / 2))
 
     async def _isolate_failure(self, lane: LedgerLane, group: list[_Submission], exc: Exception) -> None:
         """Postgres rejected the group: retry each submission alone so that only the culprit fails."""

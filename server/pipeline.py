@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import functools
+import math
 import time
 from collections import Counter
 from collections.abc import Sequence
@@ -98,11 +99,12 @@ class ScoringRequest(NamedTuple):
     transaction_bytes: bytes
     fingerprint: bytes
     takeover: bool = False
+    deadline: float = math.inf  # time.monotonic() when the caller gives up
 
     @classmethod
-    def of(cls, txn: ValidatedTransaction) -> ScoringRequest:
+    def of(cls, txn: ValidatedTransaction, deadline: float) -> ScoringRequest:
         data = txn.message.SerializeToString(deterministic=True)
-        return cls(txn, data, transaction_fingerprint(data))
+        return cls(txn, data, transaction_fingerprint(data), False, deadline)
 
 
 class _InFlight(NamedTuple):
@@ -127,11 +129,13 @@ class _Batch:
     owners: dict[int, tuple[bytes | None, bytes | None]] = field(default_factory=dict)  # ledger conflicts
     folds: list[Fold] = field(default_factory=list)
     durable: bool = False  # the ledger acknowledged the batch's records
+    deadline: float = field(init=False)  # the earliest of its callers' deadlines
 
     def __post_init__(self) -> None:
         self.results = [None] * len(self.requests)
         self.decided_at = timestamp_pb2.Timestamp()
         self.decided_at.GetCurrentTime()
+        self.deadline = min(request.deadline for request in self.requests)
 
     def answers(self) -> list[BatchResult]:
         """Every row's result (a row no stage answered is an internal error, never silence)."""
@@ -151,8 +155,11 @@ class RuleSource(Protocol):
 class LedgerSink(Protocol):
     """The ledger writer's interface as the pipeline uses it."""
 
-    async def submit(self, records: Sequence[LedgerRecord]) -> list[LedgerAck]:
-        """Durably record ``records``; one ack per record, same order."""
+    async def submit(
+        self, records: Sequence[LedgerRecord], ack: str | None = None, deadline: float | None = None
+    ) -> list[LedgerAck]:
+        """Durably record ``records``; one ack per record, same order; Postgres gets less time than
+        the commit timeout when ``deadline`` (``time.monotonic()``) needs the spool to answer first."""
         ...
 
 
@@ -196,9 +203,12 @@ class ScoringPipeline:
             await asyncio.gather(*self._background, return_exceptions=True)
 
     # ----------------------------------------------------------------------------- entry point
-    async def decide(self, transactions: list[ValidatedTransaction]) -> list[Result]:
+    async def decide(
+        self, transactions: list[ValidatedTransaction], deadline: float | None = None
+    ) -> list[Result]:
         """One decision (or rejection) per transaction, in order."""
-        requests = [ScoringRequest.of(txn) for txn in transactions]
+        until = math.inf if deadline is None else deadline
+        requests = [ScoringRequest.of(txn, until) for txn in transactions]
         fresh: dict[str, ScoringRequest] = {}
         for request in requests:
             key = request.txn.idempotency_key
@@ -469,7 +479,8 @@ class ScoringPipeline:
             records.append(_record(request, result, batch.decided.get(i)))
         started = time.perf_counter()
         try:
-            acks = await self._ledger.submit(records) if records else []
+            deadline = None if math.isinf(batch.deadline) else batch.deadline
+            acks = await self._ledger.submit(records, deadline=deadline) if records else []
         except Exception as exc:  # every ledger failure means "not durable: retry"
             log.error("ledger_unavailable", error=repr(exc), batch=len(records))
             rejection = Rejection(

@@ -36,8 +36,11 @@ log = structlog.get_logger("sentinel.decisions")
 class DecisionMaker(Protocol):
     """Decides a list of validated transactions, in order."""
 
-    async def decide(self, transactions: list[ValidatedTransaction]) -> list[Result]:
-        """One decision (or a rejection with its status) per transaction, same order."""
+    async def decide(
+        self, transactions: list[ValidatedTransaction], deadline: float | None = None
+    ) -> list[Result]:
+        """One decision (or a rejection with its status) per transaction, same order; ``deadline``
+        (``time.monotonic()``): when the caller gives up, which bounds how long the ledger may take."""
         ...
 
 
@@ -100,7 +103,11 @@ class ScoringServicer(scoring_pb2_grpc.ScoringServiceServicer):
             )
 
     async def _answer(
-        self, method: str, messages: Sequence[transaction_pb2.Transaction], item_paths: bool
+        self,
+        method: str,
+        messages: Sequence[transaction_pb2.Transaction],
+        item_paths: bool,
+        deadline: float | None,
     ) -> list[Answer]:
         """Validate every message and decide the valid ones in one call; one answer per message, in order.
         ``item_paths``: violations name ``transactions[i]`` (ScoreBatch) instead of ``transaction``."""
@@ -116,7 +123,7 @@ class ScoringServicer(scoring_pb2_grpc.ScoringServiceServicer):
                 answers.append(item_error(grpc.StatusCode.INVALID_ARGUMENT, str(exc), exc.violations))
             else:
                 answers.append(None)
-        decided = iter(await self._decision_maker.decide(valid) if valid else ())
+        decided = iter(await self._decision_maker.decide(valid, deadline) if valid else ())
         return [_answer_of(next(decided)) if answer is None else answer for answer in answers]
 
     async def Score(
@@ -128,7 +135,7 @@ class ScoringServicer(scoring_pb2_grpc.ScoringServiceServicer):
         except InvalidTransaction as exc:
             self._reject("Score", exc, request.transaction)
             await abort_invalid(context, exc)
-        (result,) = await self._decision_maker.decide([txn])
+        (result,) = await self._decision_maker.decide([txn], _deadline(context))
         if isinstance(result, Rejection):
             log.warning("transaction_rejected", method="Score", code=result.code.name, error=result.message)
             await abort(context, result.code, result.message)
@@ -153,7 +160,7 @@ class ScoringServicer(scoring_pb2_grpc.ScoringServiceServicer):
                     ]
                 ),
             )
-        answers = await self._answer("ScoreBatch", request.transactions, item_paths=True)
+        answers = await self._answer("ScoreBatch", request.transactions, True, _deadline(context))
         self._log_decisions(answers, started)
         response = scoring_pb2.ScoreBatchResponse()
         add = response.results.add
@@ -173,10 +180,11 @@ class ScoringServicer(scoring_pb2_grpc.ScoringServiceServicer):
         ``stream_window`` messages are read ahead of their answers."""
         responses: asyncio.Queue[list[scoring_pb2.ScoreStreamResponse] | Exception | None] = asyncio.Queue()
         window = asyncio.Semaphore(self._stream_window)
+        deadline = _deadline(context)
 
         async def answer(messages: list[transaction_pb2.Transaction], waits: list[float]) -> None:
             try:
-                responses.put_nowait(await self._stream_chunk(messages, waits))
+                responses.put_nowait(await self._stream_chunk(messages, waits, deadline))
             except Exception as exc:  # the pipeline failed: the stream fails with it
                 responses.put_nowait(exc)
             finally:
@@ -213,10 +221,10 @@ class ScoringServicer(scoring_pb2_grpc.ScoringServiceServicer):
             chunks.cancel()
 
     async def _stream_chunk(
-        self, messages: list[transaction_pb2.Transaction], waits: list[float]
+        self, messages: list[transaction_pb2.Transaction], waits: list[float], deadline: float | None
     ) -> list[scoring_pb2.ScoreStreamResponse]:
         started = time.perf_counter()
-        answers = await self._answer("ScoreStream", messages, item_paths=False)
+        answers = await self._answer("ScoreStream", messages, False, deadline)
         self._log_decisions(answers, started, waits)
         responses = []
         for message, answer in zip(messages, answers, strict=True):
@@ -232,6 +240,12 @@ def _fill(target: scoring_pb2.ScoreBatchResult | scoring_pb2.ScoreStreamResponse
         target.decision.CopyFrom(answer)
     else:
         target.error.CopyFrom(answer)
+
+
+def _deadline(context: grpc.aio.ServicerContext) -> float | None:
+    """The call's deadline on the ``time.monotonic()`` clock (None: the caller set none)."""
+    remaining = context.time_remaining()
+    return None if remaining is None else time.monotonic() + remaining
 
 
 def _answer_of(result: Result) -> Answer:

@@ -40,7 +40,9 @@ class FakeDecisionMaker:
         self.in_flight = 0
         self.max_in_flight = 0
 
-    async def decide(self, transactions: list[ValidatedTransaction]) -> list[Result]:
+    async def decide(
+        self, transactions: list[ValidatedTransaction], deadline: float | None = None
+    ) -> list[Result]:
         self.calls.append([t.transaction_id for t in transactions])
         self.in_flight += len(transactions)
         self.max_in_flight = max(self.max_in_flight, self.in_flight)
