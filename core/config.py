@@ -110,7 +110,8 @@ class Settings(BaseSettings):
     ledger_spool_max_bytes: int = Field(
         256 * 1024 * 1024,
         ge=1024,
-        description="Bound of the local outage spool; past it decisions are refused (UNAVAILABLE).",
+        description="Bound of the local outage spool (all workers together); past it decisions are refused "
+        "(UNAVAILABLE).",
     )
     ledger_partitions_ahead: int = Field(
         2, ge=1, le=24, description="Monthly decision partitions kept created ahead of the current month."

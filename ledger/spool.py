@@ -12,6 +12,7 @@ the idempotency keys make harmless.
 from __future__ import annotations
 
 import base64
+import contextlib
 import json
 import os
 import struct
@@ -111,10 +112,11 @@ class Spool:
             payload = encode_record(record)
             frames.append(_FRAME.pack(len(payload), zlib.crc32(payload)) + payload)
         data = b"".join(frames)
-        if self._size + len(data) > self.max_bytes:
+        others = self._siblings_bytes()
+        if others + self._size + len(data) > self.max_bytes:
             raise SpoolFullError(
-                f"ledger spool {self.directory} holds {self._size} bytes; {len(data)} more would pass "
-                f"its bound of {self.max_bytes} (ledger_spool_max_bytes)"
+                f"the ledger spools in {self.directory.parent} hold {others + self._size} bytes; "
+                f"{len(data)} more would pass their bound of {self.max_bytes} (ledger_spool_max_bytes)"
             )
         created = self._current is None
         if self._current is None:
@@ -130,6 +132,18 @@ class Spool:
             self._current = None  # a torn frame may end this segment: later appends go to a new one
             raise
         self._size += len(data)
+
+    def _siblings_bytes(self) -> int:
+        """Bytes spooled by the other writers beside this one (one directory per worker process): the
+        bound is on the whole server's disk use, not each worker's."""
+        total = 0
+        for sibling in self.directory.parent.iterdir():
+            if sibling == self.directory or not sibling.is_dir():
+                continue
+            for segment in sibling.glob(_SEGMENT_GLOB):
+                with contextlib.suppress(FileNotFoundError):  # replayed and removed meanwhile
+                    total += segment.stat().st_size
+        return total
 
     def _next_segment(self) -> Path:
         existing = self.segments()

@@ -210,3 +210,23 @@ async def test_spool_ignores_a_torn_final_frame(tmp_path: Path) -> None:
     with contextlib.suppress(FileNotFoundError):
         spool.remove(segment)
     assert spool.is_empty()
+
+
+async def test_the_spool_bound_holds_for_all_workers_together(tmp_path: Path) -> None:
+    """Each worker has its own spool directory; the bound is on their sum, not on each."""
+    nowhere = f"postgresql://postgres@127.0.0.1:{free_port()}/none"  # nothing listens there
+    settings = ledger_settings(nowhere, tmp_path, ledger_spool_max_bytes=20_000)
+    first, second = LedgerWriter(settings, name="worker-0"), LedgerWriter(settings, name="worker-1")
+    await first.start()
+    await second.start()
+    try:
+        with pytest.raises(LedgerUnavailableError, match="ledger_spool_max_bytes"):
+            for i in range(1_000):
+                await first.submit([make_record(f"first-{i}")])
+        with pytest.raises(LedgerUnavailableError, match="ledger_spool_max_bytes"):
+            await second.submit([make_record("second-0")])
+        spooled = sum(path.stat().st_size for path in (tmp_path / "ledger-spool").rglob("segment-*"))
+        assert spooled <= 20_000
+    finally:
+        await first.close()
+        await second.close()
