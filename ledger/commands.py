@@ -1,4 +1,4 @@
-"""``sentinel ledger migrate|verify``: schema upkeep and tamper checks, run by operators."""
+"""``sentinel ledger migrate|checkpoint|verify``: schema upkeep and tamper checks, run by operators."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ from typing import Any
 
 from sentinel.config import ConfigError, Settings, load_settings
 from sentinel.ledger.migrate import migrate
-from sentinel.ledger.verify import VerifyReport, verify_ledger
+from sentinel.ledger.verify import VerifyReport, take_checkpoint, verify_ledger
 from sentinel.logs import configure_logging
 
 
@@ -37,14 +37,30 @@ def _migrate(args: argparse.Namespace) -> int:
     return 0
 
 
+def _checkpoint(args: argparse.Namespace) -> int:
+    settings = _settings(args)
+    checkpoint = asyncio.run(take_checkpoint(_admin_url(args, settings)))
+    print(f"checkpoint {checkpoint.checkpoint_id} taken at {checkpoint.taken_at.isoformat()}; chain heads "
+          "(chain sequence entry_hash recorded_by_checkpoint):")
+    for head in checkpoint.heads:
+        print(f"{head.chain_id} {head.sequence} {head.entry_hash} {head.checkpoint_id}")
+    return 0
+
+
 def _report_json(report: VerifyReport) -> dict[str, Any]:
     first = report.first_broken
+    first_mismatch = report.first_checkpoint_mismatch
     return {
         "ok": report.ok,
         "entries": report.entries,
         "chains": report.chains,
         "first_broken_entry": None if first is None else vars(first),
         "broken_chains": len(report.broken),
+        "checkpoints": report.checkpoints,
+        "first_checkpoint_mismatch": None if first_mismatch is None else {
+            **vars(first_mismatch), "taken_at": first_mismatch.taken_at.isoformat()
+        },
+        "checkpoint_mismatches": len(report.checkpoint_mismatches),
         "balance_mismatches": [
             {"account_id": a, "currency": c, "expected": str(e), "stored": str(s)}
             for a, c, e, s in report.balance_mismatches
@@ -60,11 +76,16 @@ def _verify(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(_report_json(report), indent=2))
         return 0 if report.ok else 1
-    print(f"checked {report.entries} entries in {len(report.chains)} chains")
+    print(f"checked {report.entries} entries in {len(report.chains)} chains against "
+          f"{report.checkpoints} checkpoints")
     first = report.first_broken
     if first is not None:
         print(f"FIRST BROKEN ENTRY: sequence {first.sequence} (chain {first.chain_id}, transaction "
               f"{first.transaction_id!r}): {first.reason}", file=sys.stderr)
+    mismatch = report.first_checkpoint_mismatch
+    if mismatch is not None:
+        print(f"TAMPERING: checkpoint {mismatch.checkpoint_id} (taken at {mismatch.taken_at.isoformat()}) "
+              f"disagrees with the ledger: {mismatch.reason}", file=sys.stderr)
     for account, currency, expected, stored in report.balance_mismatches:
         print(f"BALANCE MISMATCH: account {account!r} {currency}: approved entries sum to {expected}, "
               f"balance table says {stored}", file=sys.stderr)
@@ -89,8 +110,23 @@ def register(subparsers: Any) -> None:
     )
     migrate_parser.add_argument("--url", help="admin Postgres URL (default: ledger_admin_url, database_url)")
     migrate_parser.set_defaults(handler=_migrate)
+    checkpoint_parser = commands.add_parser(
+        "checkpoint",
+        help="record the chain heads as the owner role, so that verify catches history written later",
+        description="Record the head (sequence, entry hash) of every chain that moved since the last "
+        "checkpoint, as the owner role (the writer role the service acts as cannot), and print the "
+        "last recorded head of every chain. Run it on a schedule with the admin login, e.g. hourly "
+        "from a systemd timer or cron: `sentinel ledger verify` then reports any entry dated before a "
+        "checkpoint that the checkpoint does not hold, and any recorded head its chain no longer "
+        "holds. Keep the printed heads outside the database (an external anchor) to also catch a "
+        "database superuser's rewrite.",
+    )
+    checkpoint_parser.add_argument("--url", help="admin Postgres URL, a member of the owner role "
+                                   "(default: ledger_admin_url, database_url)")
+    checkpoint_parser.set_defaults(handler=_checkpoint)
     verify_parser = commands.add_parser(
-        "verify", help="recompute the hash chains and balances; exit 1 naming the first broken entry"
+        "verify", help="recompute the hash chains and balances and check them against the checkpoints; "
+        "exit 1 naming the first broken entry or disagreeing checkpoint"
     )
     verify_parser.add_argument("--url", help="Postgres URL (default: ledger_admin_url, database_url)")
     verify_parser.add_argument("--json", action="store_true", help="print the report as JSON")

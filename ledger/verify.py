@@ -5,20 +5,27 @@ the entry after a deleted one) differ from the recomputed one; the report names 
 entry by sequence. The hash covers an entry's key and blobs (chain.py); every other column is a
 projection of the blobs, so verify decodes them and compares each column with what they say.
 Balances are a projection of the approved entries, so they are recomputed with exact NUMERIC sums
-and compared too. What a chain alone cannot show: the removal of a chain's last entries, or a
-rewrite that recomputes every later hash; anchoring the chain heads this command prints somewhere
-the database's superuser cannot write closes that gap.
+and compared too. What a chain alone cannot show: the removal of a chain's last entries, a rewrite
+that recomputes every later hash, or a whole new chain dated in the past (the writer role may insert
+one). Checkpoints close that gap up to the last one taken: the owner records the chain heads
+(``take_checkpoint``, ``sentinel ledger checkpoint``), verify requires every recorded head to still be
+in its chain and every entry dated before a checkpoint to be covered by it. Keeping the printed heads
+somewhere the database's superuser cannot write also covers a superuser's rewrite.
 """
 
 from __future__ import annotations
 
+from bisect import bisect_right
+from collections import deque
 from dataclasses import dataclass, field
+from datetime import datetime, timedelta
 from decimal import Decimal
 
 import asyncpg
 from google.protobuf.message import DecodeError
 
 from sentinel.ledger.chain import entry_hash, epoch_microseconds, genesis_hash
+from sentinel.ledger.migrate import OWNER_ROLE
 from sentinel.ledger.records import LedgerRecord, record_from_messages
 from sentinel.v1 import decision_pb2, transaction_pb2
 
@@ -31,6 +38,23 @@ ORDER BY chain_id, sequence
 # The columns that are projections of the blobs (LedgerRecord fields of the same names).
 _PROJECTED = ("transaction_id", "idempotency_key", "fingerprint", "account_id", "counterparty_id", "amount",
               "currency", "outcome", "risk_score")
+
+# How long after its recorded_at an entry may still commit: a group commits within
+# ledger_commit_timeout_s of it or is spooled and written again with a new time. The margin also
+# absorbs clock skew between the service's hosts and the database. Entries dated within it of a
+# checkpoint are not required to be in that checkpoint.
+CHECKPOINT_GRACE = timedelta(minutes=5)
+
+_CHECKPOINTS = "SELECT checkpoint_id, taken_at FROM ledger.checkpoints ORDER BY taken_at, checkpoint_id"
+_CHECKPOINT_HEADS = """
+SELECT h.checkpoint_id, c.taken_at, h.chain_id, h.sequence, h.entry_hash
+FROM ledger.checkpoint_heads AS h JOIN ledger.checkpoints AS c USING (checkpoint_id)
+ORDER BY h.chain_id, h.sequence, h.checkpoint_id
+"""
+_LATEST_HEADS = """
+SELECT DISTINCT ON (chain_id) checkpoint_id, chain_id, sequence, entry_hash
+FROM ledger.checkpoint_heads ORDER BY chain_id, sequence DESC
+"""
 
 _BALANCE_MISMATCHES = """
 WITH movements AS (
@@ -77,6 +101,36 @@ class BrokenEntry:
     reason: str
 
 
+@dataclass(frozen=True)
+class CheckpointHead:
+    """A chain's head as the checkpoint ``checkpoint_id`` recorded it."""
+
+    checkpoint_id: int
+    chain_id: int
+    sequence: int
+    entry_hash: str  # hex
+
+
+@dataclass(frozen=True)
+class Checkpoint:
+    """A checkpoint just taken, with the last recorded head of every chain (the external anchor)."""
+
+    checkpoint_id: int
+    taken_at: datetime
+    heads: list[CheckpointHead]
+
+
+@dataclass(frozen=True)
+class CheckpointMismatch:
+    """An entry or head that contradicts what the checkpoint ``checkpoint_id`` recorded."""
+
+    checkpoint_id: int
+    taken_at: datetime
+    chain_id: int
+    sequence: int
+    reason: str
+
+
 @dataclass
 class VerifyReport:
     """What verify found; ``ok`` when nothing."""
@@ -87,6 +141,8 @@ class VerifyReport:
     balance_mismatches: list[tuple[str, str, Decimal | None, Decimal | None]] = field(default_factory=list)
     keys_without_entry: list[tuple[str, int]] = field(default_factory=list)
     entries_without_key: list[tuple[int, str]] = field(default_factory=list)
+    checkpoints: int = 0
+    checkpoint_mismatches: list[CheckpointMismatch] = field(default_factory=list)
 
     @property
     def first_broken(self) -> BrokenEntry | None:
@@ -94,9 +150,88 @@ class VerifyReport:
         return min(self.broken, key=lambda entry: entry.sequence, default=None)
 
     @property
+    def first_checkpoint_mismatch(self) -> CheckpointMismatch | None:
+        """The mismatch of the earliest checkpoint that disagrees with the ledger."""
+        return min(self.checkpoint_mismatches, key=lambda found: (found.checkpoint_id, found.sequence),
+                   default=None)
+
+    @property
     def ok(self) -> bool:
         return not (self.broken or self.balance_mismatches or self.keys_without_entry
-                    or self.entries_without_key)
+                    or self.entries_without_key or self.checkpoint_mismatches)
+
+
+class _CheckpointCheck:
+    """Checks the entries of verify's walk (by chain, then sequence) against the checkpoints.
+
+    A recorded head must still be in its chain with the recorded hash. An entry dated before a
+    checkpoint (less CHECKPOINT_GRACE) must be covered by it: that checkpoint, or an earlier one, recorded
+    a head of the entry's chain at or after the entry; and no checkpoint taken before an entry's date
+    (less the grace) can cover it. Checkpoints record only the heads that moved, so the head covering
+    an entry is the first one at or after it in its chain.
+    """
+
+    def __init__(self, checkpoints: list[asyncpg.Record], heads: list[asyncpg.Record]) -> None:
+        self._checkpoints = checkpoints
+        self._cutoffs = [row["taken_at"] - CHECKPOINT_GRACE for row in checkpoints]
+        self._pending: dict[int, deque[asyncpg.Record]] = {}
+        for head in heads:
+            self._pending.setdefault(head["chain_id"], deque()).append(head)
+        self._misdated_chains: set[int] = set()  # reported once each
+        self.mismatches: list[CheckpointMismatch] = []
+
+    def _mismatch(self, checkpoint: asyncpg.Record, chain_id: int, sequence: int, reason: str) -> None:
+        self.mismatches.append(CheckpointMismatch(
+            checkpoint["checkpoint_id"], checkpoint["taken_at"], chain_id, sequence, reason
+        ))
+
+    def entry(self, row: asyncpg.Record, chain_id: int, stored: bytes) -> None:
+        """Check one entry of the walk."""
+        sequence, pending = row["sequence"], self._pending.get(chain_id, deque())
+        while pending and pending[0]["sequence"] < sequence:
+            self._missing(pending.popleft())
+        covering = pending[0] if pending else None
+        while pending and pending[0]["sequence"] == sequence:
+            head = pending.popleft()
+            if bytes(head["entry_hash"]) != stored:
+                self._mismatch(head, chain_id, sequence,
+                               f"the entry at sequence {sequence} of chain {chain_id} is not the one this "
+                               "checkpoint recorded as the chain's head: the chain was rewritten")
+        if chain_id not in self._misdated_chains:
+            self._check_date(row, chain_id, covering)
+
+    def _check_date(self, row: asyncpg.Record, chain_id: int, covering: asyncpg.Record | None) -> None:
+        """An entry must be dated after the checkpoints before the one that first holds it, and not after
+        that one (both give or take the grace)."""
+        recorded_at, sequence = row["recorded_at"], row["sequence"]
+        entry = (f"entry {sequence} of chain {chain_id} (transaction {row['transaction_id']!r}), "
+                 f"recorded at {recorded_at.isoformat()},")
+        first = bisect_right(self._cutoffs, recorded_at)
+        if first < len(self._checkpoints) and (
+            covering is None or covering["taken_at"] > self._checkpoints[first]["taken_at"]
+        ):
+            checkpoint = self._checkpoints[first]
+            reason = (f"{entry} is not in checkpoint {checkpoint['checkpoint_id']} taken after it: it was "
+                      "written later with an earlier date (forged history)")
+        elif covering is not None and covering["taken_at"] < recorded_at - CHECKPOINT_GRACE:
+            checkpoint = covering
+            reason = (f"{entry} is held by checkpoint {checkpoint['checkpoint_id']} taken before that: it "
+                      "was written with a later date (forged history)")
+        else:
+            return
+        self._misdated_chains.add(chain_id)
+        self._mismatch(checkpoint, chain_id, sequence, reason)
+
+    def _missing(self, head: asyncpg.Record) -> None:
+        self._mismatch(head, head["chain_id"], head["sequence"],
+                       f"chain {head['chain_id']} no longer holds sequence {head['sequence']}, which this "
+                       "checkpoint recorded as its head: entries were removed or the chain rewritten")
+
+    def finish(self) -> None:
+        """Report the recorded heads the walk never reached."""
+        for pending in self._pending.values():
+            while pending:
+                self._missing(pending.popleft())
 
 
 def _stored_record(row: asyncpg.Record) -> LedgerRecord:
@@ -120,11 +255,14 @@ def _projection_mismatch(row: asyncpg.Record) -> str | None:
 
 
 async def verify_ledger(dsn: str) -> VerifyReport:
-    """Check every chain, the key index and the balances in one consistent snapshot."""
+    """Check every chain, the checkpoints, the key index and the balances in one consistent snapshot."""
     report = VerifyReport()
     connection = await asyncpg.connect(dsn)
     try:
         async with connection.transaction(isolation="repeatable_read", readonly=True):
+            checkpoints = await connection.fetch(_CHECKPOINTS)
+            report.checkpoints = len(checkpoints)
+            against = _CheckpointCheck(checkpoints, await connection.fetch(_CHECKPOINT_HEADS))
             chain_id, previous, chain_broken = 0, b"", False  # chain ids start at 1
             async for row in connection.cursor(_ENTRIES, prefetch=2_000):
                 report.entries += 1
@@ -133,6 +271,7 @@ async def verify_ledger(dsn: str) -> VerifyReport:
                     previous, chain_broken = genesis_hash(chain_id), False
                 stored = bytes(row["entry_hash"])
                 report.chains[chain_id] = stored.hex()
+                against.entry(row, chain_id, stored)
                 if chain_broken:
                     continue
                 reason = None
@@ -153,9 +292,32 @@ async def verify_ledger(dsn: str) -> VerifyReport:
                     )
                     chain_broken = True
                 previous = stored
+            against.finish()
+            report.checkpoint_mismatches = against.mismatches
             report.balance_mismatches = [tuple(row) for row in await connection.fetch(_BALANCE_MISMATCHES)]
             report.keys_without_entry = [tuple(row) for row in await connection.fetch(_KEYS_WITHOUT_ENTRY)]
             report.entries_without_key = [tuple(row) for row in await connection.fetch(_ENTRIES_WITHOUT_KEY)]
     finally:
         await connection.close()
     return report
+
+
+async def take_checkpoint(dsn: str) -> Checkpoint:
+    """Record the chain heads that moved since the last checkpoint, acting as the owner role.
+
+    ``dsn`` must be a login that is a member of the owner role (the one that runs migrations): the
+    service's writer role may read checkpoints but not write them.
+    """
+    connection = await asyncpg.connect(dsn, server_settings={"role": OWNER_ROLE})
+    try:
+        async with connection.transaction():
+            checkpoint_id = await connection.fetchval("SELECT ledger.take_checkpoint($1)", CHECKPOINT_GRACE)
+            taken_at = await connection.fetchval(
+                "SELECT taken_at FROM ledger.checkpoints WHERE checkpoint_id = $1", checkpoint_id
+            )
+            heads = [CheckpointHead(row["checkpoint_id"], row["chain_id"], row["sequence"],
+                                    row["entry_hash"].hex())
+                     for row in await connection.fetch(_LATEST_HEADS)]
+    finally:
+        await connection.close()
+    return Checkpoint(checkpoint_id, taken_at, heads)
