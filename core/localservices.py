@@ -3,11 +3,18 @@
 They run as child processes on free loopback ports with their data in a directory of ours, so a
 developer's machine, CI and a fresh clone behave alike whether or not system services run. They
 are real servers (the tests' failure scenarios stop and restart them), never mocks.
+
+A start first stops what an earlier run of the same directory left behind (its parent killed before it
+could stop them): a leftover PostgreSQL would hold ``postmaster.pid`` and refuse the new one. A
+leftover is the process named in the directory's pid file whose working directory is that directory
+(each server changes into its own), never a process found by name.
 """
 
 from __future__ import annotations
 
 import contextlib
+import ctypes
+import functools
 import glob
 import os
 import pwd
@@ -16,11 +23,14 @@ import signal
 import socket
 import subprocess
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
 STARTUP_TIMEOUT_S = 30.0
+STOP_TIMEOUT_S = 10.0
+PR_SET_PDEATHSIG = 1  # linux/prctl.h
+_prctl = ctypes.CDLL(None, use_errno=True).prctl  # resolved here, not in a child between fork and exec
 
 # Settings of the private PostgreSQL beyond its defaults; each is also advice for a production ledger
 # database (README, "Ledger database settings").
@@ -77,6 +87,7 @@ class LocalRedis:
     port: int = field(default_factory=free_port)
     process: subprocess.Popen[bytes] | None = None
     extra_args: list[str] = field(default_factory=list)  # e.g. ["--cluster-enabled", "yes"]
+    die_with_parent: bool = False  # opt-in: see die_with_parent()
 
     @property
     def url(self) -> str:
@@ -85,6 +96,8 @@ class LocalRedis:
     def start(self) -> LocalRedis:
         """Start the server and wait until it accepts connections."""
         self.directory.mkdir(parents=True, exist_ok=True)
+        pid_file = self.directory / "redis.pid"
+        stop_leftover(pid_file, self.directory, signal.SIGTERM)
         log_file = self.directory / "redis.log"
         command = [
             _find_binary("redis-server"),
@@ -100,11 +113,17 @@ class LocalRedis:
             str(self.directory),
             "--logfile",
             str(log_file),
+            "--pidfile",
+            str(pid_file),
             "--protected-mode",
             "yes",
             *self.extra_args,
         ]
-        self.process = subprocess.Popen(command, stdin=subprocess.DEVNULL)
+        self.process = subprocess.Popen(
+            command,
+            stdin=subprocess.DEVNULL,
+            preexec_fn=with_parent_death_signal(signal.SIGTERM) if self.die_with_parent else None,
+        )
         _wait_for_port(self.port, self.process, log_file)
         return self
 
@@ -126,6 +145,7 @@ class LocalPostgres:
     port: int = field(default_factory=free_port)
     process: subprocess.Popen[bytes] | None = None
     superuser: str = "postgres"
+    die_with_parent: bool = False  # opt-in: see die_with_parent()
 
     @property
     def url(self) -> str:
@@ -173,6 +193,9 @@ class LocalPostgres:
             )
             if result.returncode != 0:
                 raise LocalServiceError(f"initdb failed: {result.stderr.strip()}")
+        pid_file = data / "postmaster.pid"
+        if not stop_leftover(pid_file, data, signal.SIGINT):  # SIGINT: a fast, clean shutdown
+            pid_file.unlink(missing_ok=True)  # stale: its process is gone (or the pid is someone else's)
         command = [
             _find_binary("postgres"),
             "-D",
@@ -189,7 +212,12 @@ class LocalPostgres:
             if owner is not None:
                 os.chown(log_file, owner.pw_uid, owner.pw_gid)
             self.process = subprocess.Popen(
-                command, user=user, stdin=subprocess.DEVNULL, stdout=log, stderr=log
+                command,
+                user=user,
+                stdin=subprocess.DEVNULL,
+                stdout=log,
+                stderr=log,
+                preexec_fn=with_parent_death_signal(signal.SIGINT) if self.die_with_parent else None,
             )
         _wait_for_port(self.port, self.process, log_file)
         self._wait_until_accepting(log_file)
@@ -227,6 +255,58 @@ class LocalPostgres:
         self.process = None
 
 
+def die_with_parent(signum: int, parent: int) -> None:
+    """Have the kernel send ``signum`` to this process when its parent (pid ``parent``) dies (Linux).
+
+    Without it a SIGKILLed ``sentinel dev serve`` leaves its workers and services running. The
+    "parent" is the thread that started this process: a process started from a short-lived thread
+    would die with that thread.
+    """
+    if _prctl(PR_SET_PDEATHSIG, signum, 0, 0, 0) != 0:
+        raise OSError(ctypes.get_errno(), "prctl(PR_SET_PDEATHSIG) failed")
+    if os.getppid() != parent:  # the parent died before the signal was armed
+        os._exit(1)
+
+
+def with_parent_death_signal(signum: int) -> Callable[[], None]:
+    """A ``preexec_fn`` applying ``die_with_parent`` to the child; it runs after the child's switch to
+    another user (``Popen(user=...)``), which would clear the signal."""
+    return functools.partial(die_with_parent, signum, os.getpid())
+
+
+def leftover_pid(pid_file: Path, directory: Path) -> int | None:
+    """The live process that ``pid_file`` names, if it runs in ``directory``; else None.
+
+    The pid file alone is not enough (the pid may have been reused); a server's working directory is
+    its data directory, so a process running there is the one that wrote the file.
+    """
+    try:
+        pid = int(pid_file.read_text().split()[0])
+        if Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z":
+            return None  # exited, waiting for a parent that does not reap it
+        running_in = Path(os.readlink(f"/proc/{pid}/cwd"))
+    except (OSError, ValueError, IndexError):
+        return None
+    return pid if running_in == directory.resolve() else None
+
+
+def stop_leftover(pid_file: Path, directory: Path, signum: int) -> bool:
+    """Stop the process an earlier run of ``directory`` left behind (``signum``, SIGKILL after 10 s).
+
+    Returns whether there was one."""
+    pid = leftover_pid(pid_file, directory)
+    if pid is None:
+        return False
+    os.kill(pid, signum)
+    deadline = time.monotonic() + STOP_TIMEOUT_S
+    while leftover_pid(pid_file, directory) == pid:
+        if time.monotonic() > deadline:
+            os.kill(pid, signal.SIGKILL)
+            deadline = float("inf")
+        time.sleep(0.05)
+    return True
+
+
 def _terminate(process: subprocess.Popen[bytes] | None) -> None:
     if process is None or process.poll() is not None:
         return
@@ -242,10 +322,11 @@ def _terminate(process: subprocess.Popen[bytes] | None) -> None:
 def local_services(
     directory: Path, redis: bool = True, postgres: bool = True
 ) -> Iterator[tuple[LocalRedis | None, LocalPostgres | None]]:
-    """Start the requested private services under ``directory`` and stop them on exit."""
-    started_redis = LocalRedis(directory / "redis").start() if redis else None
+    """Start the requested private services under ``directory`` and stop them on exit (or when the
+    calling process dies)."""
+    started_redis = LocalRedis(directory / "redis", die_with_parent=True).start() if redis else None
     try:
-        started_pg = LocalPostgres(directory / "postgres").start() if postgres else None
+        started_pg = LocalPostgres(directory / "postgres", die_with_parent=True).start() if postgres else None
     except BaseException:
         if started_redis:
             started_redis.stop()

@@ -20,12 +20,13 @@ from grpc_reflection.v1alpha import reflection
 from sentinel.config import Settings
 from sentinel.ledger.service import LedgerServicer
 from sentinel.server.deadletter import DeadLetters
-from sentinel.server.interceptors import MetricsInterceptor
+from sentinel.server.interceptors import HealthWatchCloser, MetricsInterceptor
 from sentinel.server.pipeline import ScoringPipeline
+from sentinel.server.request_wire import add_scoring_service
 from sentinel.server.resources import WorkerResources
 from sentinel.server.rules.service import RulesServicer
 from sentinel.server.scoring import ScoringServicer
-from sentinel.v1 import ledger_pb2, ledger_pb2_grpc, rules_pb2, rules_pb2_grpc, scoring_pb2, scoring_pb2_grpc
+from sentinel.v1 import ledger_pb2, ledger_pb2_grpc, rules_pb2, rules_pb2_grpc, scoring_pb2
 
 log = structlog.get_logger("sentinel.server")
 
@@ -58,15 +59,18 @@ async def run_worker(
         ledger=resources.ledger,
     )
     pipeline.start()
+    watches = HealthWatchCloser()
     server = grpc.aio.server(
-        options=server_options(settings, reuse_port), interceptors=[MetricsInterceptor()]
+        options=server_options(settings, reuse_port), interceptors=[MetricsInterceptor(), watches]
     )
     health_servicer = health.aio.HealthServicer()
-    scoring_pb2_grpc.add_ScoringServiceServicer_to_server(
+    add_scoring_service(
         ScoringServicer(
             pipeline,
             max_clock_skew_s=settings.max_clock_skew_s,
             max_batch_items=settings.max_batch_items,
+            max_response_bytes=settings.max_message_bytes,
+            rules=resources.rules,
             log_sample_rate=settings.log_decision_sample_rate,
             stream_chunk_max=settings.batch_max_size,
             stream_chunk_wait_s=settings.batch_max_wait_ms / 1000,
@@ -107,6 +111,7 @@ async def run_worker(
     await stop.wait()
     log.info("worker_stopping", grace_s=settings.shutdown_grace_s)
     await health_servicer.enter_graceful_shutdown()
+    watches.close_watches()  # the grace is for calls in flight: stop returns when they have ended
     await server.stop(settings.shutdown_grace_s)
     await pipeline.close()
     await resources.close()

@@ -38,13 +38,30 @@ def _digest(value: str) -> str:
 
 def redact(message: transaction_pb2.Transaction) -> dict[str, Any]:
     """The transaction as JSON with personal identifiers hashed and attribute values dropped."""
-    body = json_format.MessageToDict(message)
+    body = _as_dict(message)
     for name in _REDACTED_IDS:
         if name in body:
             body[name] = _digest(str(body[name]))
     if "attributes" in body:
         body["attributes"] = sorted(body["attributes"])
     return body
+
+
+def _as_dict(message: transaction_pb2.Transaction) -> dict[str, Any]:
+    """The transaction in proto3 JSON form, never raising: an event time outside what JSON can show
+    (years 1 to 9999, nanos 0 to 999,999,999) is given as its raw seconds and nanos, since such
+    timestamps are among the rejects this stream exists to show."""
+    try:
+        return json_format.MessageToDict(message)
+    except json_format.SerializeToJsonError:  # the event time is the only field that can fail
+        stamp = message.event_time
+        shown = transaction_pb2.Transaction()
+        shown.CopyFrom(message)
+        shown.ClearField("event_time")
+        return {
+            **json_format.MessageToDict(shown),
+            "eventTime": {"seconds": str(stamp.seconds), "nanos": stamp.nanos},
+        }
 
 
 class DeadLetters:

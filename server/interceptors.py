@@ -1,13 +1,16 @@
-"""Server interceptors: count and time every call by method and final status code."""
+"""Server interceptors: count and time every call by method and final status code; end health watches
+at shutdown."""
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import grpc
+from grpc_health.v1 import health_pb2
 
 from sentinel.server.metrics import CALL_SECONDS, CALLS
 
@@ -99,3 +102,81 @@ class MetricsInterceptor(grpc.aio.ServerInterceptor):
                 response_serializer=handler.response_serializer,
             )
         return handler  # unary-stream (health Watch): left uninstrumented
+
+
+HEALTH_WATCH_METHOD = "/grpc.health.v1.Health/Watch"
+NOT_SERVING = health_pb2.HealthCheckResponse.NOT_SERVING
+
+
+class _SerialWrites:
+    """The context a wrapped Watch writes through: one write at a time, the last status kept.
+
+    A Watch cancelled in the middle of a write leaves that write pending in gRPC core, and another
+    write on the call then fails (GRPC_CALL_ERROR_TOO_MANY_OPERATIONS): the lock lets the closer
+    cancel only between writes.
+    """
+
+    def __init__(self, context: grpc.aio.ServicerContext) -> None:
+        self.context = context
+        self.lock = asyncio.Lock()
+        self.last_status: int | None = None
+
+    async def write(self, message: health_pb2.HealthCheckResponse) -> None:
+        async with self.lock:
+            await self.context.write(message)
+            self.last_status = message.status
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(self.context, name)
+
+
+class HealthWatchCloser(grpc.aio.ServerInterceptor):
+    """Ends every health Watch stream once shutdown begins.
+
+    A Watch never ends on its own, and ``server.stop(grace)`` waits for every call: one connected
+    health watcher held each shutdown for the whole grace period. Ended here (after a last
+    NOT_SERVING), the watchers leave the grace to the calls that are really in flight.
+    """
+
+    def __init__(self) -> None:
+        self._closing = asyncio.Event()
+
+    def close_watches(self) -> None:
+        """End the open Watch streams and any that start from now on."""
+        self._closing.set()
+
+    async def intercept_service(
+        self,
+        continuation: Callable[[grpc.HandlerCallDetails], Awaitable[grpc.RpcMethodHandler]],
+        handler_call_details: grpc.HandlerCallDetails,
+    ) -> grpc.RpcMethodHandler:
+        handler = await continuation(handler_call_details)
+        if handler is None or handler_call_details.method != HEALTH_WATCH_METHOD:
+            return handler
+        watch = handler.unary_stream
+        closing = self._closing
+
+        async def closable_watch(request: Any, context: grpc.aio.ServicerContext) -> None:
+            writes = _SerialWrites(context)
+            watching = asyncio.ensure_future(watch(request, writes))
+            closed = asyncio.ensure_future(closing.wait())
+            try:
+                await asyncio.wait((watching, closed), return_when=asyncio.FIRST_COMPLETED)
+            finally:  # also when the watcher goes away
+                closed.cancel()
+                async with writes.lock:
+                    cancelled = watching.cancel()
+                if cancelled:
+                    with contextlib.suppress(asyncio.CancelledError):
+                        await watching
+            if not watching.cancelled():
+                watching.result()  # the watch ended by itself: its error is the call's
+                return
+            if writes.last_status != NOT_SERVING:
+                await context.write(health_pb2.HealthCheckResponse(status=NOT_SERVING))
+
+        return grpc.unary_stream_rpc_method_handler(
+            closable_watch,
+            request_deserializer=handler.request_deserializer,
+            response_serializer=handler.response_serializer,
+        )

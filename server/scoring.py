@@ -11,7 +11,7 @@ import asyncio
 import random
 import time
 from collections.abc import AsyncIterator, Sequence
-from typing import Protocol
+from typing import NoReturn, Protocol
 
 import grpc
 import structlog
@@ -21,8 +21,11 @@ from sentinel.server.batching import Coalescer
 from sentinel.server.deadletter import DeadLetters
 from sentinel.server.decide import OUTCOME_NAMES
 from sentinel.server.errors import abort, abort_invalid, item_error
-from sentinel.server.pipeline import Rejection, Result
+from sentinel.server.pipeline import Rejection, Result, RuleSource
+from sentinel.server.request_wire import Undecodable
+from sentinel.server.result_size import ResultSizes, result_size
 from sentinel.server.validate import (
+    MAX_ID_LENGTH,
     FieldViolation,
     InvalidTransaction,
     ValidatedTransaction,
@@ -57,6 +60,8 @@ class ScoringServicer(scoring_pb2_grpc.ScoringServiceServicer):
         *,
         max_clock_skew_s: float,
         max_batch_items: int,
+        max_response_bytes: int,
+        rules: RuleSource,
         log_sample_rate: float,
         stream_window: int = 1024,
         stream_chunk_max: int = 256,
@@ -67,6 +72,8 @@ class ScoringServicer(scoring_pb2_grpc.ScoringServiceServicer):
         self._decision_maker = decision_maker
         self._max_skew_s = max_clock_skew_s
         self._max_batch_items = max_batch_items
+        self._max_response_bytes = max_response_bytes
+        self._result_sizes = ResultSizes(rules)
         self._log_sample_rate = log_sample_rate
         self._stream_window = stream_window
         self._stream_chunk_max = stream_chunk_max
@@ -102,19 +109,32 @@ class ScoringServicer(scoring_pb2_grpc.ScoringServiceServicer):
                 latency_ms=round(latency * 1000, 3),
             )
 
-    async def _answer(
-        self,
-        method: str,
-        messages: Sequence[transaction_pb2.Transaction],
-        item_paths: bool,
-        deadline: float | None,
-    ) -> list[Answer]:
-        """Validate every message and decide the valid ones in one call; one answer per message, in order.
-        ``item_paths``: violations name ``transactions[i]`` (ScoreBatch) instead of ``transaction``."""
+    def _note_undecodable(self, method: str, request: Undecodable) -> None:
+        """Log and count request bytes that could not be parsed (there is no transaction to dead-letter)."""
+        log.warning("undecodable_request", method=method, error=request.error)
+        metrics.INVALID.labels(method).inc()
+
+    async def _abort_undecodable(
+        self, method: str, request: Undecodable, context: grpc.aio.ServicerContext
+    ) -> NoReturn:
+        """End a unary call whose request could not be parsed: there is nothing to answer item by item."""
+        self._note_undecodable(method, request)
+        await abort(context, grpc.StatusCode.INVALID_ARGUMENT, request.error)
+
+    def _validate(
+        self, method: str, messages: Sequence[transaction_pb2.Transaction | Undecodable], item_paths: bool
+    ) -> tuple[list[errors_pb2.ItemError | None], list[ValidatedTransaction]]:
+        """Validate every message: the item error of each invalid one, None in the places of the valid
+        ones, which come second, in order. ``item_paths``: violations name ``transactions[i]``
+        (ScoreBatch) instead of ``transaction``."""
         now = time.time()
-        answers: list[Answer | None] = []  # None: valid, decided below
+        answers: list[errors_pb2.ItemError | None] = []
         valid: list[ValidatedTransaction] = []
         for index, message in enumerate(messages):
+            if isinstance(message, Undecodable):
+                self._note_undecodable(method, message)
+                answers.append(item_error(grpc.StatusCode.INVALID_ARGUMENT, message.error))
+                continue
             try:
                 path = f"transactions[{index}]" if item_paths else "transaction"
                 valid.append(validate_transaction(message, now, self._max_skew_s, path))
@@ -123,13 +143,41 @@ class ScoringServicer(scoring_pb2_grpc.ScoringServiceServicer):
                 answers.append(item_error(grpc.StatusCode.INVALID_ARGUMENT, str(exc), exc.violations))
             else:
                 answers.append(None)
+        return answers, valid
+
+    def _oversized(
+        self, answers: list[errors_pb2.ItemError | None], valid: list[ValidatedTransaction]
+    ) -> str | None:
+        """Why the answer to a batch might not fit in one message (None when it surely fits): decided
+        transactions are recorded, so this is known before any of them is decided."""
+        largest = self._result_sizes.largest()
+        errors = sum(result_size(scoring_pb2.ScoreBatchResult(error=a)) for a in answers if a is not None)
+        ids = sum(len(txn.transaction_id) + len(txn.idempotency_key) for txn in valid)
+        bound = errors + len(valid) * (largest - 2 * MAX_ID_LENGTH) + ids
+        limit = self._max_response_bytes
+        if bound <= limit:
+            return None
+        return (
+            f"the answer to these {len(answers)} items could take {bound} bytes, over the {limit}-byte "
+            f"message limit; at most {limit // largest} items fit in one batch under the rules in force"
+        )
+
+    async def _answer(
+        self,
+        answers: list[errors_pb2.ItemError | None],
+        valid: list[ValidatedTransaction],
+        deadline: float | None,
+    ) -> list[Answer]:
+        """Decide the valid transactions in one call; the answers with their decisions in their places."""
         decided = iter(await self._decision_maker.decide(valid, deadline) if valid else ())
         return [_answer_of(next(decided)) if answer is None else answer for answer in answers]
 
     async def Score(
-        self, request: scoring_pb2.ScoreRequest, context: grpc.aio.ServicerContext
+        self, request: scoring_pb2.ScoreRequest | Undecodable, context: grpc.aio.ServicerContext
     ) -> scoring_pb2.ScoreResponse:
         started = time.perf_counter()
+        if isinstance(request, Undecodable):
+            await self._abort_undecodable("Score", request, context)
         try:
             txn = validate_transaction(request.transaction, time.time(), self._max_skew_s)
         except InvalidTransaction as exc:
@@ -145,9 +193,11 @@ class ScoringServicer(scoring_pb2_grpc.ScoringServiceServicer):
         return response
 
     async def ScoreBatch(
-        self, request: scoring_pb2.ScoreBatchRequest, context: grpc.aio.ServicerContext
+        self, request: scoring_pb2.ScoreBatchRequest | Undecodable, context: grpc.aio.ServicerContext
     ) -> scoring_pb2.ScoreBatchResponse:
         started = time.perf_counter()
+        if isinstance(request, Undecodable):
+            await self._abort_undecodable("ScoreBatch", request, context)
         count = len(request.transactions)
         if not 1 <= count <= self._max_batch_items:
             await abort_invalid(
@@ -160,7 +210,11 @@ class ScoringServicer(scoring_pb2_grpc.ScoringServiceServicer):
                     ]
                 ),
             )
-        answers = await self._answer("ScoreBatch", request.transactions, True, _deadline(context))
+        checked, valid = self._validate("ScoreBatch", request.transactions, item_paths=True)
+        oversized = self._oversized(checked, valid)
+        if oversized is not None:
+            await abort_invalid(context, InvalidTransaction([FieldViolation("transactions", oversized)]))
+        answers = await self._answer(checked, valid, _deadline(context))
         self._log_decisions(answers, started)
         response = scoring_pb2.ScoreBatchResponse()
         add = response.results.add
@@ -171,18 +225,21 @@ class ScoringServicer(scoring_pb2_grpc.ScoringServiceServicer):
 
     async def ScoreStream(
         self,
-        request_iterator: AsyncIterator[scoring_pb2.ScoreStreamRequest],
+        request_iterator: AsyncIterator[scoring_pb2.ScoreStreamRequest | Undecodable],
         context: grpc.aio.ServicerContext,
     ) -> AsyncIterator[scoring_pb2.ScoreStreamResponse]:
         """Messages are decided in chunks, cut the way micro-batches are (at once while no chunk of this
         stream is being decided, else when full or after the chunk wait), several chunks in flight so they
         share micro-batches; each chunk is answered in order as soon as it is decided. At most
-        ``stream_window`` messages are read ahead of their answers."""
+        ``stream_window`` messages are read ahead of their answers. A message that cannot be parsed is
+        answered in its place with an item error (and no transaction id)."""
         responses: asyncio.Queue[list[scoring_pb2.ScoreStreamResponse] | Exception | None] = asyncio.Queue()
         window = asyncio.Semaphore(self._stream_window)
         deadline = _deadline(context)
 
-        async def answer(messages: list[transaction_pb2.Transaction], waits: list[float]) -> None:
+        async def answer(
+            messages: list[transaction_pb2.Transaction | Undecodable], waits: list[float]
+        ) -> None:
             try:
                 responses.put_nowait(await self._stream_chunk(messages, waits, deadline))
             except Exception as exc:  # the pipeline failed: the stream fails with it
@@ -191,7 +248,7 @@ class ScoringServicer(scoring_pb2_grpc.ScoringServiceServicer):
                 for _ in messages:
                     window.release()
 
-        chunks: Coalescer[transaction_pb2.Transaction] = Coalescer(
+        chunks: Coalescer[transaction_pb2.Transaction | Undecodable] = Coalescer(
             answer,
             max_size=self._stream_chunk_max,
             max_wait_s=self._stream_chunk_wait_s,
@@ -202,7 +259,7 @@ class ScoringServicer(scoring_pb2_grpc.ScoringServiceServicer):
             try:
                 async for request in request_iterator:
                     await window.acquire()
-                    chunks.add_many((request.transaction,))
+                    chunks.add_many((request if isinstance(request, Undecodable) else request.transaction,))
                 await chunks.close()
             finally:
                 responses.put_nowait(None)
@@ -221,14 +278,18 @@ class ScoringServicer(scoring_pb2_grpc.ScoringServiceServicer):
             chunks.cancel()
 
     async def _stream_chunk(
-        self, messages: list[transaction_pb2.Transaction], waits: list[float], deadline: float | None
+        self,
+        messages: list[transaction_pb2.Transaction | Undecodable],
+        waits: list[float],
+        deadline: float | None,
     ) -> list[scoring_pb2.ScoreStreamResponse]:
         started = time.perf_counter()
-        answers = await self._answer("ScoreStream", messages, False, deadline)
+        answers = await self._answer(*self._validate("ScoreStream", messages, item_paths=False), deadline)
         self._log_decisions(answers, started, waits)
         responses = []
         for message, answer in zip(messages, answers, strict=True):
-            response = scoring_pb2.ScoreStreamResponse(transaction_id=message.transaction_id)
+            transaction_id = "" if isinstance(message, Undecodable) else message.transaction_id
+            response = scoring_pb2.ScoreStreamResponse(transaction_id=transaction_id)
             _fill(response, answer)
             responses.append(response)
         return responses

@@ -19,7 +19,8 @@ from iso4217 import Currency
 
 from sentinel.v1 import transaction_pb2
 
-_ID = re.compile(r"[A-Za-z0-9._:\-]{1,128}")
+MAX_ID_LENGTH = 128  # transaction ids and idempotency keys
+_ID = re.compile(rf"[A-Za-z0-9._:\-]{{1,{MAX_ID_LENGTH}}}")
 _PRINTABLE_128 = re.compile(r"[^\x00-\x1f\x7f]{1,128}")
 _AMOUNT = re.compile(r"(?P<int>[0-9]{1,18})(?:\.(?P<frac>[0-9]+))?")
 _BALANCE = re.compile(r"-?[0-9]{1,18}(?:\.[0-9]{1,8})?")
@@ -33,6 +34,10 @@ _OCTET = r"(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])"
 _IPV4 = re.compile(rf"{_OCTET}(?:\.{_OCTET}){{3}}")
 MAX_ATTRIBUTES = 32
 MAX_ATTRIBUTE_VALUE = 256
+# Largest serialized transaction stored in the ledger. Above the largest one whose every field is valid
+# (about 37 KB: 32 attributes of 256 four-byte characters), so it refuses only what slips between the
+# field checks (an IPv6 scope id has no length limit) and no transaction the ledger already holds.
+MAX_TRANSACTION_BYTES = 40 * 1024
 EARLIEST_EVENT_TIME = 946_684_800  # 2000-01-01T00:00:00Z
 # ISO 4217 codes without a minor unit (precious metals, funds) accept this many fraction digits.
 UNITLESS_FRACTION_DIGITS = 6
@@ -90,7 +95,10 @@ def validate_transaction(
 ) -> ValidatedTransaction:
     """Check ``message`` against the contract; raise InvalidTransaction listing every violation.
 
-    Runs once per transaction on the request path, so every field is read from the message once."""
+    Unknown fields are dropped from ``message`` (in place): the ledger stores the message as it is, and
+    what this server cannot read it must not store (proto3 ignores them, so they are not refused). Runs
+    once per transaction on the request path, so every field is read from the message once."""
+    message.DiscardUnknownFields()
     violations: list[FieldViolation] = []
 
     def bad(field: str, description: str) -> None:
@@ -179,6 +187,13 @@ def validate_transaction(
                 bad(f"attributes[{key[:64]!r}]", "key must be 1 to 64 characters of [A-Za-z0-9_.-]")
             elif len(value) > MAX_ATTRIBUTE_VALUE:
                 bad(f"attributes[{key!r}]", f"value must be at most {MAX_ATTRIBUTE_VALUE} characters")
+    size = message.ByteSize()
+    if size > MAX_TRANSACTION_BYTES:
+        violations.append(
+            FieldViolation(
+                path, f"is {size} bytes serialized, over the limit of {MAX_TRANSACTION_BYTES} bytes"
+            )
+        )
 
     if violations:
         raise InvalidTransaction(violations)

@@ -2,7 +2,8 @@
 
 Workers are *spawned* (not forked) so that no gRPC state of the parent leaks into them (grpc issue
 16001); each builds its own server, event loop (uvloop) and connections. On SIGTERM the supervisor
-forwards the signal, gives in-flight calls ``shutdown_grace_s`` to finish, then kills stragglers.
+forwards the signal, gives in-flight calls ``shutdown_grace_s`` to finish, then kills stragglers. A
+worker whose supervisor dies (SIGKILL, a crash) gets SIGTERM from the kernel and shuts down alike.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from typing import Any
 import structlog
 
 from sentinel.config import Settings
-from sentinel.localservices import free_port
+from sentinel.localservices import die_with_parent, free_port
 from sentinel.logs import configure_logging
 from sentinel.server.metrics_export import forget_worker, prepare_multiprocess_dir, serve_metrics
 from sentinel.server.resources import prepare_database
@@ -37,6 +38,9 @@ def _worker_main(settings: Settings, port: int, worker_id: int, reuse_port: bool
 
     configure_logging(settings.log_level, settings.log_format)
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the supervisor decides; Ctrl-C reaches it
+    supervisor = multiprocessing.parent_process()
+    assert supervisor is not None and supervisor.pid is not None  # a spawned child knows its parent
+    die_with_parent(signal.SIGTERM, supervisor.pid)
     uvloop.run(run_worker(settings, port, worker_id, reuse_port, ready.set))
 
 

@@ -9,8 +9,11 @@ from typing import Any, cast
 
 import grpc
 import pytest
+from redis.asyncio import Redis
 
+from sentinel.server.deadletter import STREAM_KEY, DeadLetters, read_dead_letters
 from sentinel.server.pipeline import Rejection, Result
+from sentinel.server.rules.compiler import build_rule_set
 from sentinel.server.scoring import ScoringServicer
 from sentinel.server.validate import ValidatedTransaction
 from sentinel.v1 import decision_pb2, scoring_pb2, transaction_pb2
@@ -61,9 +64,31 @@ class FakeDecisionMaker:
         return decision_pb2.Decision(transaction_id=txn.transaction_id, outcome=decision_pb2.OUTCOME_APPROVE)
 
 
+class NoDeadline:
+    """The one part of a call's context the servicer reads when it does not abort: no deadline set."""
+
+    def time_remaining(self) -> float | None:
+        return None
+
+
+CONTEXT = cast(grpc.aio.ServicerContext, NoDeadline())
+
+
+class NoRules:
+    """A rule source whose rule set is empty."""
+
+    current = build_rule_set([], generation=0)
+
+
 def servicer(decision_maker: FakeDecisionMaker, **options: Any) -> ScoringServicer:
     return ScoringServicer(
-        decision_maker, max_clock_skew_s=300, max_batch_items=1000, log_sample_rate=1.0, **options
+        decision_maker,
+        max_clock_skew_s=300,
+        max_batch_items=1000,
+        max_response_bytes=8 * 1024 * 1024,
+        rules=NoRules(),
+        log_sample_rate=1.0,
+        **options,
     )
 
 
@@ -75,8 +100,7 @@ async def requests(ids: Iterable[str], pause_every: int = 0) -> AsyncIterator[sc
 
 
 async def stream(scoring: ScoringServicer, ids: Iterable[str], pause_every: int = 0) -> list[Any]:
-    context = cast(grpc.aio.ServicerContext, None)  # ScoreStream answers through its messages only
-    return [response async for response in scoring.ScoreStream(requests(ids, pause_every), context)]
+    return [response async for response in scoring.ScoreStream(requests(ids, pause_every), CONTEXT)]
 
 
 async def test_stream_decides_in_chunks_and_answers_every_message_once() -> None:
@@ -131,10 +155,32 @@ async def test_batch_results_in_request_order_with_item_errors() -> None:
     decider = FakeDecisionMaker()
     ids = ["b-0", INVALID_ID, f"{REJECTED_PREFIX}2", "b-3"]
     request = scoring_pb2.ScoreBatchRequest(transactions=[transaction(t) for t in ids])
-    response = await servicer(decider).ScoreBatch(request, cast(grpc.aio.ServicerContext, None))
+    response = await servicer(decider).ScoreBatch(request, CONTEXT)
     assert decider.calls == [["b-0", f"{REJECTED_PREFIX}2", "b-3"]]  # one decide call, invalid left out
     kinds = [r.WhichOneof("result") for r in response.results]
     assert kinds == ["decision", "error", "error", "decision"]
     assert [v.field for v in response.results[1].error.field_violations] == ["transactions[1].transaction_id"]
     assert response.results[2].error.code == grpc.StatusCode.ALREADY_EXISTS.value[0]
     assert [response.results[i].decision.transaction_id for i in (0, 3)] == ["b-0", "b-3"]
+
+
+async def test_out_of_range_timestamps_are_item_errors_and_still_dead_lettered(redis_url: str) -> None:
+    client = Redis.from_url(redis_url)
+    await client.delete(STREAM_KEY)
+    dead_letters = DeadLetters(client, max_entries=100)
+    far_future, negative_nanos = transaction("far-future"), transaction("negative-nanos")
+    far_future.event_time.seconds = 10**12  # beyond what JSON timestamps can show
+    negative_nanos.event_time.nanos = -1
+    batch = [far_future, transaction("fine"), negative_nanos]
+    request = scoring_pb2.ScoreBatchRequest(transactions=batch)
+    scoring = servicer(FakeDecisionMaker(), dead_letters=dead_letters)
+    response = await scoring.ScoreBatch(request, CONTEXT)
+    assert [r.WhichOneof("result") for r in response.results] == ["error", "decision", "error"]
+    assert response.results[0].error.code == grpc.StatusCode.INVALID_ARGUMENT.value[0]
+    stream_replies = await stream(scoring, ["s-fine"])  # the worker keeps answering
+    assert stream_replies[0].HasField("decision")
+    await dead_letters.drain()
+    letters = await read_dead_letters(client, 10)
+    assert [letter["transaction_id"] for letter in letters] == ["negative-nanos", "far-future"]
+    assert letters[1]["transaction"]["eventTime"] == {"seconds": str(10**12), "nanos": 0}
+    await client.aclose()

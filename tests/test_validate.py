@@ -8,7 +8,7 @@ from decimal import Decimal
 
 import pytest
 
-from sentinel.server.validate import InvalidTransaction, validate_transaction
+from sentinel.server.validate import MAX_TRANSACTION_BYTES, InvalidTransaction, validate_transaction
 from sentinel.v1 import transaction_pb2
 
 NOW = time.time()
@@ -218,3 +218,28 @@ def test_a_balance_holding_a_newline_is_named() -> None:
     assert list(violations(txn)) == ["transaction.balances.origin_before"]
     txn.balances.origin_before = "1"
     assert _violations_or_none(txn) == {}
+
+
+def _length_delimited(field_number: int, payload: bytes) -> bytes:
+    """One wire-format LEN field: tag, varint length, payload."""
+    length, varint = len(payload), bytearray()
+    while length >= 0x80:
+        varint.append(length & 0x7F | 0x80)
+        length >>= 7
+    varint.append(length)
+    return bytes([field_number << 3 | 2]) + bytes(varint) + payload
+
+
+def test_unknown_fields_are_dropped_before_storage() -> None:
+    known = make_transaction().SerializeToString()
+    unknown = _length_delimited(15, b"u" * 5 * 1024 * 1024)
+    # 5 MiB of unknown fields at the top and one inside amount (a repeated message field merges)
+    wire = known + unknown + _length_delimited(6, _length_delimited(9, b"inside money"))
+    result = validate_transaction(transaction_pb2.Transaction.FromString(wire), NOW, 86_400)
+    assert result.message.SerializeToString() == known
+
+
+def test_stored_size_is_bounded() -> None:
+    # an IPv6 scope id has no length limit of its own
+    txn = make_transaction(ip_address="fe80::1%" + "s" * MAX_TRANSACTION_BYTES)
+    assert f"limit of {MAX_TRANSACTION_BYTES} bytes" in violations(txn)["transaction"]
