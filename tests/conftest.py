@@ -23,6 +23,7 @@ from server_helpers import open_channels
 from sentinel.ledger.migrate import migrate
 from sentinel.localservices import LocalPostgres, LocalRedis
 from sentinel.server.rules.storage import RuleStore
+from sentinel.serverprocess import ServerProcess
 
 _database_numbers = itertools.count()
 
@@ -109,3 +110,19 @@ async def rule_store(database_url: str) -> AsyncIterator[RuleStore]:
     store = await RuleStore.connect(database_url)
     yield store
     await store.close()
+
+
+@pytest.fixture
+def server(tmp_path: Path, redis_url: str, database_url: str) -> Iterator[ServerProcess]:
+    """``sentinel serve`` (2 workers) on the session's Redis and a fresh database. Generous budgets: the
+    tests using it are about correctness on a loaded 2-core machine, where a batch that misses the Redis
+    budget is (correctly) scored degraded and a slow commit (correctly) spooled. A test module about the
+    default budgets defines its own."""
+    with ServerProcess(
+        tmp_path / "server",
+        redis_url=redis_url,
+        database_url=database_url,
+        redis_budget_ms=2000,
+        ledger_commit_timeout_s=20,
+    ) as process:
+        yield process

@@ -26,19 +26,6 @@ from sentinel.v1 import decision_pb2, scoring_pb2, scoring_pb2_grpc
 pytestmark = pytest.mark.slow
 
 
-@pytest.fixture
-def server(tmp_path: Path, redis_url: str, database_url: str):  # type: ignore[no-untyped-def]
-    # Generous budgets: these tests are about correctness on a loaded 2-core machine, where a batch
-    # that misses the Redis budget is (correctly) scored degraded and a slow commit (correctly) spooled.
-    with ServerProcess(
-        tmp_path / "server",
-        redis_url=redis_url,
-        database_url=database_url,
-        redis_budget_ms=2000,
-        ledger_commit_timeout_s=20,
-    ) as process:
-        yield process
-
 
 def test_concurrent_same_account_updates_are_exact(server: ServerProcess, redis_url: str) -> None:
     clients = stubs(server.address, 8)

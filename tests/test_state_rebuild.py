@@ -13,9 +13,7 @@ import random
 import subprocess
 import sys
 import time
-from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -48,19 +46,6 @@ FLOAT_FIELDS = (
     "velocity_amount",
 )
 
-
-@pytest.fixture
-def server(tmp_path: Path, redis_url: str, database_url: str) -> Iterator[ServerProcess]:
-    # As tests/test_server.py: generous budgets, so that a loaded 2-core machine scores nothing degraded
-    # (a degraded decision is in the ledger but was never applied to the live state).
-    with ServerProcess(
-        tmp_path / "server",
-        redis_url=redis_url,
-        database_url=database_url,
-        redis_budget_ms=2000,
-        ledger_commit_timeout_s=20,
-    ) as process:
-        yield process
 
 
 def rebuild(redis_url: str, database_url: str, *args: str) -> tuple[int, dict[str, Any]]:
