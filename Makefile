@@ -12,7 +12,7 @@ SOURCES := pyproject.toml setup.py $(wildcard proto/sentinel/v1/*.proto) \
 	core server server/rules hotpath ledger ledger/migrations model_export model_export/default_model clients/python bench
 BUILD_DEPS := "setuptools>=69" wheel "grpcio-tools>=1.85" "cython>=3.1" "numpy>=2.0"
 
-.PHONY: install run test lint typecheck system-packages clean
+.PHONY: install run test lint typecheck system-packages test-system-packages clean
 
 install: $(STAMP)
 
@@ -28,10 +28,14 @@ $(STAMP): $(SOURCES)
 system-packages:
 	@bash deploy/ensure-system-packages.sh
 
+# The same, plus h2load (nghttp2-client) for the h2load benchmark tests.
+test-system-packages:
+	@bash deploy/ensure-system-packages.sh --tests
+
 run: install system-packages
 	$(BIN)/sentinel dev serve
 
-test: install system-packages
+test: install test-system-packages
 	$(BIN)/pytest
 
 lint: install

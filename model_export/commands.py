@@ -44,7 +44,11 @@ def _train(args: argparse.Namespace) -> int:
         random_state=args.random_state,
         validation_fraction=args.validation_fraction,
     )
-    model = train(Path(args.data), parameters)
+    data = Path(args.data)
+    if not data.is_file():
+        print(f"sentinel train: --data {data}: no such file", file=sys.stderr)
+        return 2
+    model = train(data, parameters)
     directory = publish_model(out, model.onnx_bytes, model.metadata)
     summary = {
         "version": model.metadata.version,

@@ -14,13 +14,11 @@ from sentinel.bench.measurement import LoadSettings
 from sentinel.bench.payloads import TransactionFactory, load_paysim
 from sentinel.bench.scenarios import SCENARIOS
 
-FIXTURES = Path(__file__).resolve().parents[1].parent / "shared" / "fixtures"
+FIXTURES = Path(__file__).resolve().parent / "fixtures"
 
 
 @pytest.fixture(scope="module")
 def ghz_report() -> dict:
-    if not FIXTURES.is_dir():
-        pytest.skip(f"shared fixtures folder {FIXTURES} is absent (outside the project workspace)")
     return json.loads((FIXTURES / "ghz-report-unary.json").read_text())
 
 

@@ -139,3 +139,13 @@ def test_cli_trains_lists_and_activates(
     assert main(["model", "activate", "no-such-version"]) == 1
     assert "no model no-such-version" in capsys.readouterr().err
     assert (tmp_path / "models" / "ACTIVE").read_text().strip() == version
+
+
+def test_cli_names_a_missing_data_file(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("SENTINEL_MODEL_DIR", str(tmp_path / "models"))
+    monkeypatch.delenv("SENTINEL_CONFIG", raising=False)
+    missing = tmp_path / "absent.csv"
+    assert main(["train", "--data", str(missing)]) == 2
+    assert capsys.readouterr().err == f"sentinel train: --data {missing}: no such file\n"

@@ -1,8 +1,10 @@
 """A small typed Python client for SentinelStream.
 
 It builds transactions from Python values (``Decimal`` amounts, aware ``datetime`` event times) and
-retries UNAVAILABLE answers through gRPC's own retry policy. Retrying is safe because every transaction
-carries an idempotency key: the server answers a retry with the original decision (``replayed``).
+retries ``Score`` calls answered UNAVAILABLE through gRPC's own retry policy (at most 3 attempts, back-off
+0.05 s doubling up to 0.5 s, within the call's deadline); ``ScoreBatch`` and ``ScoreStream`` are not
+retried. Retrying is safe because every transaction carries an idempotency key: the server answers a
+retry with the original decision (``replayed``).
 """
 
 from __future__ import annotations
@@ -75,6 +77,11 @@ def make_transaction(
         if longitude is not None:
             geo.longitude = longitude
     return message
+
+
+def outcome_name(decision: decision_pb2.Decision) -> str:
+    """The decision's outcome as a word: "APPROVE", "REVIEW" or "DECLINE" ("UNSPECIFIED" if unset)."""
+    return decision_pb2.Outcome.Name(decision.outcome).removeprefix("OUTCOME_")
 
 
 class SentinelClient:

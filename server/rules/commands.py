@@ -295,7 +295,13 @@ def _backtest(args: argparse.Namespace) -> int:
     rule_set = build_rule_set(compiled, 0, include_disabled=bool(args.rule))
     started = time.perf_counter()
     if args.csv is not None:
-        transactions = backtest.paysim_transactions(Path(args.csv))
+        csv_path = Path(args.csv)
+        if not csv_path.is_file():
+            return _fail(f"--csv {csv_path}: no such file")
+        try:
+            transactions = backtest.paysim_transactions(csv_path)
+        except ValueError as exc:  # not a PaySim CSV, no rows, a malformed value
+            return _fail(str(exc))
     else:
         since = dt.datetime.fromisoformat(args.since)
         since = since if since.tzinfo else since.replace(tzinfo=dt.UTC)
