@@ -20,10 +20,11 @@ log = structlog.get_logger("sentinel.dev")
 
 
 def _dev_serve(args: argparse.Namespace) -> int:
-    from sentinel.server.workers import serve
+    from sentinel.server.workers import refuse_taken_port, serve
 
     settings = settings_from_args(args)
     configure_logging(settings.log_level, settings.log_format)
+    refuse_taken_port(settings.host, settings.port)  # before private services start for nothing
     services_dir = settings.data_dir.resolve() / "services"
     with local_services(
         services_dir, redis=settings.redis_url is None, postgres=settings.database_url is None

@@ -14,8 +14,9 @@ from collections.abc import Callable
 
 import grpc
 import structlog
+from google.protobuf import descriptor_pb2, descriptor_pool
 from grpc_health.v1 import health, health_pb2, health_pb2_grpc
-from grpc_reflection.v1alpha import reflection
+from grpc_reflection.v1alpha import reflection, reflection_pb2, reflection_pb2_grpc
 
 from sentinel.config import Settings
 from sentinel.ledger.service import LedgerServicer
@@ -33,6 +34,8 @@ log = structlog.get_logger("sentinel.server")
 SCORING_SERVICE = scoring_pb2.DESCRIPTOR.services_by_name["ScoringService"].full_name
 LEDGER_SERVICE = ledger_pb2.DESCRIPTOR.services_by_name["LedgerService"].full_name
 RULES_SERVICE = rules_pb2.DESCRIPTOR.services_by_name["RulesService"].full_name
+REFLECTION_V1_SERVICE = "grpc.reflection.v1.ServerReflection"
+REFLECTION_V1_FILE = "grpc/reflection/v1/reflection.proto"
 
 
 def server_options(settings: Settings, reuse_port: bool) -> list[tuple[str, int]]:
@@ -43,6 +46,48 @@ def server_options(settings: Settings, reuse_port: bool) -> list[tuple[str, int]
         ("grpc.so_reuseport", 1 if reuse_port else 0),
         ("grpc.keepalive_time_ms", 60_000),
     ]
+
+
+def enable_reflection(server: grpc.aio.Server, services: tuple[str, ...]) -> None:
+    """Serve reflection as ``grpc.reflection.v1`` (what grpcurl and Postman ask first) and v1alpha.
+
+    grpcio-reflection ships only v1alpha. v1 is the same protocol under another package name (same
+    messages, same field numbers), so one v1alpha servicer answers both method paths."""
+    _add_reflection_v1_descriptor()
+    servicer = reflection.aio.ReflectionServicer((*services, reflection.SERVICE_NAME, REFLECTION_V1_SERVICE))
+    reflection_pb2_grpc.add_ServerReflectionServicer_to_server(servicer, server)
+    v1_method = grpc.stream_stream_rpc_method_handler(
+        servicer.ServerReflectionInfo,
+        request_deserializer=reflection_pb2.ServerReflectionRequest.FromString,
+        response_serializer=reflection_pb2.ServerReflectionResponse.SerializeToString,
+    )
+    server.add_generic_rpc_handlers(
+        (grpc.method_handlers_generic_handler(REFLECTION_V1_SERVICE, {"ServerReflectionInfo": v1_method}),)
+    )
+
+
+def _add_reflection_v1_descriptor() -> None:
+    """Put grpc.reflection.v1 in the default pool (renamed from v1alpha) so that a client can describe
+    the v1 service it lists; no code generator options, they are for other languages."""
+    pool = descriptor_pool.Default()
+    try:
+        pool.FindFileByName(REFLECTION_V1_FILE)
+        return
+    except KeyError:
+        pass
+    proto = descriptor_pb2.FileDescriptorProto()
+    reflection_pb2.DESCRIPTOR.CopyToProto(proto)
+    old, new = f".{proto.package}.", ".grpc.reflection.v1."
+    proto.name, proto.package = REFLECTION_V1_FILE, "grpc.reflection.v1"
+    proto.ClearField("options")
+    for message in proto.message_type:
+        for field in message.field:
+            if field.HasField("type_name"):  # assigning "" would mark a scalar as a message field
+                field.type_name = field.type_name.replace(old, new)
+    for method in proto.service[0].method:
+        method.input_type = method.input_type.replace(old, new)
+        method.output_type = method.output_type.replace(old, new)
+    pool.AddSerializedFile(proto.SerializeToString())
 
 
 async def run_worker(
@@ -88,9 +133,7 @@ async def run_worker(
         server,
     )
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
-    reflection.enable_server_reflection(
-        (SCORING_SERVICE, LEDGER_SERVICE, RULES_SERVICE, health.SERVICE_NAME, reflection.SERVICE_NAME), server
-    )
+    enable_reflection(server, (SCORING_SERVICE, LEDGER_SERVICE, RULES_SERVICE, health.SERVICE_NAME))
     bound = server.add_insecure_port(f"{settings.host}:{port}")
     if bound == 0:
         raise OSError(f"cannot bind {settings.host}:{port}")

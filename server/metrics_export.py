@@ -6,11 +6,14 @@ multiprocess directory must be set in the environment before a worker imports th
 
 from __future__ import annotations
 
+import errno
 import os
 import shutil
 from pathlib import Path
 
 from prometheus_client import CollectorRegistry, multiprocess, start_http_server
+
+from sentinel.config import ConfigError
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 
@@ -23,11 +26,27 @@ def prepare_multiprocess_dir(directory: Path) -> None:
 
 
 def serve_metrics(host: str, port: int) -> int:
-    """Serve the workers' aggregated metrics over HTTP; returns the bound port."""
+    """Serve the workers' aggregated metrics over HTTP; returns the bound port.
+
+    A port that cannot be bound (typically taken: ``make run`` binds 9095 besides the gRPC port) is a
+    ConfigError naming the settings, not an OSError traceback."""
     registry = CollectorRegistry()
     multiprocess.MultiProcessCollector(registry)
-    server, _thread = start_http_server(port, addr=host, registry=registry)
+    try:
+        server, _thread = start_http_server(port, addr=host, registry=registry)
+    except OSError as exc:
+        raise ConfigError(
+            f"metrics port {port} on {host} {_bind_failure(exc)} (setting `metrics_port`, "
+            "SENTINEL_METRICS_PORT; address `metrics_host`): choose a free port, or 0 for any"
+        ) from None
     return int(server.server_port)
+
+
+def _bind_failure(exc: OSError) -> str:
+    """Why the bind failed, in words (a gaierror for an unknown host carries no errno)."""
+    if exc.errno == errno.EADDRINUSE:
+        return "is already in use"
+    return f"cannot be bound: {exc.strerror or exc}"
 
 
 def forget_worker(pid: int) -> None:

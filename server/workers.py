@@ -9,16 +9,18 @@ worker whose supervisor dies (SIGKILL, a crash) gets SIGTERM from the kernel and
 from __future__ import annotations
 
 import asyncio
+import errno
 import multiprocessing
 import multiprocessing.connection
 import signal
+import socket
 import time
 from multiprocessing.process import BaseProcess
 from typing import Any
 
 import structlog
 
-from sentinel.config import Settings
+from sentinel.config import ConfigError, Settings
 from sentinel.localservices import die_with_parent, free_port
 from sentinel.logs import configure_logging
 from sentinel.server.metrics_export import forget_worker, prepare_multiprocess_dir, serve_metrics
@@ -28,6 +30,37 @@ log = structlog.get_logger("sentinel.supervisor")
 
 RESTART_BACKOFF_MAX_S = 5.0
 STABLE_AFTER_S = 60.0  # a worker that ran this long restarts without back-off
+
+
+def refuse_taken_port(host: str, port: int) -> None:
+    """ConfigError if anything listens on (host, port).
+
+    The workers bind with SO_REUSEPORT, so without this check a second server would silently share
+    the port with the first and split its traffic (two idempotency stores: duplicates decided twice).
+    A probe bound *without* SO_REUSEPORT is refused by any listener, SO_REUSEPORT or not; with
+    SO_REUSEADDR, so that connections of a stopped server still in TIME_WAIT do not count as taken.
+    Run before any worker exists: the only listeners it can meet are someone else's.
+    """
+    for family, kind, proto, _name, address in _bind_addresses(host, port):
+        with socket.socket(family, kind, proto) as probe:
+            probe.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            try:
+                probe.bind(address)
+            except OSError as exc:
+                if exc.errno != errno.EADDRINUSE:
+                    continue  # e.g. no IPv6 here: the workers' own bind decides
+                raise ConfigError(
+                    f"port {port} on {host} is already in use by another process (setting `port`, "
+                    "flag --port): stop the other server or choose a free port"
+                ) from None
+
+
+def _bind_addresses(host: str, port: int) -> list[tuple[Any, ...]]:
+    """The addresses grpc binds for ``host`` (bracketed IPv6 literals accepted, as grpc does)."""
+    try:
+        return socket.getaddrinfo(host.strip("[]"), port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    except socket.gaierror as exc:
+        raise ConfigError(f"host {host!r} cannot be resolved (setting `host`, flag --host): {exc}") from None
 
 
 def _worker_main(settings: Settings, port: int, worker_id: int, reuse_port: bool, ready: Any) -> None:
@@ -74,12 +107,16 @@ class Supervisor:
         self._stopping = True
 
     def run(self) -> int:
-        """Run until SIGTERM/SIGINT; returns the exit code."""
+        """Run until SIGTERM/SIGINT; returns the exit code.
+
+        ConfigError (one line, exit 2 from the CLI) when the gRPC or the metrics port is taken."""
         signal.signal(signal.SIGTERM, self.request_stop)
         signal.signal(signal.SIGINT, self.request_stop)
-        asyncio.run(prepare_database(self.settings))
+        # Ports first: a taken one is refused before the metric files of the port's owner are wiped.
+        refuse_taken_port(self.settings.host, self.port)
         prepare_multiprocess_dir(self.settings.data_dir.resolve() / f"metrics-{self.port}")
         metrics_port = serve_metrics(self.settings.metrics_host, self.settings.metrics_port)
+        asyncio.run(prepare_database(self.settings))
         for worker_id in range(self.settings.workers):
             self._start(worker_id)
         log.info(
