@@ -123,7 +123,9 @@ class _Batch:
     records: Records = field(init=False)  # the rows as journal records (set when state is admitted)
     decided_at: timestamp_pb2.Timestamp = field(init=False)
     results: list[BatchResult | None] = field(init=False)
-    decided: dict[int, bytes] = field(default_factory=dict)  # row -> its new decision, serialized
+    # row -> its decision as stored (unflagged, no ledger sequence), serialized: the one made now, or the
+    # ledger's when the key was recorded already
+    decided: dict[int, bytes] = field(default_factory=dict)
     replays: set[int] = field(default_factory=set)  # rows answered from a decided claim
     resubmitted: set[int] = field(default_factory=set)  # replays whose claim had no ledger sequence
     owners: dict[int, tuple[bytes | None, bytes | None]] = field(default_factory=dict)  # ledger conflicts
@@ -278,7 +280,7 @@ class ScoringPipeline:
             self._score_admitted(batch, admission)
         results = await self._record(batch)
         if admission is not None:
-            self._settle_later(batch, admission)
+            self._settle_later(batch)
         return results
 
     @staticmethod
@@ -503,6 +505,7 @@ class ScoringPipeline:
                 decision = decision_pb2.Decision.FromString(ack.stored_decision)
                 decision.replayed = True
                 batch.results[i] = decision
+                batch.decided[i] = ack.stored_decision
             decision.ledger_sequence = ack.sequence
             if decision.replayed:
                 metrics.REPLAYS.inc()
@@ -513,7 +516,7 @@ class ScoringPipeline:
         batch.durable = True
         return batch.answers()
 
-    def _settle_later(self, batch: _Batch, admission: Admission) -> None:
+    def _settle_later(self, batch: _Batch) -> None:
         """state, after the ledger: write the decisions into the claims this batch took (with their
         ledger sequence once durable, so later retries are answered from Redis alone) and fold the
         journals, in the background: a retry that comes before waits for the claim, and a lost fold only
@@ -528,10 +531,12 @@ class ScoringPipeline:
             result = batch.results[i]
             if i not in batch.decided and i not in batch.resubmitted:
                 continue
-            if batch.durable and isinstance(result, decision_pb2.Decision):
-                value = _unflagged(result).SerializeToString()
-            elif i in batch.decided:
+            if i in batch.decided:
                 value = batch.decided[i]
+                if batch.durable and isinstance(result, decision_pb2.Decision) and result.ledger_sequence:
+                    value += _sequence_field(result.ledger_sequence)
+            elif batch.durable and isinstance(result, decision_pb2.Decision):
+                value = _unflagged(result).SerializeToString()
             else:
                 continue
             claims.append((request.txn.idempotency_key, decided_claim(request.fingerprint, value)))
@@ -561,6 +566,12 @@ def _key_reused(key: str) -> Rejection:
         grpc.StatusCode.ALREADY_EXISTS,
         f"idempotency key {key!r} was already used for a different transaction",
     )
+
+
+def _sequence_field(sequence: int) -> bytes:
+    """``ledger_sequence`` alone, serialized. Appended to a serialized Decision it sets that field when
+    parsed (a later field wins), so a claim gets its sequence without serializing the decision again."""
+    return decision_pb2.Decision(ledger_sequence=sequence).SerializeToString()
 
 
 def _unflagged(decision: decision_pb2.Decision) -> decision_pb2.Decision:

@@ -243,18 +243,26 @@ def test_rebuild_after_redis_lost_everything_restores_the_live_state(
     assert settled.count == live["H0"].count + 1
 
 
-def test_only_the_accounts_asked_for_are_rebuilt(
-    server: ServerProcess, redis_url: str, database_url: str
-) -> None:
-    rng = random.Random(3)
+def score_one_by_one(
+    server: ServerProcess, rng: random.Random, accounts: list[str]
+) -> tuple[list[transaction_pb2.Transaction], int]:
+    """Score one transaction per entry of ``accounts``, in that order, a second apart from ten minutes
+    ago; the transactions and the first one's event time (ns)."""
     start_ns = (int(time.time()) - 600) * 1_000_000_000
     messages = [
         make_transaction(rng, number, account, start_ns + number * 10**9)
-        for number, account in enumerate(["X", "Y", "X", "Y", "X"])
+        for number, account in enumerate(accounts)
     ]
     (stub,) = stubs(server.address, 1)
     for message in messages:
         stub.Score(scoring_pb2.ScoreRequest(transaction=message), timeout=30)
+    return messages, start_ns
+
+
+def test_only_the_accounts_asked_for_are_rebuilt(
+    server: ServerProcess, redis_url: str, database_url: str
+) -> None:
+    score_one_by_one(server, random.Random(3), ["X", "Y", "X", "Y", "X"])
     live = settled_states(redis_url, ["X", "Y"])
     with redis.Redis.from_url(redis_url) as client:
         client.flushall()
@@ -273,14 +281,7 @@ def test_an_account_with_a_transaction_in_flight_is_left_alone_and_named(
     server: ServerProcess, redis_url: str, database_url: str
 ) -> None:
     rng = random.Random(4)
-    start_ns = (int(time.time()) - 600) * 1_000_000_000
-    messages = [
-        make_transaction(rng, number, account, start_ns + number * 10**9)
-        for number, account in enumerate(["A", "B", "A", "B", "A", "B"])
-    ]
-    (stub,) = stubs(server.address, 1)
-    for message in messages:
-        stub.Score(scoring_pb2.ScoreRequest(transaction=message), timeout=30)
+    messages, start_ns = score_one_by_one(server, rng, ["A", "B", "A", "B", "A", "B"])
     settled_states(redis_url, ["A", "B"])
     # A: a transaction admitted whose ledger write never ends (not in the ledger, never folded).
     in_flight = make_transaction(rng, 99, "A", start_ns + 99 * 10**9)
