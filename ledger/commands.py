@@ -67,6 +67,10 @@ def _report_json(report: VerifyReport) -> dict[str, Any]:
         ],
         "keys_without_entry": [{"idempotency_key": k, "sequence": s} for k, s in report.keys_without_entry],
         "entries_without_key": [{"sequence": s, "idempotency_key": k} for s, k in report.entries_without_key],
+        "replay_conflicts": [
+            {"idempotency_key": k, "transaction_id": t, "replayed_at": at.isoformat()}
+            for k, t, at in report.replay_conflicts
+        ],
     }
 
 
@@ -94,6 +98,11 @@ def _verify(args: argparse.Namespace) -> int:
               file=sys.stderr)
     for sequence, key in report.entries_without_key:
         print(f"ENTRY WITHOUT KEY: sequence {sequence} (idempotency key {key!r})", file=sys.stderr)
+    for key, transaction_id, replayed_at in report.replay_conflicts:
+        print(f"ACKNOWLEDGED KEY CONFLICT: transaction {transaction_id!r} was answered from the spool "
+              f"with idempotency key {key!r}, which the ledger holds for another transaction (kept in "
+              f"ledger.replay_conflicts at {replayed_at.isoformat()}; its Redis claim had expired)",
+              file=sys.stderr)
     if report.ok:
         print("ledger OK")
     return 0 if report.ok else 1

@@ -297,6 +297,21 @@ class LedgerLane:
             seen.add(key)
         return outcomes
 
+    async def keep_conflicts(self, conflicts: Sequence[tuple[LedgerRecord, bytes | None]]) -> None:
+        """Keep acknowledged records whose key the ledger holds for another transaction (with the
+        stored fingerprint) in ledger.replay_conflicts; a record kept before is not added twice."""
+        connection = await self._connected()
+        await connection.executemany(
+            "INSERT INTO ledger.replay_conflicts (idempotency_key, fingerprint, transaction_id, account_id,"
+            " transaction_bytes, decision_bytes, stored_fingerprint) VALUES ($1, $2, $3, $4, $5, $6, $7)"
+            " ON CONFLICT DO NOTHING",
+            [
+                (r.idempotency_key, r.fingerprint, r.transaction_id, r.account_id, r.transaction_bytes,
+                 r.decision_bytes, stored)
+                for r, stored in conflicts
+            ],
+        )
+
     def discard(self) -> None:
         """Drop the connection without waiting (its state is unknown); the next write starts a new chain."""
         if self._connection is not None:

@@ -83,6 +83,11 @@ WHERE NOT EXISTS (SELECT 1 FROM ledger.decisions AS d
 ORDER BY k.sequence LIMIT 100
 """
 
+_REPLAY_CONFLICTS = """
+SELECT idempotency_key, transaction_id, replayed_at FROM ledger.replay_conflicts
+ORDER BY replayed_at, idempotency_key LIMIT 100
+"""
+
 _ENTRIES_WITHOUT_KEY = """
 SELECT d.sequence, d.idempotency_key FROM ledger.decisions AS d
 WHERE NOT EXISTS (SELECT 1 FROM ledger.idempotency_keys AS k
@@ -143,6 +148,9 @@ class VerifyReport:
     entries_without_key: list[tuple[int, str]] = field(default_factory=list)
     checkpoints: int = 0
     checkpoint_mismatches: list[CheckpointMismatch] = field(default_factory=list)
+    # Decisions acknowledged from the spool whose key the ledger held for another transaction: kept, not
+    # chained; a business matter to settle, not damage, so they do not make the report fail.
+    replay_conflicts: list[tuple[str, str, datetime]] = field(default_factory=list)
 
     @property
     def first_broken(self) -> BrokenEntry | None:
@@ -297,6 +305,7 @@ async def verify_ledger(dsn: str) -> VerifyReport:
             report.balance_mismatches = [tuple(row) for row in await connection.fetch(_BALANCE_MISMATCHES)]
             report.keys_without_entry = [tuple(row) for row in await connection.fetch(_KEYS_WITHOUT_ENTRY)]
             report.entries_without_key = [tuple(row) for row in await connection.fetch(_ENTRIES_WITHOUT_KEY)]
+            report.replay_conflicts = [tuple(row) for row in await connection.fetch(_REPLAY_CONFLICTS)]
     finally:
         await connection.close()
     return report

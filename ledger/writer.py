@@ -61,11 +61,20 @@ class LedgerWriteError(RuntimeError):
     Map to gRPC INTERNAL."""
 
 
+_UNCHECKED_KEYS = (
+    "Postgres is unavailable and Redis was not reachable to check the idempotency keys, so the "
+    "decisions cannot be recorded as answered"
+)
+
+
 @dataclass(slots=True)
 class _Submission:
     records: list[LedgerRecord]
     future: asyncio.Future[list[LedgerAck]] | None  # None: ack=async, nobody waits
     deadline: float | None = None  # time.monotonic() when the submitter's caller gives up
+    # False: nothing checked the keys before Postgres (Redis was out of reach too), so the spool must not
+    # acknowledge them: a key Postgres already holds would be acknowledged for another transaction
+    spoolable: bool = True
 
 
 def _try_lock(directory: Path) -> int | None:
@@ -266,7 +275,12 @@ class LedgerWriter:
     # --- submitting ------------------------------------------------------------------------------------
 
     async def submit(
-        self, records: Sequence[LedgerRecord], ack: str | None = None, deadline: float | None = None
+        self,
+        records: Sequence[LedgerRecord],
+        ack: str | None = None,
+        deadline: float | None = None,
+        *,
+        keys_checked: bool = True,
     ) -> list[LedgerAck]:
         """Record ``records``; one ack each, in order.
 
@@ -277,6 +291,11 @@ class LedgerWriter:
 
         ``ack="durable"`` (default from ``ledger_ack``) returns once the records are committed in
         Postgres or fsync'd to the spool; ``ack="async"`` returns once they are queued (status QUEUED).
+        ``keys_checked=False``: nothing has checked the idempotency keys yet (the caller's Redis claims
+        were out of reach), so only Postgres may acknowledge them; while Postgres is away they are
+        refused (LedgerUnavailableError) instead of spooled, because the spool cannot know the keys
+        Postgres already holds and its replay would have to drop an acknowledged decision.
+
         Raises LedgerUnavailableError when they cannot be recorded durably (see the class) and
         LedgerWriteError when Postgres rejects them.
         """
@@ -287,6 +306,8 @@ class LedgerWriter:
             raise LedgerUnavailableError("the ledger writer is not running")
         if not records:
             return []
+        if self._spooling and not keys_checked and mode == "durable":
+            raise LedgerUnavailableError(_UNCHECKED_KEYS)
         if self._spooling and self.spool_bytes >= self._settings.ledger_spool_max_bytes:
             raise LedgerUnavailableError(
                 f"Postgres is unavailable and the ledger spool is full ({self.spool_bytes} bytes, "
@@ -298,7 +319,7 @@ class LedgerWriter:
         if self._closing:
             raise LedgerUnavailableError("the ledger writer is closing")
         future = asyncio.get_running_loop().create_future() if mode == "durable" else None
-        self._pending.append(_Submission(list(records), future, deadline))
+        self._pending.append(_Submission(list(records), future, deadline, keys_checked))
         self._pending_records += len(records)
         self._arrived.set()
         if future is None:
@@ -390,6 +411,12 @@ class LedgerWriter:
 
     async def _spool_group(self, group: list[_Submission]) -> None:
         assert self._spool is not None
+        unchecked = [s for s in group if not s.spoolable and s.future is not None]
+        if unchecked:
+            self._fail(unchecked, LedgerUnavailableError(_UNCHECKED_KEYS))
+            group = [submission for submission in group if submission not in unchecked]
+            if not group:
+                return
         records = [record for submission in group for record in submission.records]
         self._spool_in_flight += 1  # before any await: replay must not declare the spool drained
         try:
@@ -455,9 +482,22 @@ class LedgerWriter:
             except TimeoutError:
                 self._replay_chunk = max(1, self._replay_chunk // 2)
                 raise
-            conflicts = [ack.idempotency_key for ack in _acks(chunk, outcomes) if ack.conflict]
+            conflicts = [
+                (record, ack.stored_fingerprint)
+                for record, ack in zip(chunk, _acks(chunk, outcomes), strict=True)
+                if ack.conflict
+            ]
             if conflicts:
-                log.warning("ledger_replay_key_conflicts", keys=conflicts[:20], count=len(conflicts))
+                # Acknowledged from the spool, yet the key is the ledger's for another transaction (its
+                # Redis claim had expired): keep the decision as answered, never drop it.
+                async with asyncio.timeout(self._commit_timeout_s):
+                    await self._replay_lane.keep_conflicts(conflicts)
+                log.error(
+                    "ledger_replay_key_conflicts",
+                    keys=[record.idempotency_key for record, _ in conflicts][:20],
+                    count=len(conflicts),
+                    kept_in="ledger.replay_conflicts",
+                )
             start += len(chunk)
             self._replay_offsets[segment] = start
             self._replay_chunk = min(self._max_records, self._replay_chunk * 2)

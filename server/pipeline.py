@@ -131,6 +131,7 @@ class _Batch:
     owners: dict[int, tuple[bytes | None, bytes | None]] = field(default_factory=dict)  # ledger conflicts
     folds: list[Fold] = field(default_factory=list)
     durable: bool = False  # the ledger acknowledged the batch's records
+    keys_claimed: bool = False  # Redis claimed its keys (admitted): the ledger's spool may acknowledge it
     deadline: float = field(init=False)  # the earliest of its callers' deadlines
 
     def __post_init__(self) -> None:
@@ -158,10 +159,16 @@ class LedgerSink(Protocol):
     """The ledger writer's interface as the pipeline uses it."""
 
     async def submit(
-        self, records: Sequence[LedgerRecord], ack: str | None = None, deadline: float | None = None
+        self,
+        records: Sequence[LedgerRecord],
+        ack: str | None = None,
+        deadline: float | None = None,
+        *,
+        keys_checked: bool = True,
     ) -> list[LedgerAck]:
         """Durably record ``records``; one ack per record, same order; Postgres gets less time than
-        the commit timeout when ``deadline`` (``time.monotonic()``) needs the spool to answer first."""
+        the commit timeout when ``deadline`` (``time.monotonic()``) needs the spool to answer first;
+        ``keys_checked=False``: no Redis claim holds the keys, so only Postgres may acknowledge them."""
         ...
 
 
@@ -274,6 +281,7 @@ class ScoringPipeline:
         batch = _Batch(requests, self._columns(requests))
         await self._settles_caught_up()
         admission = await self._admit(batch) if self._state_available() else None
+        batch.keys_claimed = admission is not None
         if admission is None:
             self._score_degraded(batch)
         else:
@@ -482,7 +490,11 @@ class ScoringPipeline:
         started = time.perf_counter()
         try:
             deadline = None if math.isinf(batch.deadline) else batch.deadline
-            acks = await self._ledger.submit(records, deadline=deadline) if records else []
+            acks = (
+                await self._ledger.submit(records, deadline=deadline, keys_checked=batch.keys_claimed)
+                if records
+                else []
+            )
         except Exception as exc:  # every ledger failure means "not durable: retry"
             log.error("ledger_unavailable", error=repr(exc), batch=len(records))
             rejection = Rejection(

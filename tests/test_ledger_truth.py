@@ -17,9 +17,11 @@ from pathlib import Path
 import asyncpg
 import grpc
 import pytest
+import redis as redis_client
 from server_helpers import ledger_ids, stubs, transaction
 
-from sentinel.localservices import LocalPostgres
+from sentinel.ledger.verify import verify_ledger
+from sentinel.localservices import LocalPostgres, LocalRedis
 from sentinel.serverprocess import ServerProcess
 from sentinel.v1 import scoring_pb2
 
@@ -155,3 +157,102 @@ def test_keys_reused_while_postgres_is_away_are_refused_not_acknowledged(
             postgres.start()
         assert _wait_until_recorded(database_url, [m.transaction_id for m in originals]) == []
     assert ledger_ids(database_url, [f"reused-{i}" for i in range(50)]) == {}
+
+
+def test_with_redis_and_postgres_both_away_nothing_is_acknowledged(
+    tmp_path: Path, services_dir: Path, private_postgres: tuple[LocalPostgres, str]
+) -> None:
+    """No Redis claim and no Postgres: nothing can tell a reused key from a new one, so the spool must not
+    acknowledge (its replay would have to drop what it answered): every call is UNAVAILABLE, retryable."""
+    postgres, database_url = private_postgres
+    redis = LocalRedis(services_dir / f"ledger-truth-redis-{uuid.uuid4().hex[:8]}").start()
+    try:
+        with ServerProcess(
+            tmp_path / "server", redis_url=redis.url, database_url=database_url, ledger_commit_timeout_s=0.5
+        ) as server:
+            (stub,) = stubs(server.address, 1)
+            originals = [
+                transaction(f"both-{i}", "ORIGINAL", idempotency_key=f"both-key-{i}") for i in range(50)
+            ]
+            reply = stub.ScoreBatch(scoring_pb2.ScoreBatchRequest(transactions=originals), timeout=10)
+            assert all(result.HasField("decision") for result in reply.results)
+            redis.stop()
+            postgres.stop()
+            try:
+                reused = [transaction(f"both-reused-{i}", f"OTHER-{i}", idempotency_key=f"both-key-{i}")
+                          for i in range(50)]
+                fresh = [transaction(f"both-new-{i}", "NEW") for i in range(20)]
+                codes = []
+                for message in reused + fresh:
+                    with pytest.raises(grpc.RpcError) as caught:
+                        stub.Score(scoring_pb2.ScoreRequest(transaction=message), timeout=5)
+                    codes.append(caught.value.code())
+                assert set(codes) == {grpc.StatusCode.UNAVAILABLE}
+            finally:
+                postgres.start()
+    finally:
+        redis.stop()
+    assert ledger_ids(database_url, [f"both-reused-{i}" for i in range(50)]) == {}
+    assert len(ledger_ids(database_url, [m.transaction_id for m in originals])) == 50
+
+
+def test_a_key_reused_after_its_claim_expired_during_an_outage_is_kept_as_answered(
+    tmp_path: Path, services_dir: Path, private_postgres: tuple[LocalPostgres, str]
+) -> None:
+    """The one case the spool cannot tell: a key whose Redis claim expired (idempotency_ttl_s) reused while
+    Postgres is away. It is acknowledged; the replay finds the key taken and keeps the decision exactly
+    as answered in ledger.replay_conflicts (never drops it), and verify names it."""
+    postgres, database_url = private_postgres
+    redis = LocalRedis(services_dir / f"ledger-truth-redis-{uuid.uuid4().hex[:8]}").start()
+    try:
+        with ServerProcess(
+            tmp_path / "server", redis_url=redis.url, database_url=database_url, ledger_commit_timeout_s=0.5
+        ) as server:
+            (stub,) = stubs(server.address, 1)
+            originals = [
+                transaction(f"aged-{i}", "ORIGINAL", idempotency_key=f"aged-key-{i}") for i in range(30)
+            ]
+            stub.ScoreBatch(scoring_pb2.ScoreBatchRequest(transactions=originals), timeout=10)
+            assert _wait_until_recorded(database_url, [m.transaction_id for m in originals]) == []
+            client = redis_client.Redis.from_url(redis.url)
+            time.sleep(0.5)  # the claims' settle runs after the answer
+            assert client.delete(*[f"sentinel:i:{{aged-key-{i}}}" for i in range(30)]) == 30  # as if expired
+            client.close()
+            postgres.stop()
+            answered: dict[str, bytes] = {}
+            try:
+                for i in range(30):
+                    message = transaction(f"aged-reused-{i}", f"OTHER-{i}", idempotency_key=f"aged-key-{i}")
+                    reply = stub.Score(scoring_pb2.ScoreRequest(transaction=message), timeout=5)
+                    answered[message.transaction_id] = reply.decision.SerializeToString(deterministic=True)
+            finally:
+                postgres.start()
+            kept = _wait_for_replay_conflicts(database_url, len(answered))
+    finally:
+        redis.stop()
+    assert kept == answered
+    assert ledger_ids(database_url, list(answered)) == {}
+    report = asyncio.run(verify_ledger(database_url))
+    assert report.ok
+    assert sorted(transaction_id for _, transaction_id, _ in report.replay_conflicts) == sorted(answered)
+
+
+def _wait_for_replay_conflicts(database_url: str, expected: int, timeout_s: float = 60.0) -> dict[str, bytes]:
+    """transaction id -> decision bytes kept in ledger.replay_conflicts, once ``expected`` are there."""
+
+    async def read() -> dict[str, bytes]:
+        connection = await asyncpg.connect(database_url)
+        try:
+            rows = await connection.fetch(
+                "SELECT transaction_id, decision_bytes FROM ledger.replay_conflicts"
+            )
+        finally:
+            await connection.close()
+        return {row["transaction_id"]: bytes(row["decision_bytes"]) for row in rows}
+
+    deadline = time.monotonic() + timeout_s
+    while True:
+        kept = asyncio.run(read())
+        if len(kept) >= expected or time.monotonic() > deadline:
+            return kept
+        time.sleep(0.5)
