@@ -1,12 +1,14 @@
 """Load a gRPC server with ghz, the tool payments teams use, and read its JSON report.
 
-ghz speaks gRPC itself: it finds the method by server reflection (or from the .proto files with
-``--proto``), sends the JSON data file's messages (a JSON array is used round-robin for unary calls,
-as the messages of one stream for ScoreStream) and reports every call's gRPC status. Its data is a
+ghz speaks gRPC itself: it reads the method from the shipped .proto files (``--proto``, the default;
+by server reflection it asks for the method's name, which grpcio's reflection cannot resolve), sends
+the JSON data file's messages (a JSON array is used round-robin for unary calls, as the messages of one
+stream for ScoreStream) and reports every call's gRPC status. Its data is a
 template evaluated for every call, so transaction ids carry ``{{.RequestNumber}}`` and every call
 scores transactions the server has not seen (no idempotent replays). ghz reports durations in
 nanoseconds; ``--duration-stop=wait`` lets calls in flight at the end finish instead of counting
-them as errors.
+them as errors. The pinned ghz is built into the repository's ``.tools/`` by ``make bench-tools``
+(deploy/install-go-tools.sh); that one is used when it is there, else ghz on PATH.
 """
 
 from __future__ import annotations
@@ -25,6 +27,8 @@ from google.protobuf.message import Message
 from sentinel.bench.measurement import REPORTED_PERCENTILES, LoadResult, LoadSettings, percentiles_ms
 
 GHZ = "ghz"
+# The repository's .tools/ (this file is bench/ghz.py; editable installs link it, hence resolve()).
+TOOLS_DIR = Path(__file__).resolve().parent.parent / ".tools"
 NANOSECONDS_PER_MS = 1_000_000
 RUN_TIMEOUT_MARGIN_S = 120.0
 UNIQUE_ID_SUFFIX = "-r{{.RequestNumber}}"  # ghz call template: a new id in every call
@@ -34,9 +38,14 @@ class GhzError(RuntimeError):
     """ghz failed or wrote a report this module cannot read."""
 
 
+def ghz_executable() -> str | None:
+    """The repository's ``.tools/ghz`` (``make bench-tools``), else ghz on PATH; None without either."""
+    return shutil.which(GHZ, path=str(TOOLS_DIR)) or shutil.which(GHZ)
+
+
 def ghz_available() -> bool:
-    """True when ghz is on PATH."""
-    return shutil.which(GHZ) is not None
+    """True when ghz is in the repository's .tools/ or on PATH."""
+    return ghz_executable() is not None
 
 
 def _with_unique_ids(value: Any) -> Any:
@@ -70,7 +79,7 @@ def ghz_command(
 ) -> list[str]:
     """The ghz command line; ``proto`` is (the .proto file, its import root), else reflection."""
     command = [
-        GHZ,
+        ghz_executable() or GHZ,
         "--insecure",
         "--call", call,
         "--data-file", str(data_file),

@@ -169,10 +169,12 @@ def choose_tool(requested: str, scenarios: list[Scenario]) -> str:
     if requested in ("ghz", "auto") and ghz.ghz_available():
         return "ghz"
     if requested == "ghz":
-        raise BenchError("ghz is not on PATH (https://ghz.sh); use --tool h2load")
+        raise BenchError("ghz is neither in .tools/ nor on PATH: `make bench-tools` installs it "
+                         "(go install); or use --tool h2load")
     if not h2load.h2load_available():
         raise BenchError(
-            "neither ghz nor h2load is on PATH; install h2load with `apt-get install nghttp2-client`"
+            "neither ghz nor h2load is installed: `make bench-tools` installs ghz into .tools/, "
+            "`apt-get install nghttp2-client` h2load"
         )
     return "h2load"
 
@@ -451,8 +453,9 @@ def register(bench_subparsers: Any) -> None:
                         help="what to call (default: score); all: every scenario but hot-account "
                         "in turn (hot-account runs with --tool grpcio only)")
     parser.add_argument("--tool", choices=["auto", "ghz", "h2load", "grpcio"], default="auto",
-                        help="load generator (default auto: ghz when on PATH, else h2load, and grpcio "
-                        "for hot-account; grpcio: Python clients sending new transaction ids in every call)")
+                        help="load generator (default auto: ghz when in .tools/, where make bench-tools "
+                        "puts it, or on PATH, else h2load, and grpcio for hot-account; grpcio: Python "
+                        "clients sending new transaction ids in every call)")
     parser.add_argument("--target", metavar="HOST:PORT",
                         help="measure this running SentinelStream instead of starting one")
     parser.add_argument("--metrics-url", metavar="URL",
@@ -476,7 +479,10 @@ def register(bench_subparsers: Any) -> None:
     parser.add_argument("--accounts", type=int, default=DEFAULT_ACCOUNTS,
                         help=f"accounts the transactions are spread over (default {DEFAULT_ACCOUNTS:,}; "
                         "hot-account always uses one)")
-    parser.add_argument("--proto", action="store_true", help="ghz: use the shipped .proto, not reflection")
+    parser.add_argument("--proto", action=argparse.BooleanOptionalAction, default=True,
+                        help="ghz: read the method from the shipped .proto (default); --no-proto: by "
+                        "server reflection, which grpcio's reflection cannot answer for a method name (ghz "
+                        "then fails with 'Symbol not found')")
     which = parser.add_mutually_exclusive_group()
     which.add_argument("--no-ceiling", action="store_true", help="skip the do-nothing server")
     which.add_argument("--ceiling-only", action="store_true",

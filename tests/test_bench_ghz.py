@@ -1,20 +1,30 @@
-"""The ghz wrapper: reading a real ghz JSON report, the command line and the call data."""
+"""The ghz wrapper: reading a real ghz JSON report, the command line, the call data and the pinned ghz
+that deploy/install-go-tools.sh (`make bench-tools`, `make test`) builds into the repository's .tools/."""
 
 from __future__ import annotations
 
 import copy
 import itertools
 import json
+import re
+import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
 
-from sentinel.bench.ghz import GhzError, ghz_command, ghz_data, parse_ghz_report
+from sentinel.bench import ghz
+from sentinel.bench.ceiling import CeilingServer
+from sentinel.bench.ghz import GhzError, ghz_command, ghz_data, ghz_executable, parse_ghz_report
+from sentinel.bench.grpc_bench import build_payload, choose_tool, measure
 from sentinel.bench.measurement import LoadSettings
 from sentinel.bench.payloads import TransactionFactory, load_paysim
 from sentinel.bench.scenarios import SCENARIOS
+from sentinel.config import Settings
 
-FIXTURES = Path(__file__).resolve().parent / "fixtures"
+ROOT = Path(__file__).resolve().parent.parent
+FIXTURES = ROOT / "tests" / "fixtures"
+INSTALL_SCRIPT = ROOT / "deploy" / "install-go-tools.sh"
 
 
 @pytest.fixture(scope="module")
@@ -74,7 +84,7 @@ def test_command_uses_reflection_unless_given_the_proto(tmp_path: Path) -> None:
     load = LoadSettings(64, 4, duration_s=10, total_calls=None, rate=5_000, warmup_s=3)
     command = ghz_command("127.0.0.1:50051", "sentinel.v1.ScoringService.Score", tmp_path / "d.json", load,
                           tmp_path / "r.json")
-    assert command[0] == "ghz" and command[-1] == "127.0.0.1:50051"
+    assert command[0] == (ghz_executable() or "ghz") and command[-1] == "127.0.0.1:50051"
     assert "--proto" not in command
     pairs = dict(itertools.pairwise(command[1:-1]))
     assert pairs["--call"] == "sentinel.v1.ScoringService.Score"
@@ -96,3 +106,50 @@ def test_call_data_makes_every_transaction_id_unique_per_call() -> None:
     assert len(set(ids)) == 100
     assert all(i.endswith("-r{{.RequestNumber}}") for i in ids)
     assert data["transactions"][0]["amount"]["currency"]
+
+
+def pinned_ghz_version() -> str:
+    """The ghz version deploy/install-go-tools.sh pins (the one place it is written)."""
+    (version,) = re.findall(r"github\.com/bojand/ghz (v\S+) ", INSTALL_SCRIPT.read_text())
+    return version
+
+
+@pytest.fixture(scope="module")
+def pinned_ghz() -> Path:
+    """The pinned ghz in .tools/, installed as `make test` does (nothing to do when it is there)."""
+    if shutil.which("go") is None:
+        pytest.skip("go is not installed, so deploy/install-go-tools.sh cannot build ghz")
+    run = subprocess.run(["bash", str(INSTALL_SCRIPT), "--tests"], capture_output=True, text=True,
+                         timeout=280, check=False)
+    assert run.returncode == 0, run.stderr
+    return ROOT / ".tools" / "ghz"
+
+
+def test_the_installed_pinned_ghz_is_the_one_used(pinned_ghz: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    built = subprocess.run(["go", "version", "-m", str(pinned_ghz)], capture_output=True, text=True,
+                           check=True).stdout
+    assert re.search(rf"^\s*mod\s+github\.com/bojand/ghz\s+{re.escape(pinned_ghz_version())}\s", built, re.M)
+    monkeypatch.setenv("PATH", "")  # found in .tools/, not on PATH
+    assert ghz_executable() == str(pinned_ghz)
+    assert ghz.ghz_available()
+    assert choose_tool("auto", [SCENARIOS["score"]]) == "ghz"
+    load = LoadSettings(8, 2, duration_s=None, total_calls=10, rate=None, warmup_s=0)
+    assert ghz_command("h:1", "c", Path("d.json"), load, None)[0] == str(pinned_ghz)
+
+
+@pytest.mark.slow
+def test_short_real_run_against_the_ceiling(pinned_ghz: Path, tmp_path: Path) -> None:
+    """The pinned ghz with the shipped .proto, measured as `sentinel bench grpc` does: every call OK, also
+    as the server counts them."""
+    scenario = SCENARIOS["score"]
+    payload = build_payload(scenario, TransactionFactory(load_paysim()), "ghzrun", tmp_path, streams=2)
+    load = LoadSettings(4, 2, duration_s=None, total_calls=200, rate=None, warmup_s=0.5)
+    with CeilingServer(Settings(), workers=2) as ceiling:
+        measured = measure("ghz", ceiling.address, payload, load, tmp_path / "run", True, ceiling.counts,
+                           ceiling.pids)
+    result = measured.result
+    assert measured.problems == []
+    assert result.tool == "ghz"
+    assert result.calls_completed == 200 and result.calls_ok == 200 and result.error_count == 0
+    assert measured.server_count is not None and measured.server_count["server_ok_calls"] == 200
+    assert result.latencies_ms.size == 200 and result.percentiles_ms[99.0] > 0
