@@ -12,7 +12,8 @@ SOURCES := pyproject.toml setup.py $(wildcard proto/sentinel/v1/*.proto) \
 	core server server/rules hotpath ledger ledger/migrations model_export model_export/default_model clients/python bench
 BUILD_DEPS := "setuptools>=69" wheel "grpcio-tools>=1.85" "cython>=3.1" "numpy>=2.0"
 
-.PHONY: install run test lint typecheck system-packages test-system-packages clean
+.PHONY: install run test test-debug lint typecheck system-packages test-system-packages bench-tools test-bench-tools \
+	clean
 
 install: $(STAMP)
 
@@ -32,11 +33,36 @@ system-packages:
 test-system-packages:
 	@bash deploy/ensure-system-packages.sh --tests
 
+# The pinned ghz (load generator of `sentinel bench grpc`) and grpcurl, built into .tools/ with go install.
+bench-tools:
+	@bash deploy/install-go-tools.sh
+
+# Only ghz, for its tests (under a minute on a clean clone, nothing when there); without go they skip.
+test-bench-tools:
+	@bash deploy/install-go-tools.sh --tests
+
 run: install system-packages
 	$(BIN)/sentinel dev serve
 
-test: install test-system-packages
+test: install test-system-packages test-bench-tools
 	$(BIN)/pytest
+
+# The hot path built with Cython's bounds and initialization checks on (SENTINEL_HOTPATH_DEBUG=1, see
+# setup.py) and the tests that drive it run against that build. It lives in build/hotpath-debug: the
+# installed package linked there with its extensions replaced, so the installed release build (what
+# `make test` and `make run` use) is never touched.
+HOTPATH_DEBUG_DIR := build/hotpath-debug
+HOTPATH_TESTS := tests/test_hotpath_codec.py tests/test_hotpath_features.py tests/test_hotpath_parity.py \
+	tests/test_hotpath_rules.py tests/test_rules_compiler.py
+
+test-debug: install
+	rm -rf $(HOTPATH_DEBUG_DIR)/lib && mkdir -p $(HOTPATH_DEBUG_DIR)/lib
+	cp -as "$$($(BIN)/python -c 'import os, sentinel; print(os.path.dirname(sentinel.__file__))')" \
+		$(HOTPATH_DEBUG_DIR)/lib/
+	rm -f $(HOTPATH_DEBUG_DIR)/lib/sentinel/hotpath/*.so
+	SENTINEL_HOTPATH_DEBUG=1 $(BIN)/python setup.py -q build_ext -j 2 \
+		--build-lib $(HOTPATH_DEBUG_DIR)/lib --build-temp $(HOTPATH_DEBUG_DIR)/temp
+	PYTHONPATH=$(HOTPATH_DEBUG_DIR)/lib $(BIN)/pytest $(HOTPATH_TESTS)
 
 lint: install
 	$(BIN)/ruff check .

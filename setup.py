@@ -9,6 +9,7 @@ the Cython hot path.
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 from typing import ClassVar
 
@@ -65,18 +66,27 @@ class BuildProto(Command):
         )
 
 
-HOTPATH_EXTENSIONS = ("_codec", "_columns", "_features", "_rules")
+HOTPATH_EXTENSIONS = ("_constants", "_codec", "_columns", "_features", "_rules", "_wire", "_respond")
+# SENTINEL_HOTPATH_DEBUG=1 builds the hot path with Cython's checks on (`make test-debug`): memoryview
+# indexing bounds-checked, negative indices included (wraparound stays off as in the release build, so
+# an index of -1 is an IndexError rather than the last element), and memoryviews checked initialized.
+HOTPATH_DEBUG = os.environ.get("SENTINEL_HOTPATH_DEBUG") == "1"
+HOTPATH_DEBUG_DIR = "build/hotpath-debug"
 
 
 def hotpath_extensions() -> list[Extension]:
     """The Cython hot path (sentinel.hotpath._*), compiled with -O3.
 
     ``-ffp-contract=off`` keeps gcc from fusing multiply-adds (it does on aarch64), so the compiled
-    features round exactly like the pure-Python reference they are tested against.
+    features round exactly like the pure-Python reference they are tested against. The checks are off
+    here rather than in each file, so that the debug build can turn them on; its C files go to
+    HOTPATH_DEBUG_DIR, never over the release build's.
     """
     import numpy
     from Cython.Build import cythonize
+    from Cython.Compiler import Options
 
+    Options.show_performance_hints = not HOTPATH_DEBUG  # the checks are the point of the debug build
     extensions = [
         Extension(
             f"sentinel.hotpath.{name}",
@@ -87,12 +97,19 @@ def hotpath_extensions() -> list[Extension]:
         )
         for name in HOTPATH_EXTENSIONS
     ]
-    # _state.pxd and _checks.pxd are inline C "headers" shared by the modules (no runtime imports).
+    # _constants.pxd (numbers shared with Python), _state.pxd and _checks.pxd are inline C "headers"
+    # shared by the modules.
     return cythonize(
         extensions,
         include_path=["hotpath"],
         language_level=3,
-        compiler_directives={"embedsignature": True},
+        build_dir=f"{HOTPATH_DEBUG_DIR}/c" if HOTPATH_DEBUG else None,
+        compiler_directives={
+            "embedsignature": True,
+            "boundscheck": HOTPATH_DEBUG,
+            "wraparound": False,
+            "initializedcheck": HOTPATH_DEBUG,
+        },
     )
 
 

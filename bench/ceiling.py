@@ -21,8 +21,8 @@ from typing import Any
 
 from sentinel.bench.measurement import ServerCounts
 from sentinel.config import Settings
-from sentinel.localservices import free_port
 from sentinel.serverprocess import ServerStartError
+from sentinel.system import free_port
 
 # Per-worker counter slots in the shared array.
 _SCORE, _BATCH, _STREAM = range(3)

@@ -13,8 +13,6 @@ leftover is the process named in the directory's pid file whose working director
 from __future__ import annotations
 
 import contextlib
-import ctypes
-import functools
 import glob
 import os
 import pwd
@@ -23,14 +21,14 @@ import signal
 import socket
 import subprocess
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from sentinel.system import free_port, with_parent_death_signal
+
 STARTUP_TIMEOUT_S = 30.0
 STOP_TIMEOUT_S = 10.0
-PR_SET_PDEATHSIG = 1  # linux/prctl.h
-_prctl = ctypes.CDLL(None, use_errno=True).prctl  # resolved here, not in a child between fork and exec
 
 # Settings of the private PostgreSQL beyond its defaults; each is also advice for a production ledger
 # database (README, "Ledger database settings").
@@ -49,13 +47,6 @@ POSTGRES_SETTINGS = (
 
 class LocalServiceError(RuntimeError):
     """A private service could not be started; the message names the binary or the log file."""
-
-
-def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on right now."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def _wait_for_port(port: int, process: subprocess.Popen[bytes], log_file: Path) -> None:
@@ -253,25 +244,6 @@ class LocalPostgres:
             self.process.send_signal(signal.SIGQUIT if mode == "immediate" else signal.SIGINT)
         _terminate(self.process)
         self.process = None
-
-
-def die_with_parent(signum: int, parent: int) -> None:
-    """Have the kernel send ``signum`` to this process when its parent (pid ``parent``) dies (Linux).
-
-    Without it a SIGKILLed ``sentinel dev serve`` leaves its workers and services running. The
-    "parent" is the thread that started this process: a process started from a short-lived thread
-    would die with that thread.
-    """
-    if _prctl(PR_SET_PDEATHSIG, signum, 0, 0, 0) != 0:
-        raise OSError(ctypes.get_errno(), "prctl(PR_SET_PDEATHSIG) failed")
-    if os.getppid() != parent:  # the parent died before the signal was armed
-        os._exit(1)
-
-
-def with_parent_death_signal(signum: int) -> Callable[[], None]:
-    """A ``preexec_fn`` applying ``die_with_parent`` to the child; it runs after the child's switch to
-    another user (``Popen(user=...)``), which would clear the signal."""
-    return functools.partial(die_with_parent, signum, os.getpid())
 
 
 def leftover_pid(pid_file: Path, directory: Path) -> int | None:

@@ -9,12 +9,26 @@ from __future__ import annotations
 
 import logging
 import sys
-from typing import Literal, TextIO
+from typing import BinaryIO, Literal, TextIO
 
 import orjson
 import structlog
 
 LogFormat = Literal["auto", "json", "console"]
+
+
+class _JsonLines:
+    """Where JSON log lines go and from which level, for writers that render their own lines (the
+    per-batch decision log); None while logs are console output or not configured."""
+
+    out: BinaryIO | None = None
+    level: int = logging.INFO
+
+
+def json_lines_out(level: int = logging.INFO) -> BinaryIO | None:
+    """The binary stream JSON log lines are written to when events of ``level`` are logged, else None
+    (console format, or a higher level configured): a caller then logs through structlog, or not at all."""
+    return _JsonLines.out if level >= _JsonLines.level else None
 
 
 def configure_logging(level: str = "info", fmt: LogFormat = "auto", stream: TextIO | None = None) -> None:
@@ -27,6 +41,8 @@ def configure_logging(level: str = "info", fmt: LogFormat = "auto", stream: Text
         structlog.dev.ConsoleRenderer() if use_console else structlog.processors.JSONRenderer(orjson.dumps)
     )
     numeric_level = logging.getLevelNamesMapping()[level.upper()]
+    _JsonLines.out = None if use_console else out.buffer
+    _JsonLines.level = numeric_level
     shared: list[structlog.types.Processor] = [
         structlog.contextvars.merge_contextvars,
         structlog.processors.add_log_level,

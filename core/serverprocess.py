@@ -21,7 +21,7 @@ from types import TracebackType
 import grpc
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 
-from sentinel.localservices import free_port
+from sentinel.system import free_port
 
 START_TIMEOUT_S = 120.0  # initdb of a private PostgreSQL takes a few seconds on a slow disk
 STOP_TIMEOUT_S = 60.0

@@ -8,10 +8,17 @@ Typical use on the server, once per micro-batch::
     columns = builder.build()
     features, new_states = build_features(columns, states)   # states[slot]: bytes or None
     matches = evaluate_rules(rule_set, features, columns)    # uint8 [rows, rules]
+    encoded = encode_decisions(rule_table, ids, keys, scores, matches, ...)  # Decision bytes by row
+
+The builder loop (and the protobuf parsing and validation before it) can be one call instead:
+``WireDecoder(...).decode_batch(body, now)`` goes from a ScoreBatchRequest's bytes to its columns, ids,
+canonical transaction bytes and violations (``wire``).
 
 Everything here is compiled (Cython, ``_*.pyx``) and has a pure-Python reference with exactly the
-same results in ``reference_codec``, ``reference_features`` and ``reference_rules``. Design and
-layouts: docs/decisions/0003-account-state-and-features.md and 0004-rule-program.md.
+same results in ``reference_codec``, ``reference_features`` and ``reference_rules``; the numbers both
+share (state layout, bounds, feature columns, field numbers, opcodes) are defined once, in
+``_constants.pxd``. Design and layouts: docs/decisions/0003-account-state-and-features.md and
+0004-rule-program.md.
 """
 
 from __future__ import annotations
@@ -22,15 +29,21 @@ import numpy.typing as npt
 from sentinel.hotpath import _features, _rules
 from sentinel.hotpath._codec import decode_state, encode_state
 from sentinel.hotpath._columns import TransactionColumnsBuilder
-from sentinel.hotpath.columns import (
+from sentinel.hotpath._constants import (
+    ALL_BALANCES_KNOWN,
     DESTINATION_AFTER_KNOWN,
     DESTINATION_BEFORE_KNOWN,
+    FEATURE_COUNT,
     MAX_AMOUNT,
     MAX_EVENT_TIME,
+    MAX_STACK_DEPTH,
     ORIGIN_AFTER_KNOWN,
     ORIGIN_BEFORE_KNOWN,
-    TransactionColumns,
+    STATE_SIZE,
+    STATE_VERSION,
 )
+from sentinel.hotpath._wire import WireDecoder
+from sentinel.hotpath.columns import TransactionColumns
 from sentinel.hotpath.errors import (
     HotpathError,
     InvalidRuleProgram,
@@ -39,16 +52,24 @@ from sentinel.hotpath.errors import (
 )
 from sentinel.hotpath.hashing import country_code, id_value, stable_hash
 from sentinel.hotpath.program import (
-    MAX_STACK_DEPTH,
     Op,
     ProgramBuilder,
     RuleProgram,
     RuleSet,
     field_value,
 )
+from sentinel.hotpath.respond import (
+    KIND_DECISION,
+    KIND_ERROR,
+    EncodedDecisions,
+    RuleTable,
+    encode_decisions,
+    score_batch_response,
+    score_response,
+    stream_responses,
+)
 from sentinel.hotpath.schema import (
     CHANNELS,
-    FEATURE_COUNT,
     FEATURE_DOCS,
     FEATURE_INDEX,
     FEATURE_NAMES,
@@ -59,7 +80,8 @@ from sentinel.hotpath.schema import (
     TRANSACTION_TYPES,
     VELOCITY_HALF_LIVES_S,
 )
-from sentinel.hotpath.state import STATE_SIZE, STATE_VERSION, AccountState
+from sentinel.hotpath.state import AccountState
+from sentinel.hotpath.wire import DecodedTransactions, WireDecodeError
 
 
 def build_features(
@@ -102,6 +124,7 @@ def evaluate_rules(
 
 
 __all__ = [
+    "ALL_BALANCES_KNOWN",
     "CHANNELS",
     "DESTINATION_AFTER_KNOWN",
     "DESTINATION_BEFORE_KNOWN",
@@ -111,6 +134,8 @@ __all__ = [
     "FEATURE_NAMES",
     "FEATURE_SCHEMA_HASH",
     "FEATURE_SCHEMA_VERSION",
+    "KIND_DECISION",
+    "KIND_ERROR",
     "MAX_AMOUNT",
     "MAX_EVENT_TIME",
     "MAX_STACK_DEPTH",
@@ -123,6 +148,8 @@ __all__ = [
     "TRANSACTION_TYPES",
     "VELOCITY_HALF_LIVES_S",
     "AccountState",
+    "DecodedTransactions",
+    "EncodedDecisions",
     "HotpathError",
     "InvalidRuleProgram",
     "InvalidTransactionValue",
@@ -130,16 +157,23 @@ __all__ = [
     "ProgramBuilder",
     "RuleProgram",
     "RuleSet",
+    "RuleTable",
     "StateDecodeError",
     "TransactionColumns",
     "TransactionColumnsBuilder",
+    "WireDecodeError",
+    "WireDecoder",
     "build_features",
     "build_features_stateless",
     "country_code",
     "decode_state",
+    "encode_decisions",
     "encode_state",
     "evaluate_rules",
     "field_value",
     "id_value",
+    "score_batch_response",
+    "score_response",
     "stable_hash",
+    "stream_responses",
 ]

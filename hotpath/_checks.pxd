@@ -7,13 +7,31 @@ reference_features.row_problem, in the same order, returning the same ROW_PROBLE
 
 from libc.stdint cimport int32_t, uint8_t, uint16_t, uint64_t
 
-cdef extern from *:
-    """
-    #define SENTINEL_MAX_AMOUNT 1e18
-    #define SENTINEL_MAX_ROW_EVENT_TIME 1e11
-    """
-    double MAX_AMOUNT "SENTINEL_MAX_AMOUNT"
-    double MAX_ROW_EVENT_TIME "SENTINEL_MAX_ROW_EVENT_TIME"
+from _constants cimport (
+    ALL_BALANCES_KNOWN,
+    DESTINATION_AFTER_KNOWN,
+    DESTINATION_BEFORE_KNOWN,
+    MAX_AMOUNT,
+    MAX_EVENT_TIME,
+    ORIGIN_AFTER_KNOWN,
+    ORIGIN_BEFORE_KNOWN,
+    ROW_BAD_ACCOUNT_SLOT,
+    ROW_BAD_AMOUNT,
+    ROW_BAD_BALANCES_KNOWN,
+    ROW_BAD_COUNTRY,
+    ROW_BAD_DESTINATION_AFTER,
+    ROW_BAD_DESTINATION_BEFORE,
+    ROW_BAD_EVENT_TIME,
+    ROW_BAD_GEO_KNOWN,
+    ROW_BAD_LATITUDE,
+    ROW_BAD_LONGITUDE,
+    ROW_BAD_ORIGIN_AFTER,
+    ROW_BAD_ORIGIN_BEFORE,
+    ROW_BAD_TYPE,
+    ROW_USABLE,
+    TYPE_DEBIT,
+    TYPE_PAYMENT,
+)
 
 
 cdef inline uint64_t fnv1a_64(const char* data, Py_ssize_t size) noexcept nogil:
@@ -37,33 +55,33 @@ cdef inline int row_problem(
     uint8_t geo_known, double latitude, double longitude, uint16_t country, uint8_t known,
     double origin_before, double origin_after, double destination_before, double destination_after,
 ) noexcept nogil:
-    """Index in ROW_PROBLEMS of the first thing wrong with a row (0 when usable); ``n_states`` < 0
-    skips the account_slot check."""
+    """The first thing wrong with a row (its index in ROW_PROBLEMS; ROW_USABLE when there is none);
+    ``n_states`` < 0 skips the account_slot check."""
     if n_states >= 0 and not (0 <= slot < n_states):
-        return 1
+        return ROW_BAD_ACCOUNT_SLOT
     if not (0.0 <= amount <= MAX_AMOUNT):
-        return 2
-    if not (1 <= kind <= 5):
-        return 3
-    if not (0.0 <= event_time <= MAX_ROW_EVENT_TIME):
-        return 4
+        return ROW_BAD_AMOUNT
+    if not (TYPE_PAYMENT <= kind <= TYPE_DEBIT):
+        return ROW_BAD_TYPE
+    if not (0.0 <= event_time <= MAX_EVENT_TIME):
+        return ROW_BAD_EVENT_TIME
     if geo_known > 1:
-        return 5
+        return ROW_BAD_GEO_KNOWN
     if geo_known:
         if not (-90.0 <= latitude <= 90.0):
-            return 6
+            return ROW_BAD_LATITUDE
         if not (-180.0 <= longitude <= 180.0):
-            return 7
+            return ROW_BAD_LONGITUDE
     if not valid_country(country):
-        return 8
-    if known & ~15:
-        return 9
-    if known & 1 and not (-MAX_AMOUNT <= origin_before <= MAX_AMOUNT):
-        return 10
-    if known & 2 and not (-MAX_AMOUNT <= origin_after <= MAX_AMOUNT):
-        return 11
-    if known & 4 and not (-MAX_AMOUNT <= destination_before <= MAX_AMOUNT):
-        return 12
-    if known & 8 and not (-MAX_AMOUNT <= destination_after <= MAX_AMOUNT):
-        return 13
-    return 0
+        return ROW_BAD_COUNTRY
+    if known & ~ALL_BALANCES_KNOWN:
+        return ROW_BAD_BALANCES_KNOWN
+    if known & ORIGIN_BEFORE_KNOWN and not (-MAX_AMOUNT <= origin_before <= MAX_AMOUNT):
+        return ROW_BAD_ORIGIN_BEFORE
+    if known & ORIGIN_AFTER_KNOWN and not (-MAX_AMOUNT <= origin_after <= MAX_AMOUNT):
+        return ROW_BAD_ORIGIN_AFTER
+    if known & DESTINATION_BEFORE_KNOWN and not (-MAX_AMOUNT <= destination_before <= MAX_AMOUNT):
+        return ROW_BAD_DESTINATION_BEFORE
+    if known & DESTINATION_AFTER_KNOWN and not (-MAX_AMOUNT <= destination_after <= MAX_AMOUNT):
+        return ROW_BAD_DESTINATION_AFTER
+    return ROW_USABLE

@@ -1,4 +1,4 @@
-# cython: language_level=3, boundscheck=False, wraparound=False, cdivision=True
+# cython: language_level=3, cdivision=True
 """Compiled state codec: Python-level encode/decode over the inline C codec of ``_state.pxd``.
 
 The hot path itself never builds an AccountState object: ``_features`` decodes blobs straight into
@@ -8,7 +8,8 @@ C structs. These two functions exist for tools, tests and the server's diagnosti
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize
 from libc.stdint cimport uint8_t
 
-from _state cimport RING_SIZE, STATE_SIZE, WINDOWS, AccountStateC, decode_into, encode_into, reset_state
+from _constants cimport RING_SIZE, STATE_SIZE, VELOCITY_WINDOWS
+from _state cimport AccountStateC, decode_into, encode_into, reset_state
 
 from sentinel.hotpath.errors import StateDecodeError
 from sentinel.hotpath.state import DECODE_ERRORS, AccountState
@@ -35,8 +36,8 @@ def decode_state(const uint8_t[::1] blob, slot=None):
         last_geo_time=s.last_geo_time,
         last_latitude=s.last_latitude,
         last_longitude=s.last_longitude,
-        velocity_count=[s.velocity_count[i] for i in range(WINDOWS)],
-        velocity_amount=[s.velocity_amount[i] for i in range(WINDOWS)],
+        velocity_count=[s.velocity_count[i] for i in range(VELOCITY_WINDOWS)],
+        velocity_amount=[s.velocity_amount[i] for i in range(VELOCITY_WINDOWS)],
         counterparties=[s.counterparties[i] for i in range(RING_SIZE)],
         devices=[s.devices[i] for i in range(RING_SIZE)],
     )
@@ -59,7 +60,7 @@ def encode_state(state):
     s.last_geo_time = state.last_geo_time
     s.last_latitude = state.last_latitude
     s.last_longitude = state.last_longitude
-    for i in range(WINDOWS):
+    for i in range(VELOCITY_WINDOWS):
         s.velocity_count[i] = state.velocity_count[i]
         s.velocity_amount[i] = state.velocity_amount[i]
     for i in range(RING_SIZE):

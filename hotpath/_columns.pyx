@@ -1,4 +1,4 @@
-# cython: language_level=3, boundscheck=False, wraparound=False, initializedcheck=False, cdivision=True
+# cython: language_level=3, cdivision=True
 """Compiled half of ``columns`` and ``hashing``: stable_hash and the per-transaction batch builder.
 
 The server appends one validated transaction at a time; ``append`` writes straight into
@@ -13,6 +13,14 @@ from cpython.unicode cimport PyUnicode_AsUTF8AndSize
 from libc.stdint cimport int32_t, uint8_t, uint16_t, uint64_t
 
 from _checks cimport fnv1a_64, row_problem
+from _constants cimport (
+    DESTINATION_AFTER_KNOWN,
+    DESTINATION_BEFORE_KNOWN,
+    ORIGIN_AFTER_KNOWN,
+    ORIGIN_BEFORE_KNOWN,
+    ROW_BAD_ACCOUNT_SLOT,
+    ROW_BAD_TYPE,
+)
 
 from sentinel.hotpath.columns import ROW_PROBLEMS, TransactionColumns
 from sentinel.hotpath.errors import InvalidTransactionValue
@@ -136,9 +144,9 @@ cdef class TransactionColumnsBuilder:
         if (latitude is None) != (longitude is None):
             raise InvalidTransactionValue("latitude", "latitude and longitude are given together or not at all")
         if account_slot < 0:
-            raise InvalidTransactionValue(*ROW_PROBLEMS[1])
+            raise InvalidTransactionValue(*ROW_PROBLEMS[ROW_BAD_ACCOUNT_SLOT])
         if not 0 <= type_code <= 255:
-            raise InvalidTransactionValue(*ROW_PROBLEMS[3])
+            raise InvalidTransactionValue(*ROW_PROBLEMS[ROW_BAD_TYPE])
         if not 0 <= channel <= 255:
             raise InvalidTransactionValue("channel", "must be a Channel code from 0 to 255")
         if i == self._capacity:
@@ -164,13 +172,13 @@ cdef class TransactionColumnsBuilder:
         self._destination_before[i] = 0.0 if destination_before is None else destination_before
         self._destination_after[i] = 0.0 if destination_after is None else destination_after
         if origin_before is not None:
-            known |= 1
+            known |= ORIGIN_BEFORE_KNOWN
         if origin_after is not None:
-            known |= 2
+            known |= ORIGIN_AFTER_KNOWN
         if destination_before is not None:
-            known |= 4
+            known |= DESTINATION_BEFORE_KNOWN
         if destination_after is not None:
-            known |= 8
+            known |= DESTINATION_AFTER_KNOWN
         self._known[i] = known
         problem = row_problem(
             account_slot, -1, amount, self._type[i], event_time, self._geo_known[i], self._latitude[i],

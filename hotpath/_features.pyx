@@ -1,4 +1,4 @@
-# cython: language_level=3, boundscheck=False, wraparound=False, initializedcheck=False, cdivision=True
+# cython: language_level=3, cdivision=True
 """Compiled feature builder: decode states, compute features, update and encode states.
 
 The exact specification is ``reference_features`` (same operations in the same order, so the
@@ -15,46 +15,28 @@ from libc.stdint cimport int32_t, uint8_t, uint16_t, uint32_t, uint64_t
 from libc.stdlib cimport free, malloc
 from libc.string cimport memset
 
-from _state cimport (
-    MAX_LOG_AMOUNT_M2,
-    MAX_VELOCITY_AMOUNT,
-    MAX_VELOCITY_COUNT,
-    RING_SIZE,
-    STATE_SIZE,
-    WINDOWS,
-    AccountStateC,
-    decode_into,
-    encode_into,
-    reset_state,
-)
 from _checks cimport row_problem
+from _constants cimport (
+    DEGREES_TO_RADIANS, DESTINATION_BALANCES_KNOWN, EARTH_RADIUS_KM, FEATURE_COUNT,
+    F_AMOUNT_EXCEEDS_ORIGIN_BALANCE, F_AMOUNT_OVER_ORIGIN_BALANCE, F_AWAY_FROM_HOME, F_COUNTRY_CHANGED,
+    F_DESTINATION_BALANCES_KNOWN, F_DESTINATION_BALANCES_ZERO, F_DESTINATION_BALANCE_ERROR,
+    F_DISTANCE_KM, F_FIRST_TRANSACTION, F_GEO_KNOWN, F_HOUR_OF_DAY, F_LOG_AMOUNT, F_LOG_AMOUNT_ZSCORE,
+    F_NEW_COUNTERPARTY, F_NEW_DEVICE, F_ORIGIN_BALANCES_KNOWN, F_ORIGIN_BALANCE_ERROR, F_ORIGIN_DRAINED,
+    F_SECONDS_SINCE_LAST, F_SPEED_KMH, F_STATE_KNOWN, F_TRAVEL_KNOWN, F_TYPE_PAYMENT,
+    F_VELOCITY_AMOUNT_1M, F_VELOCITY_COUNT_1M, LN2, MAX_LOG_AMOUNT_M2, MAX_TRANSACTION_COUNT,
+    MAX_VELOCITY_AMOUNT, MAX_VELOCITY_COUNT, MIN_LOG_AMOUNT_STD, MIN_TRAVEL_SECONDS,
+    NO_PREVIOUS_SECONDS, ORIGIN_BALANCES_KNOWN, ORIGIN_BEFORE_KNOWN, RING_SIZE, STATE_SIZE,
+    TYPE_PAYMENT, VELOCITY_WINDOWS,
+)
+from _state cimport AccountStateC, decode_into, encode_into, reset_state
 
 from sentinel.hotpath.columns import ROW_PROBLEMS
 from sentinel.hotpath.errors import InvalidTransactionValue, StateDecodeError
-from sentinel.hotpath.schema import FEATURE_COUNT, VELOCITY_HALF_LIVES_S
+from sentinel.hotpath.schema import VELOCITY_HALF_LIVES_S
 from sentinel.hotpath.state import DECODE_ERRORS
 
-cdef extern from *:
-    """
-    #define SENTINEL_LN2 0.6931471805599453
-    #define SENTINEL_DEG2RAD 0.017453292519943295
-    #define SENTINEL_EARTH_RADIUS_KM 6371.0088
-    #define SENTINEL_MIN_LOG_AMOUNT_STD 0.1
-    #define SENTINEL_MIN_TRAVEL_SECONDS 60.0
-    """
-    double LN2 "SENTINEL_LN2"
-    double DEG2RAD "SENTINEL_DEG2RAD"
-    double EARTH_RADIUS_KM "SENTINEL_EARTH_RADIUS_KM"
-    double MIN_LOG_AMOUNT_STD "SENTINEL_MIN_LOG_AMOUNT_STD"
-    double MIN_TRAVEL_SECONDS "SENTINEL_MIN_TRAVEL_SECONDS"
-    uint32_t MAX_COUNT "UINT32_MAX"
-
-DEF N_FEATURES = 33
-if FEATURE_COUNT != N_FEATURES:
-    raise ImportError(f"_features was compiled for {N_FEATURES} features, schema has {FEATURE_COUNT}")
-
-cdef double DECAY_RATES[3]
-for _window in range(3):
+cdef double DECAY_RATES[VELOCITY_WINDOWS]
+for _window in range(VELOCITY_WINDOWS):
     DECAY_RATES[_window] = LN2 / VELOCITY_HALF_LIVES_S[_window]
 
 
@@ -170,32 +152,37 @@ cdef inline void stateless_row(const Columns* c, Py_ssize_t i, float* out) noexc
     cdef double origin_before = c.origin_before[i]
     cdef double origin_after = c.origin_after[i]
     cdef double destination_before, destination_after
-    out[0] = <float>log1p(amount)
-    out[c.kind[i]] = 1.0
-    out[6] = <float>(hour + 24.0 if hour < 0.0 else hour)
-    if known & 3 == 3:
-        out[7] = 1.0
-        out[8] = <float>(origin_after + amount - origin_before)
-        out[9] = 1.0 if origin_before > 0.0 and origin_after <= 0.0 else 0.0
-    if known & 1:
-        out[10] = <float>(amount / (origin_before if origin_before > 1.0 else 1.0))
-        out[11] = 1.0 if amount > origin_before else 0.0
-    if known & 12 == 12:
+    cdef int w
+    out[F_LOG_AMOUNT] = <float>log1p(amount)
+    out[F_TYPE_PAYMENT + c.kind[i] - TYPE_PAYMENT] = 1.0
+    out[F_HOUR_OF_DAY] = <float>(hour + 24.0 if hour < 0.0 else hour)
+    if known & ORIGIN_BALANCES_KNOWN == ORIGIN_BALANCES_KNOWN:
+        out[F_ORIGIN_BALANCES_KNOWN] = 1.0
+        out[F_ORIGIN_BALANCE_ERROR] = <float>(origin_after + amount - origin_before)
+        out[F_ORIGIN_DRAINED] = 1.0 if origin_before > 0.0 and origin_after <= 0.0 else 0.0
+    if known & ORIGIN_BEFORE_KNOWN:
+        out[F_AMOUNT_OVER_ORIGIN_BALANCE] = <float>(amount / (origin_before if origin_before > 1.0 else 1.0))
+        out[F_AMOUNT_EXCEEDS_ORIGIN_BALANCE] = 1.0 if amount > origin_before else 0.0
+    if known & DESTINATION_BALANCES_KNOWN == DESTINATION_BALANCES_KNOWN:
         destination_before = c.destination_before[i]
         destination_after = c.destination_after[i]
-        out[12] = 1.0
-        out[13] = <float>(destination_before + amount - destination_after)
-        out[14] = 1.0 if destination_before == 0.0 and destination_after == 0.0 else 0.0
-    out[15] = 1.0 if c.geo_known[i] else 0.0
-    out[19] = -1.0
-    out[20] = out[21] = out[22] = 1.0
-    out[23] = out[24] = out[25] = <float>amount
+        out[F_DESTINATION_BALANCES_KNOWN] = 1.0
+        out[F_DESTINATION_BALANCE_ERROR] = <float>(destination_before + amount - destination_after)
+        out[F_DESTINATION_BALANCES_ZERO] = (
+            1.0 if destination_before == 0.0 and destination_after == 0.0 else 0.0
+        )
+    out[F_GEO_KNOWN] = 1.0 if c.geo_known[i] else 0.0
+    out[F_SECONDS_SINCE_LAST] = NO_PREVIOUS_SECONDS
+    for w in range(VELOCITY_WINDOWS):
+        out[F_VELOCITY_COUNT_1M + w] = 1.0
+        out[F_VELOCITY_AMOUNT_1M + w] = <float>amount
 
 
 cdef inline double haversine_km(double lat1, double lon1, double lat2, double lon2) noexcept nogil:
-    cdef double sin_dlat = sin((lat2 - lat1) * DEG2RAD * 0.5)
-    cdef double sin_dlon = sin((lon2 - lon1) * DEG2RAD * 0.5)
-    cdef double a = sin_dlat * sin_dlat + cos(lat1 * DEG2RAD) * cos(lat2 * DEG2RAD) * sin_dlon * sin_dlon
+    cdef double sin_dlat = sin((lat2 - lat1) * DEGREES_TO_RADIANS * 0.5)
+    cdef double sin_dlon = sin((lon2 - lon1) * DEGREES_TO_RADIANS * 0.5)
+    cdef double a = (sin_dlat * sin_dlat
+                     + cos(lat1 * DEGREES_TO_RADIANS) * cos(lat2 * DEGREES_TO_RADIANS) * sin_dlon * sin_dlon)
     if a > 1.0:
         a = 1.0
     return 2.0 * EARTH_RADIUS_KM * asin(sqrt(a))
@@ -227,16 +214,16 @@ cdef inline void apply_row(AccountStateC* s, const Columns* c, Py_ssize_t i, flo
     cdef uint64_t counterparty = c.counterparty[i]
     cdef uint64_t device = c.device[i]
     cdef bint new_counterparty, new_device
-    out[16] = 1.0
-    out[17] = 1.0 if previous == 0 else 0.0
+    out[F_STATE_KNOWN] = 1.0
+    out[F_FIRST_TRANSACTION] = 1.0 if previous == 0 else 0.0
     if previous >= 2:
         std = sqrt(s.log_amount_m2 / <double>(previous - 1))
         if std < MIN_LOG_AMOUNT_STD:
             std = MIN_LOG_AMOUNT_STD
-        out[18] = <float>((x - s.log_amount_mean) / std)
+        out[F_LOG_AMOUNT_ZSCORE] = <float>((x - s.log_amount_mean) / std)
     if previous:
-        out[19] = <float>(dt if dt > 0.0 else 0.0)
-        for w in range(WINDOWS):
+        out[F_SECONDS_SINCE_LAST] = <float>(dt if dt > 0.0 else 0.0)
+        for w in range(VELOCITY_WINDOWS):
             if dt >= 0.0:
                 decay = exp(-dt * DECAY_RATES[w])
                 count = s.velocity_count[w] * decay + 1.0
@@ -251,10 +238,10 @@ cdef inline void apply_row(AccountStateC* s, const Columns* c, Py_ssize_t i, flo
                 total = MAX_VELOCITY_AMOUNT
             s.velocity_count[w] = count
             s.velocity_amount[w] = total
-            out[20 + w] = <float>count
-            out[23 + w] = <float>total
+            out[F_VELOCITY_COUNT_1M + w] = <float>count
+            out[F_VELOCITY_AMOUNT_1M + w] = <float>total
     else:
-        for w in range(WINDOWS):
+        for w in range(VELOCITY_WINDOWS):
             s.velocity_count[w] = 1.0
             s.velocity_amount[w] = amount
     if geo and s.last_geo_known:
@@ -264,20 +251,20 @@ cdef inline void apply_row(AccountStateC* s, const Columns* c, Py_ssize_t i, flo
             gap = -gap
         if gap < MIN_TRAVEL_SECONDS:
             gap = MIN_TRAVEL_SECONDS
-        out[26] = 1.0
-        out[27] = <float>distance
-        out[28] = <float>(distance / (gap / 3600.0))
+        out[F_TRAVEL_KNOWN] = 1.0
+        out[F_DISTANCE_KM] = <float>distance
+        out[F_SPEED_KMH] = <float>(distance / (gap / 3600.0))
     c.home_country[i] = home
     if country and home and country != home:
-        out[29] = 1.0
+        out[F_AWAY_FROM_HOME] = 1.0
     if country and s.last_country and country != s.last_country:
-        out[30] = 1.0
+        out[F_COUNTRY_CHANGED] = 1.0
     new_counterparty = counterparty != 0 and not in_ring(s.counterparties, counterparty)
     new_device = device != 0 and not in_ring(s.devices, device)
-    out[31] = 1.0 if new_counterparty else 0.0
-    out[32] = 1.0 if new_device else 0.0
+    out[F_NEW_COUNTERPARTY] = 1.0 if new_counterparty else 0.0
+    out[F_NEW_DEVICE] = 1.0 if new_device else 0.0
 
-    if previous < MAX_COUNT:
+    if previous < MAX_TRANSACTION_COUNT:
         s.count = previous + 1
         delta = x - s.log_amount_mean
         s.log_amount_mean += delta / <double>s.count
@@ -315,7 +302,7 @@ def build_features(columns, list states):
     cdef float[:, ::1] out
     cdef const Columns* c = &views.c
     views.check(n_states)
-    features = np.zeros((n, N_FEATURES), dtype=np.float32)
+    features = np.zeros((n, FEATURE_COUNT), dtype=np.float32)
     out = features
     accounts = <AccountStateC*>malloc(max(n_states, 1) * (sizeof(AccountStateC) + 1))
     if accounts == NULL:
@@ -359,7 +346,7 @@ def build_features_stateless(columns):
     cdef float[:, ::1] out
     cdef const Columns* c = &views.c
     views.check(-1)
-    features = np.zeros((n, N_FEATURES), dtype=np.float32)
+    features = np.zeros((n, FEATURE_COUNT), dtype=np.float32)
     out = features
     with nogil:
         for i in range(n):

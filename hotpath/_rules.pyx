@@ -1,4 +1,4 @@
-# cython: language_level=3, boundscheck=False, wraparound=False, initializedcheck=False, cdivision=True
+# cython: language_level=3, cdivision=True
 """Compiled rule evaluator: runs every program of a RuleSet on every row, without the GIL.
 
 The exact specification is ``reference_rules`` and the semantics are in ``program``'s docstring.
@@ -11,16 +11,16 @@ import numpy as np
 from libc.math cimport NAN, fabs, isnan
 from libc.stdint cimport int32_t, int64_t, uint8_t, uint16_t, uint64_t
 
-from sentinel.hotpath.program import MAX_STACK_DEPTH, RuleSet
-from sentinel.hotpath.schema import FEATURE_COUNT, TRANSACTION_FIELDS
+from _constants cimport (
+    DESTINATION_AFTER_KNOWN, DESTINATION_BEFORE_KNOWN, FEATURE_COUNT, FIELD_AMOUNT, FIELD_CHANNEL,
+    FIELD_COUNTERPARTY, FIELD_COUNTRY, FIELD_DESTINATION_AFTER, FIELD_DESTINATION_BEFORE, FIELD_DEVICE,
+    FIELD_EVENT_TIME, FIELD_HOME_COUNTRY, FIELD_LATITUDE, FIELD_LONGITUDE, FIELD_ORIGIN_AFTER,
+    FIELD_ORIGIN_BEFORE, FIELD_TYPE, MAX_STACK_DEPTH, OP_ABS, OP_ADD, OP_AND, OP_DIV, OP_EQ, OP_GE, OP_GT,
+    OP_IN_SET, OP_IS_MISSING, OP_LE, OP_LOAD_CONST, OP_LOAD_FEATURE, OP_LOAD_FIELD, OP_LT, OP_MUL, OP_NE,
+    OP_NEG, OP_NOT, OP_OR, OP_SUB, ORIGIN_AFTER_KNOWN, ORIGIN_BEFORE_KNOWN, TRANSACTION_FIELD_COUNT,
+)
 
-DEF STACK_SIZE = 64
-DEF N_FIELDS = 14
-if MAX_STACK_DEPTH != STACK_SIZE or len(TRANSACTION_FIELDS) != N_FIELDS:
-    raise ImportError("_rules was compiled for another program format; rebuild the extension")
-
-cdef enum:
-    LOAD_FEATURE, LOAD_FIELD, LOAD_CONST, ADD, SUB, MUL, DIV, NEG, ABS, LT, LE, GT, GE, EQ, NE, AND, OR, NOT, IN_SET, IS_MISSING
+from sentinel.hotpath.program import RuleSet
 
 
 cdef inline bint truthy(double value) noexcept nogil:
@@ -44,7 +44,7 @@ cdef inline bint run(
     const int32_t* code, int64_t length, const double* constants, const double* members,
     const int64_t* set_offsets, const float* feature_row, const double* fields,
 ) noexcept nogil:
-    cdef double stack[STACK_SIZE]
+    cdef double stack[MAX_STACK_DEPTH]
     cdef int top = -1
     cdef int64_t k
     cdef int op, operand
@@ -54,62 +54,62 @@ cdef inline bint run(
         # already false except !=, which tests for missing operands explicitly.
         op = code[2 * k]
         operand = code[2 * k + 1]
-        if op == LOAD_FEATURE:
+        if op == OP_LOAD_FEATURE:
             top += 1
             stack[top] = feature_row[operand]
-        elif op == LOAD_FIELD:
+        elif op == OP_LOAD_FIELD:
             top += 1
             stack[top] = fields[operand]
-        elif op == LOAD_CONST:
+        elif op == OP_LOAD_CONST:
             top += 1
             stack[top] = constants[operand]
-        elif op == NEG:
+        elif op == OP_NEG:
             stack[top] = -stack[top]
-        elif op == ABS:
+        elif op == OP_ABS:
             stack[top] = fabs(stack[top])
-        elif op == NOT:
+        elif op == OP_NOT:
             stack[top] = 0.0 if truthy(stack[top]) else 1.0
-        elif op == IS_MISSING:
+        elif op == OP_IS_MISSING:
             stack[top] = 1.0 if isnan(stack[top]) else 0.0
-        elif op == IN_SET:
+        elif op == OP_IN_SET:
             stack[top] = 1.0 if in_sorted(
                 members + set_offsets[operand], set_offsets[operand + 1] - set_offsets[operand], stack[top]
             ) else 0.0
-        elif op == ADD:
+        elif op == OP_ADD:
             top -= 1
             stack[top] = stack[top] + stack[top + 1]
-        elif op == SUB:
+        elif op == OP_SUB:
             top -= 1
             stack[top] = stack[top] - stack[top + 1]
-        elif op == MUL:
+        elif op == OP_MUL:
             top -= 1
             stack[top] = stack[top] * stack[top + 1]
-        elif op == DIV:
+        elif op == OP_DIV:
             top -= 1
             stack[top] = NAN if stack[top + 1] == 0.0 else stack[top] / stack[top + 1]
-        elif op == LT:
+        elif op == OP_LT:
             top -= 1
             stack[top] = 1.0 if stack[top] < stack[top + 1] else 0.0
-        elif op == LE:
+        elif op == OP_LE:
             top -= 1
             stack[top] = 1.0 if stack[top] <= stack[top + 1] else 0.0
-        elif op == GT:
+        elif op == OP_GT:
             top -= 1
             stack[top] = 1.0 if stack[top] > stack[top + 1] else 0.0
-        elif op == GE:
+        elif op == OP_GE:
             top -= 1
             stack[top] = 1.0 if stack[top] >= stack[top + 1] else 0.0
-        elif op == EQ:
+        elif op == OP_EQ:
             top -= 1
             stack[top] = 1.0 if stack[top] == stack[top + 1] else 0.0
-        elif op == NE:
+        elif op == OP_NE:
             top -= 1
             stack[top] = 1.0 if (stack[top] != stack[top + 1] and not isnan(stack[top])
                                  and not isnan(stack[top + 1])) else 0.0
-        elif op == AND:
+        elif op == OP_AND:
             top -= 1
             stack[top] = 1.0 if truthy(stack[top]) and truthy(stack[top + 1]) else 0.0
-        elif op == OR:
+        elif op == OP_OR:
             top -= 1
             stack[top] = 1.0 if truthy(stack[top]) or truthy(stack[top + 1]) else 0.0
     return truthy(stack[top])
@@ -147,7 +147,7 @@ def evaluate_rules(rules, const float[:, ::1] features, columns):
     cdef Py_ssize_t n = features.shape[0]
     cdef Py_ssize_t n_rules = code_offsets.shape[0] - 1
     cdef Py_ssize_t i, r
-    cdef double fields[N_FIELDS]
+    cdef double fields[TRANSACTION_FIELD_COUNT]
     cdef uint8_t[:, ::1] out
     cdef const double* constants_ptr = &constants[0] if constants.shape[0] else NULL
     cdef const double* members_ptr = &members[0] if members.shape[0] else NULL
@@ -167,20 +167,24 @@ def evaluate_rules(rules, const float[:, ::1] features, columns):
         return matches
     with nogil:
         for i in range(n):
-            fields[0] = amount[i]
-            fields[1] = kind[i]
-            fields[2] = channel[i] if channel[i] else NAN
-            fields[3] = event_time[i]
-            fields[4] = latitude[i] if geo_known[i] else NAN
-            fields[5] = longitude[i] if geo_known[i] else NAN
-            fields[6] = country[i] if country[i] else NAN
-            fields[7] = home_country[i] if home_country[i] else NAN
-            fields[8] = id_value(counterparty[i]) if counterparty[i] else NAN
-            fields[9] = id_value(device[i]) if device[i] else NAN
-            fields[10] = origin_before[i] if known[i] & 1 else NAN
-            fields[11] = origin_after[i] if known[i] & 2 else NAN
-            fields[12] = destination_before[i] if known[i] & 4 else NAN
-            fields[13] = destination_after[i] if known[i] & 8 else NAN
+            fields[FIELD_AMOUNT] = amount[i]
+            fields[FIELD_TYPE] = kind[i]
+            fields[FIELD_CHANNEL] = channel[i] if channel[i] else NAN
+            fields[FIELD_EVENT_TIME] = event_time[i]
+            fields[FIELD_LATITUDE] = latitude[i] if geo_known[i] else NAN
+            fields[FIELD_LONGITUDE] = longitude[i] if geo_known[i] else NAN
+            fields[FIELD_COUNTRY] = country[i] if country[i] else NAN
+            fields[FIELD_HOME_COUNTRY] = home_country[i] if home_country[i] else NAN
+            fields[FIELD_COUNTERPARTY] = id_value(counterparty[i]) if counterparty[i] else NAN
+            fields[FIELD_DEVICE] = id_value(device[i]) if device[i] else NAN
+            fields[FIELD_ORIGIN_BEFORE] = origin_before[i] if known[i] & ORIGIN_BEFORE_KNOWN else NAN
+            fields[FIELD_ORIGIN_AFTER] = origin_after[i] if known[i] & ORIGIN_AFTER_KNOWN else NAN
+            fields[FIELD_DESTINATION_BEFORE] = (
+                destination_before[i] if known[i] & DESTINATION_BEFORE_KNOWN else NAN
+            )
+            fields[FIELD_DESTINATION_AFTER] = (
+                destination_after[i] if known[i] & DESTINATION_AFTER_KNOWN else NAN
+            )
             for r in range(n_rules):
                 out[i, r] = run(
                     code_ptr + 2 * code_offsets[r], code_offsets[r + 1] - code_offsets[r], constants_ptr,

@@ -11,27 +11,28 @@ from libc.stdint cimport uint8_t, uint16_t, uint32_t, uint64_t
 from libc.string cimport memcpy, memset
 
 from _checks cimport valid_country
-
-cdef enum:
-    STATE_VERSION = 1
-    STATE_SIZE = 240
-    RING_SIZE = 8
-    WINDOWS = 3
-    FLAG_LAST_GEO_KNOWN = 1
-
-cdef extern from *:
-    """
-    #define SENTINEL_MAX_EVENT_TIME 1e11
-    #define SENTINEL_MAX_LOG_AMOUNT_MEAN 42.0
-    #define SENTINEL_MAX_LOG_AMOUNT_M2 1e13
-    #define SENTINEL_MAX_VELOCITY_COUNT 4294967296.0
-    #define SENTINEL_MAX_VELOCITY_AMOUNT 1e28
-    """
-    double MAX_EVENT_TIME "SENTINEL_MAX_EVENT_TIME"
-    double MAX_LOG_AMOUNT_MEAN "SENTINEL_MAX_LOG_AMOUNT_MEAN"
-    double MAX_LOG_AMOUNT_M2 "SENTINEL_MAX_LOG_AMOUNT_M2"
-    double MAX_VELOCITY_COUNT "SENTINEL_MAX_VELOCITY_COUNT"
-    double MAX_VELOCITY_AMOUNT "SENTINEL_MAX_VELOCITY_AMOUNT"
+from _constants cimport (
+    FLAG_LAST_GEO_KNOWN,
+    MAX_EVENT_TIME,
+    MAX_LOG_AMOUNT_M2,
+    MAX_LOG_AMOUNT_MEAN,
+    MAX_VELOCITY_AMOUNT,
+    MAX_VELOCITY_COUNT,
+    RING_SIZE,
+    STATE_BAD_COUNTRY,
+    STATE_BAD_FLAGS,
+    STATE_BAD_LOCATION,
+    STATE_BAD_RING_INDEX,
+    STATE_NOT_FINITE,
+    STATE_OUT_OF_RANGE,
+    STATE_SIZE,
+    STATE_UNKNOWN_VERSION,
+    STATE_VALID,
+    STATE_VERSION,
+    STATE_WRONG_LENGTH,
+    STATE_ZERO_COUNT,
+    VELOCITY_WINDOWS,
+)
 
 ctypedef struct AccountStateC:
     uint32_t count
@@ -46,8 +47,8 @@ ctypedef struct AccountStateC:
     double last_geo_time
     double last_latitude
     double last_longitude
-    double velocity_count[WINDOWS]
-    double velocity_amount[WINDOWS]
+    double velocity_count[VELOCITY_WINDOWS]
+    double velocity_amount[VELOCITY_WINDOWS]
     uint64_t counterparties[RING_SIZE]
     uint64_t devices[RING_SIZE]
 
@@ -86,62 +87,62 @@ cdef inline void reset_state(AccountStateC* s) noexcept nogil:
 
 
 cdef inline int decode_into(const uint8_t* p, Py_ssize_t size, AccountStateC* s) noexcept nogil:
-    """Parse a blob into ``s``; returns 0 or the DECODE_ERRORS code (same checks, same order as
-    reference_codec.decode_state)."""
+    """Parse a blob into ``s``; returns STATE_VALID or why it is refused (the index of its message in
+    DECODE_ERRORS; same checks, same order as reference_codec.decode_state)."""
     cdef int i
     cdef uint64_t flags, reserved
     if size != STATE_SIZE:
-        return 1
+        return STATE_WRONG_LENGTH
     if load_le(p, 2) != STATE_VERSION:
-        return 2
+        return STATE_UNKNOWN_VERSION
     flags = load_le(p + 2, 2)
     reserved = load_le(p + 14, 2)
     if (flags & ~(<uint64_t>FLAG_LAST_GEO_KNOWN)) or reserved:
-        return 3
+        return STATE_BAD_FLAGS
     s.counterparty_next = p[12]
     s.device_next = p[13]
     if s.counterparty_next >= RING_SIZE or s.device_next >= RING_SIZE:
-        return 4
+        return STATE_BAD_RING_INDEX
     s.count = <uint32_t>load_le(p + 8, 4)
     if s.count == 0:
-        return 5
+        return STATE_ZERO_COUNT
     s.last_country = <uint16_t>load_le(p + 4, 2)
     s.home_country = <uint16_t>load_le(p + 6, 2)
     if not (valid_country(s.last_country) and valid_country(s.home_country)):
-        return 6
+        return STATE_BAD_COUNTRY
     s.log_amount_mean = load_f64(p + 16)
     s.log_amount_m2 = load_f64(p + 24)
     s.last_time = load_f64(p + 32)
     s.last_geo_time = load_f64(p + 40)
     s.last_latitude = load_f64(p + 48)
     s.last_longitude = load_f64(p + 56)
-    for i in range(WINDOWS):
+    for i in range(VELOCITY_WINDOWS):
         s.velocity_count[i] = load_f64(p + 64 + 8 * i)
         s.velocity_amount[i] = load_f64(p + 88 + 8 * i)
     for i in range(6):
         if not isfinite(load_f64(p + 16 + 8 * i)):
-            return 7
-    for i in range(6):
+            return STATE_NOT_FINITE
+    for i in range(2 * VELOCITY_WINDOWS):
         if not isfinite(load_f64(p + 64 + 8 * i)):
-            return 7
+            return STATE_NOT_FINITE
     if not (0.0 <= s.last_time <= MAX_EVENT_TIME and 0.0 <= s.last_geo_time <= MAX_EVENT_TIME):
-        return 7
+        return STATE_NOT_FINITE
     if not (0.0 <= s.log_amount_mean <= MAX_LOG_AMOUNT_MEAN and 0.0 <= s.log_amount_m2 <= MAX_LOG_AMOUNT_M2):
-        return 8
-    for i in range(WINDOWS):
+        return STATE_OUT_OF_RANGE
+    for i in range(VELOCITY_WINDOWS):
         if not (0.0 <= s.velocity_count[i] <= MAX_VELOCITY_COUNT
                 and 0.0 <= s.velocity_amount[i] <= MAX_VELOCITY_AMOUNT):
-            return 8
+            return STATE_OUT_OF_RANGE
     s.last_geo_known = flags & FLAG_LAST_GEO_KNOWN
     if s.last_geo_known:
         if not (-90.0 <= s.last_latitude <= 90.0 and -180.0 <= s.last_longitude <= 180.0):
-            return 9
+            return STATE_BAD_LOCATION
     elif s.last_geo_time != 0.0 or s.last_latitude != 0.0 or s.last_longitude != 0.0:
-        return 9
+        return STATE_BAD_LOCATION
     for i in range(RING_SIZE):
         s.counterparties[i] = load_le(p + 112 + 8 * i, 8)
         s.devices[i] = load_le(p + 176 + 8 * i, 8)
-    return 0
+    return STATE_VALID
 
 
 cdef inline void encode_into(const AccountStateC* s, uint8_t* p) noexcept nogil:
@@ -161,7 +162,7 @@ cdef inline void encode_into(const AccountStateC* s, uint8_t* p) noexcept nogil:
     store_f64(p + 40, s.last_geo_time)
     store_f64(p + 48, s.last_latitude)
     store_f64(p + 56, s.last_longitude)
-    for i in range(WINDOWS):
+    for i in range(VELOCITY_WINDOWS):
         store_f64(p + 64 + 8 * i, s.velocity_count[i])
         store_f64(p + 88 + 8 * i, s.velocity_amount[i])
     for i in range(RING_SIZE):

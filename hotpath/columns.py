@@ -9,39 +9,47 @@ through ``account_slot``: an index into the ``states`` list handed to ``build_fe
 from __future__ import annotations
 
 from dataclasses import dataclass
+from types import MappingProxyType
 from typing import Any
 
 import numpy as np
 import numpy.typing as npt
 
-# Bits of TransactionColumns.balances_known.
-ORIGIN_BEFORE_KNOWN = 1
-ORIGIN_AFTER_KNOWN = 2
-DESTINATION_BEFORE_KNOWN = 4
-DESTINATION_AFTER_KNOWN = 8
+from sentinel.hotpath._constants import (
+    ROW_BAD_ACCOUNT_SLOT,
+    ROW_BAD_AMOUNT,
+    ROW_BAD_BALANCES_KNOWN,
+    ROW_BAD_COUNTRY,
+    ROW_BAD_DESTINATION_AFTER,
+    ROW_BAD_DESTINATION_BEFORE,
+    ROW_BAD_EVENT_TIME,
+    ROW_BAD_GEO_KNOWN,
+    ROW_BAD_LATITUDE,
+    ROW_BAD_LONGITUDE,
+    ROW_BAD_ORIGIN_AFTER,
+    ROW_BAD_ORIGIN_BEFORE,
+    ROW_BAD_TYPE,
+)
 
-# Bounds that keep every sum, difference and float32 feature finite; the server's validation is
-# stricter (18 integer digits, event times from 2000 on).
-MAX_AMOUNT = 1e18
-MAX_EVENT_TIME = 1e11
-
-# Why a row was refused, by the code both implementations report (index 0 = no problem): the field
+# Why a row was refused, by the code both implementations report (ROW_BAD_*; the bounds are
+# MAX_AMOUNT and MAX_EVENT_TIME, which keep every sum, difference and float32 feature finite): the field
 # named in InvalidTransactionValue and the description.
-ROW_PROBLEMS: tuple[tuple[str, str], ...] = (
-    ("", ""),
-    ("account_slot", "is not an index of the states list"),
-    ("amount", "must be a number from 0 to 1e18"),
-    ("type", "is not a known transaction type code (1 to 5)"),
-    ("event_time", "must be a number of seconds since the epoch from 0 to 1e11"),
-    ("geo_known", "must be 0 or 1"),
-    ("latitude", "must be a finite number from -90 to 90"),
-    ("longitude", "must be a finite number from -180 to 180"),
-    ("country", "must be 0 or two ASCII letters A-Z (see country_code)"),
-    ("balances_known", "has bits other than the four balance bits"),
-    ("origin_before", "must be a number from -1e18 to 1e18"),
-    ("origin_after", "must be a number from -1e18 to 1e18"),
-    ("destination_before", "must be a number from -1e18 to 1e18"),
-    ("destination_after", "must be a number from -1e18 to 1e18"),
+ROW_PROBLEMS: MappingProxyType[int, tuple[str, str]] = MappingProxyType(
+    {
+        ROW_BAD_ACCOUNT_SLOT: ("account_slot", "is not an index of the states list"),
+        ROW_BAD_AMOUNT: ("amount", "must be a number from 0 to 1e18"),
+        ROW_BAD_TYPE: ("type", "is not a known transaction type code (1 to 5)"),
+        ROW_BAD_EVENT_TIME: ("event_time", "must be a number of seconds since the epoch from 0 to 1e11"),
+        ROW_BAD_GEO_KNOWN: ("geo_known", "must be 0 or 1"),
+        ROW_BAD_LATITUDE: ("latitude", "must be a finite number from -90 to 90"),
+        ROW_BAD_LONGITUDE: ("longitude", "must be a finite number from -180 to 180"),
+        ROW_BAD_COUNTRY: ("country", "must be 0 or two ASCII letters A-Z (see country_code)"),
+        ROW_BAD_BALANCES_KNOWN: ("balances_known", "has bits other than the four balance bits"),
+        ROW_BAD_ORIGIN_BEFORE: ("origin_before", "must be a number from -1e18 to 1e18"),
+        ROW_BAD_ORIGIN_AFTER: ("origin_after", "must be a number from -1e18 to 1e18"),
+        ROW_BAD_DESTINATION_BEFORE: ("destination_before", "must be a number from -1e18 to 1e18"),
+        ROW_BAD_DESTINATION_AFTER: ("destination_after", "must be a number from -1e18 to 1e18"),
+    }
 )
 
 _DTYPES: dict[str, type[np.generic]] = {

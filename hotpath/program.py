@@ -41,19 +41,18 @@ from typing import TypeVar
 import numpy as np
 import numpy.typing as npt
 
+from sentinel.hotpath import _constants as c
+from sentinel.hotpath._constants import FEATURE_COUNT, MAX_STACK_DEPTH, TRANSACTION_FIELD_COUNT
 from sentinel.hotpath.errors import InvalidRuleProgram
 from sentinel.hotpath.hashing import country_code, id_value, stable_hash
 from sentinel.hotpath.schema import (
     CHANNELS,
-    FEATURE_COUNT,
     FEATURE_INDEX,
     FEATURE_SCHEMA_VERSION,
     TRANSACTION_FIELD_INDEX,
-    TRANSACTION_FIELDS,
     TRANSACTION_TYPES,
 )
 
-MAX_STACK_DEPTH = 64
 MAX_INSTRUCTIONS = 4_096
 MAX_OPERAND = 0xFFFF
 _MAGIC = b"SRP"
@@ -64,28 +63,29 @@ _Scalar = TypeVar("_Scalar", bound=np.generic)
 
 
 class Op(enum.IntEnum):
-    """Opcodes. LOAD_* and IN_SET take an operand; every other opcode ignores it (write 0)."""
+    """Opcodes (numbered in _constants.pxd). LOAD_* and IN_SET take an operand; every other opcode
+    ignores it (write 0)."""
 
-    LOAD_FEATURE = 0  # push features[row, operand]
-    LOAD_FIELD = 1  # push transaction field number operand (TRANSACTION_FIELDS), NaN if missing
-    LOAD_CONST = 2  # push constants[operand]
-    ADD = 3
-    SUB = 4
-    MUL = 5
-    DIV = 6
-    NEG = 7
-    ABS = 8
-    LT = 9
-    LE = 10
-    GT = 11
-    GE = 12
-    EQ = 13
-    NE = 14
-    AND = 15
-    OR = 16
-    NOT = 17
-    IN_SET = 18  # top := top in sets[operand]
-    IS_MISSING = 19  # top := top is NaN
+    LOAD_FEATURE = c.OP_LOAD_FEATURE  # push features[row, operand]
+    LOAD_FIELD = c.OP_LOAD_FIELD  # push field number operand (TRANSACTION_FIELDS), NaN if missing
+    LOAD_CONST = c.OP_LOAD_CONST  # push constants[operand]
+    ADD = c.OP_ADD
+    SUB = c.OP_SUB
+    MUL = c.OP_MUL
+    DIV = c.OP_DIV
+    NEG = c.OP_NEG
+    ABS = c.OP_ABS
+    LT = c.OP_LT
+    LE = c.OP_LE
+    GT = c.OP_GT
+    GE = c.OP_GE
+    EQ = c.OP_EQ
+    NE = c.OP_NE
+    AND = c.OP_AND
+    OR = c.OP_OR
+    NOT = c.OP_NOT
+    IN_SET = c.OP_IN_SET  # top := top in sets[operand]
+    IS_MISSING = c.OP_IS_MISSING  # top := top is NaN
 
 
 _BINARY = frozenset({Op.ADD, Op.SUB, Op.MUL, Op.DIV, Op.LT, Op.LE, Op.GT, Op.GE, Op.EQ, Op.NE, Op.AND, Op.OR})
@@ -138,7 +138,7 @@ class RuleProgram:
                 raise InvalidRuleProgram(f"set {index} has a non-finite member")
         limits = {
             Op.LOAD_FEATURE: FEATURE_COUNT,
-            Op.LOAD_FIELD: len(TRANSACTION_FIELDS),
+            Op.LOAD_FIELD: TRANSACTION_FIELD_COUNT,
             Op.LOAD_CONST: len(self.constants),
             Op.IN_SET: len(self.sets),
         }

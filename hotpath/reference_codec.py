@@ -5,25 +5,37 @@ from __future__ import annotations
 
 import math
 
-from sentinel.hotpath.columns import MAX_EVENT_TIME
-from sentinel.hotpath.errors import StateDecodeError
-from sentinel.hotpath.state import (
-    DECODE_ERRORS,
+from sentinel.hotpath._constants import (
     FLAG_LAST_GEO_KNOWN,
+    MAX_EVENT_TIME,
     MAX_LOG_AMOUNT_M2,
     MAX_LOG_AMOUNT_MEAN,
     MAX_VELOCITY_AMOUNT,
     MAX_VELOCITY_COUNT,
     RING_SIZE,
-    STATE_FORMAT,
+    STATE_BAD_COUNTRY,
+    STATE_BAD_FLAGS,
+    STATE_BAD_LOCATION,
+    STATE_BAD_RING_INDEX,
+    STATE_NOT_FINITE,
+    STATE_OUT_OF_RANGE,
     STATE_SIZE,
+    STATE_UNKNOWN_VERSION,
     STATE_VERSION,
-    AccountState,
+    STATE_WRONG_LENGTH,
+    STATE_ZERO_COUNT,
+    VELOCITY_WINDOWS,
 )
+from sentinel.hotpath.errors import StateDecodeError
+from sentinel.hotpath.state import DECODE_ERRORS, STATE_FORMAT, AccountState
 
 _FNV_OFFSET = 0xCBF29CE484222325
 _FNV_PRIME = 0x100000001B3
 _MASK64 = (1 << 64) - 1
+# Positions in STATE_FORMAT's values: 8 integers, 6 floats, the velocity windows, the two rings.
+_FLOATS = slice(8, 14 + 2 * VELOCITY_WINDOWS)
+_COUNTERPARTIES = slice(_FLOATS.stop, _FLOATS.stop + RING_SIZE)
+_DEVICES = slice(_COUNTERPARTIES.stop, _COUNTERPARTIES.stop + RING_SIZE)
 
 
 def fnv1a_64(text: str) -> int:
@@ -48,39 +60,40 @@ def decode_state(blob: bytes, slot: int | None = None) -> AccountState:
         return StateDecodeError(DECODE_ERRORS[code], slot)
 
     if len(blob) != STATE_SIZE:
-        raise fail(1)
+        raise fail(STATE_WRONG_LENGTH)
     values = STATE_FORMAT.unpack(blob)
     (version, flags, last_country, home_country, count, cp_next, dev_next, reserved) = values[:8]
-    floats = values[8:20]
+    floats = values[_FLOATS]
     if version != STATE_VERSION:
-        raise fail(2)
+        raise fail(STATE_UNKNOWN_VERSION)
     if flags & ~FLAG_LAST_GEO_KNOWN or reserved:
-        raise fail(3)
+        raise fail(STATE_BAD_FLAGS)
     if cp_next >= RING_SIZE or dev_next >= RING_SIZE:
-        raise fail(4)
+        raise fail(STATE_BAD_RING_INDEX)
     if count == 0:
-        raise fail(5)
+        raise fail(STATE_ZERO_COUNT)
     if not (valid_country(last_country) and valid_country(home_country)):
-        raise fail(6)
+        raise fail(STATE_BAD_COUNTRY)
     mean, m2, last_time, geo_time, latitude, longitude = floats[:6]
     if not all(math.isfinite(value) for value in floats) or not (
         0.0 <= last_time <= MAX_EVENT_TIME and 0.0 <= geo_time <= MAX_EVENT_TIME
     ):
-        raise fail(7)
-    velocity_count, velocity_amount = list(floats[6:9]), list(floats[9:12])
+        raise fail(STATE_NOT_FINITE)
+    velocity_count = list(floats[6 : 6 + VELOCITY_WINDOWS])
+    velocity_amount = list(floats[6 + VELOCITY_WINDOWS :])
     if not (
         0.0 <= mean <= MAX_LOG_AMOUNT_MEAN
         and 0.0 <= m2 <= MAX_LOG_AMOUNT_M2
         and all(0.0 <= value <= MAX_VELOCITY_COUNT for value in velocity_count)
         and all(0.0 <= value <= MAX_VELOCITY_AMOUNT for value in velocity_amount)
     ):
-        raise fail(8)
+        raise fail(STATE_OUT_OF_RANGE)
     geo_known = bool(flags & FLAG_LAST_GEO_KNOWN)
     if geo_known:
         if not (-90.0 <= latitude <= 90.0 and -180.0 <= longitude <= 180.0):
-            raise fail(9)
+            raise fail(STATE_BAD_LOCATION)
     elif geo_time != 0.0 or latitude != 0.0 or longitude != 0.0:
-        raise fail(9)
+        raise fail(STATE_BAD_LOCATION)
     return AccountState(
         count=count,
         last_country=last_country,
@@ -96,8 +109,8 @@ def decode_state(blob: bytes, slot: int | None = None) -> AccountState:
         last_longitude=longitude,
         velocity_count=velocity_count,
         velocity_amount=velocity_amount,
-        counterparties=list(values[20:28]),
-        devices=list(values[28:36]),
+        counterparties=list(values[_COUNTERPARTIES]),
+        devices=list(values[_DEVICES]),
     )
 
 

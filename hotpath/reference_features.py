@@ -12,66 +12,75 @@ import math
 import numpy as np
 import numpy.typing as npt
 
-from sentinel.hotpath.columns import MAX_AMOUNT, MAX_EVENT_TIME, ROW_PROBLEMS, TransactionColumns
-from sentinel.hotpath.errors import InvalidTransactionValue
-from sentinel.hotpath.reference_codec import decode_state, encode_state, valid_country
-from sentinel.hotpath.schema import (
+from sentinel.hotpath import _constants as c
+from sentinel.hotpath._constants import (
+    ALL_BALANCES_KNOWN,
     DEGREES_TO_RADIANS,
+    DESTINATION_BALANCES_KNOWN,
     EARTH_RADIUS_KM,
     FEATURE_COUNT,
+    LN2,
+    MAX_AMOUNT,
+    MAX_EVENT_TIME,
+    MAX_LOG_AMOUNT_M2,
+    MAX_TRANSACTION_COUNT,
+    MAX_VELOCITY_AMOUNT,
+    MAX_VELOCITY_COUNT,
     MIN_LOG_AMOUNT_STD,
     MIN_TRAVEL_SECONDS,
     NO_PREVIOUS_SECONDS,
-    VELOCITY_HALF_LIVES_S,
-)
-from sentinel.hotpath.state import (
-    MAX_LOG_AMOUNT_M2,
-    MAX_VELOCITY_AMOUNT,
-    MAX_VELOCITY_COUNT,
+    ORIGIN_BALANCES_KNOWN,
+    ORIGIN_BEFORE_KNOWN,
     RING_SIZE,
-    AccountState,
+    TYPE_DEBIT,
+    TYPE_PAYMENT,
+    VELOCITY_WINDOWS,
 )
+from sentinel.hotpath.columns import ROW_PROBLEMS, TransactionColumns
+from sentinel.hotpath.errors import InvalidTransactionValue
+from sentinel.hotpath.reference_codec import decode_state, encode_state, valid_country
+from sentinel.hotpath.schema import VELOCITY_HALF_LIVES_S
+from sentinel.hotpath.state import AccountState
 
-LN2 = 0.6931471805599453
 DECAY_RATES = tuple(LN2 / half_life for half_life in VELOCITY_HALF_LIVES_S)
-MAX_COUNT = 0xFFFFFFFF
 
 
 def row_problem(columns: TransactionColumns, row: int, n_states: int | None) -> int:
-    """Index in ROW_PROBLEMS of the first thing wrong with ``row`` (0 when it is usable).
+    """The first thing wrong with ``row`` (its ROW_BAD_* code, ROW_USABLE when it is usable).
 
     ``n_states`` None skips the account_slot check (stateless mode ignores the slots).
     """
     slot = int(columns.account_slot[row])
     if n_states is not None and not 0 <= slot < n_states:
-        return 1
+        return c.ROW_BAD_ACCOUNT_SLOT
     amount = float(columns.amount[row])
     if not 0.0 <= amount <= MAX_AMOUNT:  # also false for NaN
-        return 2
-    if not 1 <= int(columns.type[row]) <= 5:
-        return 3
+        return c.ROW_BAD_AMOUNT
+    if not TYPE_PAYMENT <= int(columns.type[row]) <= TYPE_DEBIT:
+        return c.ROW_BAD_TYPE
     if not 0.0 <= float(columns.event_time[row]) <= MAX_EVENT_TIME:
-        return 4
+        return c.ROW_BAD_EVENT_TIME
     geo = int(columns.geo_known[row])
     if geo > 1:
-        return 5
+        return c.ROW_BAD_GEO_KNOWN
     if geo:
         latitude, longitude = float(columns.latitude[row]), float(columns.longitude[row])
         if not -90.0 <= latitude <= 90.0:
-            return 6
+            return c.ROW_BAD_LATITUDE
         if not -180.0 <= longitude <= 180.0:
-            return 7
+            return c.ROW_BAD_LONGITUDE
     if not valid_country(int(columns.country[row])):
-        return 8
+        return c.ROW_BAD_COUNTRY
     known = int(columns.balances_known[row])
-    if known & ~15:
-        return 9
+    if known & ~ALL_BALANCES_KNOWN:
+        return c.ROW_BAD_BALANCES_KNOWN
     balances = (columns.origin_before, columns.origin_after, columns.destination_before,
                 columns.destination_after)
+    # The balance bits and their ROW_BAD_* codes both follow this order.
     for bit, values in enumerate(balances):
-        if known & (1 << bit) and not -MAX_AMOUNT <= float(values[row]) <= MAX_AMOUNT:
-            return 10 + bit
-    return 0
+        if known & (c.ORIGIN_BEFORE_KNOWN << bit) and not -MAX_AMOUNT <= float(values[row]) <= MAX_AMOUNT:
+            return c.ROW_BAD_ORIGIN_BEFORE + bit
+    return c.ROW_USABLE
 
 
 def check_rows(columns: TransactionColumns, n_states: int | None) -> None:
@@ -86,31 +95,33 @@ def check_rows(columns: TransactionColumns, n_states: int | None) -> None:
 def _stateless_features(columns: TransactionColumns, row: int, out: list[float]) -> None:
     amount = float(columns.amount[row])
     t = float(columns.event_time[row])
-    out[0] = math.log1p(amount)
+    out[c.F_LOG_AMOUNT] = math.log1p(amount)
     kind = int(columns.type[row])
-    out[kind] = 1.0  # type_payment .. type_debit are columns 1 .. 5
+    out[c.F_TYPE_PAYMENT + kind - TYPE_PAYMENT] = 1.0
     hour = math.fmod(math.floor(t / 3600.0), 24.0)
-    out[6] = hour + 24.0 if hour < 0.0 else hour
+    out[c.F_HOUR_OF_DAY] = hour + 24.0 if hour < 0.0 else hour
     known = int(columns.balances_known[row])
     origin_before, origin_after = float(columns.origin_before[row]), float(columns.origin_after[row])
-    if known & 3 == 3:
-        out[7] = 1.0
-        out[8] = origin_after + amount - origin_before
-        out[9] = 1.0 if origin_before > 0.0 and origin_after <= 0.0 else 0.0
-    if known & 1:
-        out[10] = amount / max(origin_before, 1.0)
-        out[11] = 1.0 if amount > origin_before else 0.0
-    if known & 12 == 12:
+    if known & ORIGIN_BALANCES_KNOWN == ORIGIN_BALANCES_KNOWN:
+        out[c.F_ORIGIN_BALANCES_KNOWN] = 1.0
+        out[c.F_ORIGIN_BALANCE_ERROR] = origin_after + amount - origin_before
+        out[c.F_ORIGIN_DRAINED] = 1.0 if origin_before > 0.0 and origin_after <= 0.0 else 0.0
+    if known & ORIGIN_BEFORE_KNOWN:
+        out[c.F_AMOUNT_OVER_ORIGIN_BALANCE] = amount / max(origin_before, 1.0)
+        out[c.F_AMOUNT_EXCEEDS_ORIGIN_BALANCE] = 1.0 if amount > origin_before else 0.0
+    if known & DESTINATION_BALANCES_KNOWN == DESTINATION_BALANCES_KNOWN:
         destination_before = float(columns.destination_before[row])
         destination_after = float(columns.destination_after[row])
-        out[12] = 1.0
-        out[13] = destination_before + amount - destination_after
-        out[14] = 1.0 if destination_before == 0.0 and destination_after == 0.0 else 0.0
-    out[15] = 1.0 if columns.geo_known[row] else 0.0
+        out[c.F_DESTINATION_BALANCES_KNOWN] = 1.0
+        out[c.F_DESTINATION_BALANCE_ERROR] = destination_before + amount - destination_after
+        both_zero = destination_before == 0.0 and destination_after == 0.0
+        out[c.F_DESTINATION_BALANCES_ZERO] = 1.0 if both_zero else 0.0
+    out[c.F_GEO_KNOWN] = 1.0 if columns.geo_known[row] else 0.0
     # Stateful columns at their "no history" values; the stateful pass overwrites them.
-    out[19] = NO_PREVIOUS_SECONDS
-    out[20] = out[21] = out[22] = 1.0
-    out[23] = out[24] = out[25] = amount
+    out[c.F_SECONDS_SINCE_LAST] = NO_PREVIOUS_SECONDS
+    for window in range(VELOCITY_WINDOWS):
+        out[c.F_VELOCITY_COUNT_1M + window] = 1.0
+        out[c.F_VELOCITY_AMOUNT_1M + window] = amount
 
 
 def haversine_km(latitude1: float, longitude1: float, latitude2: float, longitude2: float) -> float:
@@ -130,15 +141,15 @@ def apply_transaction(state: AccountState, columns: TransactionColumns, row: int
     t = float(columns.event_time[row])
     x = math.log1p(amount)
     previous = state.count
-    out[16] = 1.0
-    out[17] = 1.0 if previous == 0 else 0.0
+    out[c.F_STATE_KNOWN] = 1.0
+    out[c.F_FIRST_TRANSACTION] = 1.0 if previous == 0 else 0.0
     if previous >= 2:
         std = max(math.sqrt(state.log_amount_m2 / (previous - 1)), MIN_LOG_AMOUNT_STD)
-        out[18] = (x - state.log_amount_mean) / std
+        out[c.F_LOG_AMOUNT_ZSCORE] = (x - state.log_amount_mean) / std
     dt = t - state.last_time
     is_latest = previous == 0 or dt >= 0.0
     if previous:
-        out[19] = max(dt, 0.0)
+        out[c.F_SECONDS_SINCE_LAST] = max(dt, 0.0)
         for window, rate in enumerate(DECAY_RATES):
             if dt >= 0.0:
                 decay = math.exp(-dt * rate)
@@ -152,33 +163,33 @@ def apply_transaction(state: AccountState, columns: TransactionColumns, row: int
             total = min(total, MAX_VELOCITY_AMOUNT)
             state.velocity_count[window] = count
             state.velocity_amount[window] = total
-            out[20 + window] = count
-            out[23 + window] = total
+            out[c.F_VELOCITY_COUNT_1M + window] = count
+            out[c.F_VELOCITY_AMOUNT_1M + window] = total
     else:
-        state.velocity_count = [1.0] * len(DECAY_RATES)
-        state.velocity_amount = [amount] * len(DECAY_RATES)
+        state.velocity_count = [1.0] * VELOCITY_WINDOWS
+        state.velocity_amount = [amount] * VELOCITY_WINDOWS
     geo = bool(columns.geo_known[row])
     latitude, longitude = float(columns.latitude[row]), float(columns.longitude[row])
     if geo and state.last_geo_known:
         distance = haversine_km(state.last_latitude, state.last_longitude, latitude, longitude)
         gap = max(abs(t - state.last_geo_time), MIN_TRAVEL_SECONDS)
-        out[26] = 1.0
-        out[27] = distance
-        out[28] = distance / (gap / 3600.0)
+        out[c.F_TRAVEL_KNOWN] = 1.0
+        out[c.F_DISTANCE_KM] = distance
+        out[c.F_SPEED_KMH] = distance / (gap / 3600.0)
     country = int(columns.country[row])
     home = state.home_country
     columns.home_country[row] = home
     if country and home and country != home:
-        out[29] = 1.0
+        out[c.F_AWAY_FROM_HOME] = 1.0
     if country and state.last_country and country != state.last_country:
-        out[30] = 1.0
+        out[c.F_COUNTRY_CHANGED] = 1.0
     counterparty, device = int(columns.counterparty[row]), int(columns.device[row])
     new_counterparty = counterparty != 0 and counterparty not in state.counterparties
     new_device = device != 0 and device not in state.devices
-    out[31] = 1.0 if new_counterparty else 0.0
-    out[32] = 1.0 if new_device else 0.0
+    out[c.F_NEW_COUNTERPARTY] = 1.0 if new_counterparty else 0.0
+    out[c.F_NEW_DEVICE] = 1.0 if new_device else 0.0
 
-    if previous < MAX_COUNT:
+    if previous < MAX_TRANSACTION_COUNT:
         state.count = previous + 1
         delta = x - state.log_amount_mean
         state.log_amount_mean += delta / state.count

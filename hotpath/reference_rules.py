@@ -8,6 +8,7 @@ import math
 import numpy as np
 import numpy.typing as npt
 
+from sentinel.hotpath import _constants as c
 from sentinel.hotpath.columns import TransactionColumns
 from sentinel.hotpath.hashing import id_value
 from sentinel.hotpath.program import Op, RuleSet
@@ -16,28 +17,36 @@ NAN = math.nan
 
 
 def field_values(columns: TransactionColumns, row: int) -> list[float]:
-    """The transaction fields of ``row`` in TRANSACTION_FIELDS order, NaN where missing."""
+    """The transaction fields of ``row`` by field number (TRANSACTION_FIELDS order), NaN where missing."""
     geo = bool(columns.geo_known[row])
     known = int(columns.balances_known[row])
     counterparty, device = int(columns.counterparty[row]), int(columns.device[row])
     channel, country = int(columns.channel[row]), int(columns.country[row])
     home = int(columns.home_country[row])
-    return [
-        float(columns.amount[row]),
-        float(columns.type[row]),
-        float(channel) if channel else NAN,
-        float(columns.event_time[row]),
-        float(columns.latitude[row]) if geo else NAN,
-        float(columns.longitude[row]) if geo else NAN,
-        float(country) if country else NAN,
-        float(home) if home else NAN,
-        id_value(counterparty) if counterparty else NAN,
-        id_value(device) if device else NAN,
-        float(columns.origin_before[row]) if known & 1 else NAN,
-        float(columns.origin_after[row]) if known & 2 else NAN,
-        float(columns.destination_before[row]) if known & 4 else NAN,
-        float(columns.destination_after[row]) if known & 8 else NAN,
-    ]
+    fields = [NAN] * c.TRANSACTION_FIELD_COUNT
+    fields[c.FIELD_AMOUNT] = float(columns.amount[row])
+    fields[c.FIELD_TYPE] = float(columns.type[row])
+    fields[c.FIELD_CHANNEL] = float(channel) if channel else NAN
+    fields[c.FIELD_EVENT_TIME] = float(columns.event_time[row])
+    fields[c.FIELD_LATITUDE] = float(columns.latitude[row]) if geo else NAN
+    fields[c.FIELD_LONGITUDE] = float(columns.longitude[row]) if geo else NAN
+    fields[c.FIELD_COUNTRY] = float(country) if country else NAN
+    fields[c.FIELD_HOME_COUNTRY] = float(home) if home else NAN
+    fields[c.FIELD_COUNTERPARTY] = id_value(counterparty) if counterparty else NAN
+    fields[c.FIELD_DEVICE] = id_value(device) if device else NAN
+    fields[c.FIELD_ORIGIN_BEFORE] = (
+        float(columns.origin_before[row]) if known & c.ORIGIN_BEFORE_KNOWN else NAN
+    )
+    fields[c.FIELD_ORIGIN_AFTER] = (
+        float(columns.origin_after[row]) if known & c.ORIGIN_AFTER_KNOWN else NAN
+    )
+    fields[c.FIELD_DESTINATION_BEFORE] = (
+        float(columns.destination_before[row]) if known & c.DESTINATION_BEFORE_KNOWN else NAN
+    )
+    fields[c.FIELD_DESTINATION_AFTER] = (
+        float(columns.destination_after[row]) if known & c.DESTINATION_AFTER_KNOWN else NAN
+    )
+    return fields
 
 
 def _true(value: float) -> bool:

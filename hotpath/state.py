@@ -29,26 +29,36 @@ offset type field                     meaning
 Every float must be finite, both times within 0 to 1e11 (MAX_EVENT_TIME), and the statistics
 within what 2**32 transactions of at most 1e18 can produce (MAX_LOG_AMOUNT_MEAN ...), so that no decoded
 state can turn a feature into inf; the update saturates at these bounds (never reached in practice) so
-the encoder never writes a state the decoder refuses. This module holds the Python view of a state;
-the codec lives in the compiled ``_codec`` module and in ``reference_codec``.
+the encoder never writes a state the decoder refuses. The sizes and bounds are defined once, in
+``_constants.pxd``. This module holds the Python view of a state; the codec lives in the compiled
+``_codec`` module and in ``reference_codec``.
 """
 
 from __future__ import annotations
 
 import struct
 from dataclasses import dataclass, field
+from types import MappingProxyType
 
-STATE_VERSION = 1
-RING_SIZE = 8
-VELOCITY_WINDOWS = 3
-STATE_FORMAT = struct.Struct("<HHHHIBBH6d3d3d8Q8Q")
-STATE_SIZE = STATE_FORMAT.size
-FLAG_LAST_GEO_KNOWN = 1
-# Upper bounds (lower bound 0) of log_amount_mean, log_amount_m2, velocity_count, velocity_amount.
-MAX_LOG_AMOUNT_MEAN = 42.0  # log1p(1e18) = 41.4
-MAX_LOG_AMOUNT_M2 = 1e13  # 2**32 * 42**2 = 7.6e12
-MAX_VELOCITY_COUNT = 4_294_967_296.0
-MAX_VELOCITY_AMOUNT = 1e28  # 2**32 * 1e18 = 4.3e27
+from sentinel.hotpath._constants import (
+    RING_SIZE,
+    STATE_BAD_COUNTRY,
+    STATE_BAD_FLAGS,
+    STATE_BAD_LOCATION,
+    STATE_BAD_RING_INDEX,
+    STATE_NOT_FINITE,
+    STATE_OUT_OF_RANGE,
+    STATE_SIZE,
+    STATE_UNKNOWN_VERSION,
+    STATE_VERSION,
+    STATE_WRONG_LENGTH,
+    STATE_ZERO_COUNT,
+    VELOCITY_WINDOWS,
+)
+
+STATE_FORMAT = struct.Struct(f"<HHHHIBBH6d{VELOCITY_WINDOWS}d{VELOCITY_WINDOWS}d{RING_SIZE}Q{RING_SIZE}Q")
+if STATE_FORMAT.size != STATE_SIZE:
+    raise ImportError(f"the state layout takes {STATE_FORMAT.size} bytes, STATE_SIZE is {STATE_SIZE}")
 
 
 @dataclass(slots=True)
@@ -74,15 +84,14 @@ class AccountState:
 
 # Why a blob was refused, by the code both codecs (compiled and reference) report; they check in the
 # same order so the same blob gives the same message.
-DECODE_ERRORS: tuple[str, ...] = (
-    "",
-    f"wrong length (expected {STATE_SIZE} bytes)",
-    f"unknown state version (this build reads version {STATE_VERSION})",
-    "unknown flag bits or non-zero reserved field",
-    "ring index out of range",
-    "transaction count is 0",
-    "invalid country code",
-    "non-finite number or time outside 0 to 1e11",
-    "amount statistics or velocity out of range",
-    "last location out of range or set without the geo flag",
-)
+DECODE_ERRORS: MappingProxyType[int, str] = MappingProxyType({
+    STATE_WRONG_LENGTH: f"wrong length (expected {STATE_SIZE} bytes)",
+    STATE_UNKNOWN_VERSION: f"unknown state version (this build reads version {STATE_VERSION})",
+    STATE_BAD_FLAGS: "unknown flag bits or non-zero reserved field",
+    STATE_BAD_RING_INDEX: "ring index out of range",
+    STATE_ZERO_COUNT: "transaction count is 0",
+    STATE_BAD_COUNTRY: "invalid country code",
+    STATE_NOT_FINITE: "non-finite number or time outside 0 to 1e11",
+    STATE_OUT_OF_RANGE: "amount statistics or velocity out of range",
+    STATE_BAD_LOCATION: "last location out of range or set without the geo flag",
+})

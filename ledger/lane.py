@@ -40,8 +40,8 @@ import asyncpg
 import structlog
 
 from sentinel.ledger.chain import entry_hash, epoch_microseconds, genesis_hash
-from sentinel.ledger.connect import connect_as_writer
 from sentinel.ledger.records import LedgerRecord
+from sentinel.postgres import connect_as_writer
 
 log = structlog.get_logger(__name__)
 

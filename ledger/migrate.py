@@ -1,4 +1,7 @@
-"""Versioned schema migrations of the ledger: numbered SQL files applied once each, in order.
+"""Versioned schema migrations of the ledger database: numbered SQL files applied once each, in order.
+
+The files are the ledger's (0001-0099) and the rule store's (0100 on, ``sentinel.server.rules``): one
+database, one history. The roles come from ``sentinel.postgres``, the plumbing both share.
 
 A small runner rather than a migration framework: the ledger has a handful of SQL files and needs
 three things a generic tool does not give together: the objects must belong to a dedicated owner role
@@ -18,10 +21,10 @@ from importlib import resources
 import asyncpg
 import structlog
 
+from sentinel.postgres import OWNER_ROLE, WRITER_ROLE
+
 log = structlog.get_logger(__name__)
 
-OWNER_ROLE = "sentinel_ledger_owner"
-WRITER_ROLE = "sentinel_ledger_writer"
 _LOCK_KEY = 0x5E171E1D6E12  # pg_advisory_lock key of the ledger's migration runner
 _FILE_NAME = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")
 

@@ -25,8 +25,8 @@ import asyncpg
 from google.protobuf.message import DecodeError
 
 from sentinel.ledger.chain import entry_hash, epoch_microseconds, genesis_hash
-from sentinel.ledger.migrate import OWNER_ROLE
 from sentinel.ledger.records import LedgerRecord, record_from_messages
+from sentinel.postgres import OWNER_ROLE
 from sentinel.v1 import decision_pb2, transaction_pb2
 
 _ENTRIES = """

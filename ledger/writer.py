@@ -33,11 +33,11 @@ from pathlib import Path
 import structlog
 
 from sentinel.config import Settings
-from sentinel.ledger.connect import connect_as_writer
 from sentinel.ledger.lane import EntryOutcome, LedgerLane, is_unavailable
 from sentinel.ledger.migrate import check_schema, migrate
 from sentinel.ledger.records import AckStatus, LedgerAck, LedgerRecord
 from sentinel.ledger.spool import Spool, SpoolFullError
+from sentinel.postgres import connect_as_writer
 
 log = structlog.get_logger(__name__)
 

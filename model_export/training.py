@@ -21,13 +21,10 @@ import numpy.typing as npt
 from sklearn.ensemble import IsolationForest
 
 from sentinel.hotpath import (
-    DESTINATION_AFTER_KNOWN,
-    DESTINATION_BEFORE_KNOWN,
+    ALL_BALANCES_KNOWN,
     FEATURE_NAMES,
     FEATURE_SCHEMA_HASH,
     FEATURE_SCHEMA_VERSION,
-    ORIGIN_AFTER_KNOWN,
-    ORIGIN_BEFORE_KNOWN,
     TransactionColumns,
     build_features,
     stable_hash,
@@ -42,7 +39,6 @@ from sentinel.model_export.scorer import ForestScorer
 
 PARITY_TOLERANCE = 1e-5
 _LIBRARIES = ("scikit-learn", "onnx", "onnxruntime", "numpy", "sentinelstream")
-_ALL_BALANCES = ORIGIN_BEFORE_KNOWN | ORIGIN_AFTER_KNOWN | DESTINATION_BEFORE_KNOWN | DESTINATION_AFTER_KNOWN
 
 
 @dataclass(frozen=True, slots=True)
@@ -83,7 +79,7 @@ def replay_features(rows: PaySimRows) -> npt.NDArray[np.float32]:
         channel=np.zeros(n, dtype=np.uint8),
         counterparty=np.array([stable_hash(name) for name in rows.destination], dtype=np.uint64),
         device=np.zeros(n, dtype=np.uint64),
-        balances_known=np.full(n, _ALL_BALANCES, dtype=np.uint8),
+        balances_known=np.full(n, ALL_BALANCES_KNOWN, dtype=np.uint8),
         origin_before=rows.origin_before,
         origin_after=rows.origin_after,
         destination_before=rows.destination_before,

@@ -19,9 +19,9 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection, reflection_pb2, reflection_pb2_grpc
 
 from sentinel.config import Settings
-from sentinel.ledger.service import LedgerServicer
 from sentinel.server.deadletter import DeadLetters
 from sentinel.server.interceptors import HealthWatchCloser, MetricsInterceptor
+from sentinel.server.ledger_service import LedgerServicer
 from sentinel.server.pipeline import ScoringPipeline
 from sentinel.server.request_wire import add_scoring_service
 from sentinel.server.resources import WorkerResources
@@ -104,6 +104,7 @@ async def run_worker(
         ledger=resources.ledger,
     )
     pipeline.start()
+    dead_letters = DeadLetters(resources.redis, max_entries=settings.dead_letter_max_entries)
     watches = HealthWatchCloser()
     server = grpc.aio.server(
         options=server_options(settings, reuse_port), interceptors=[MetricsInterceptor(), watches]
@@ -119,7 +120,7 @@ async def run_worker(
             log_sample_rate=settings.log_decision_sample_rate,
             stream_chunk_max=settings.batch_max_size,
             stream_chunk_wait_s=settings.batch_max_wait_ms / 1000,
-            dead_letters=DeadLetters(resources.redis, max_entries=settings.dead_letter_max_entries),
+            dead_letters=dead_letters,
         ),
         server,
     )
@@ -156,6 +157,7 @@ async def run_worker(
     await health_servicer.enter_graceful_shutdown()
     watches.close_watches()  # the grace is for calls in flight: stop returns when they have ended
     await server.stop(settings.shutdown_grace_s)
+    await dead_letters.drain()  # the rejects' appends still under way, before Redis is closed
     await pipeline.close()
     await resources.close()
     log.info("worker_stopped")

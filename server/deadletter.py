@@ -5,7 +5,8 @@ approximate MAXLEN, so the stream never grows without bound) with the method, th
 the transaction *without* what could identify a person or a device: account, counterparty, device and IP
 are replaced by short unsalted SHA-256 prefixes (enough to group rejects by sender, not meant as
 anonymisation), attribute values are dropped (keys kept).
-Writing is fire-and-forget: a slow or absent Redis never delays an answer.
+Writing is fire-and-forget: a slow or absent Redis never delays an answer. A stopping worker drains the
+appends under way (``DeadLetters.drain``) after its last call and before it closes Redis.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from redis.asyncio import Redis
 from redis.asyncio.cluster import RedisCluster
 from redis.exceptions import RedisError
 
-from sentinel.server.validate import FieldViolation
+from sentinel.server.errors import FieldViolation
 from sentinel.v1 import transaction_pb2
 
 log = structlog.get_logger("sentinel.deadletters")

@@ -1,12 +1,15 @@
-"""Map SentinelStream's exceptions to gRPC statuses with rich details (google.rpc.BadRequest).
+"""The errors the server reports to clients: bad fields, and their gRPC statuses with rich details.
 
-Clients get the field path both in the status message (for humans and plain clients) and as a
-structured FieldViolation (for clients that read ``grpc-status-details-bin``).
+``InvalidTransaction`` (raised by validation and by every service that checks a request field) names
+each bad field; clients get the field path both in the status message (for humans and plain clients)
+and as a structured google.rpc.BadRequest FieldViolation (for clients that read
+``grpc-status-details-bin``).
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import NoReturn
 
 import grpc
@@ -14,8 +17,23 @@ from google.protobuf import any_pb2
 from google.rpc import code_pb2, error_details_pb2, status_pb2
 from grpc_status import rpc_status
 
-from sentinel.server.validate import FieldViolation, InvalidTransaction
 from sentinel.v1 import errors_pb2
+
+
+@dataclass(frozen=True, slots=True)
+class FieldViolation:
+    """One invalid field: its path and what is wrong with it."""
+
+    field: str
+    description: str
+
+
+class InvalidTransaction(ValueError):
+    """A request breaks the contract; ``violations`` names every bad field."""
+
+    def __init__(self, violations: list[FieldViolation]) -> None:
+        self.violations = violations
+        super().__init__("; ".join(f"{v.field}: {v.description}" for v in violations))
 
 
 def invalid_argument_status(error: InvalidTransaction) -> grpc.Status:

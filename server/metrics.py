@@ -2,14 +2,14 @@
 
 Workers write to memory-mapped files in ``PROMETHEUS_MULTIPROC_DIR`` (prometheus_client's multiprocess
 mode, see ``metrics_export``); the supervisor serves the sum of all workers on ``/metrics``.
-Stage names match the pipeline: queue_wait, state, features, rules, model, decide, ledger.
+Stage names match the pipeline: queue_wait, state, features, rules, model, outcome, ledger, settle.
 """
 
 from __future__ import annotations
 
 from prometheus_client import Counter, Histogram
 
-STAGES = ("queue_wait", "state", "features", "rules", "model", "decide", "ledger")
+STAGES = ("queue_wait", "state", "features", "rules", "model", "outcome", "ledger", "settle")
 _LATENCY_BUCKETS = (
     0.0001,
     0.00025,

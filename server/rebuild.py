@@ -59,9 +59,10 @@ from google.protobuf.message import DecodeError
 
 from sentinel.hotpath import InvalidTransactionValue, TransactionColumnsBuilder, build_features
 from sentinel.hotpath.rows import ROW_SIZE, Records, encode_rows
-from sentinel.server.columns import append_transaction
-from sentinel.server.state import AccountStateStore, Fold, journal_rows
-from sentinel.server.validate import InvalidTransaction, validate_recorded
+from sentinel.server.errors import InvalidTransaction
+from sentinel.server.state_store import AccountStateStore, Fold, journal_rows
+from sentinel.server.validate import validate_recorded
+from sentinel.server.wire_columns import append_transaction
 
 log = structlog.get_logger("sentinel.state.rebuild")
 

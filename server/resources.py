@@ -16,15 +16,15 @@ from redis.asyncio import Redis
 from redis.asyncio.cluster import RedisCluster
 
 from sentinel.config import Settings
-from sentinel.ledger.connect import writer_pool
 from sentinel.ledger.migrate import migrate
 from sentinel.ledger.writer import LedgerWriter
 from sentinel.model_export.registry import ModelRegistry
 from sentinel.model_export.reloader import ActiveModel
+from sentinel.postgres import writer_pool
 from sentinel.server.rules.reload import RuleSetWatcher
 from sentinel.server.rules.rulefiles import seed_default_rules
 from sentinel.server.rules.storage import RuleStore
-from sentinel.server.state import AccountStateStore
+from sentinel.server.state_store import AccountStateStore
 
 log = structlog.get_logger("sentinel.worker")
 

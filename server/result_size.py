@@ -9,9 +9,8 @@ from __future__ import annotations
 
 from google.protobuf import timestamp_pb2
 
-from sentinel.server.decide import DECLINE, Thresholds, decide
-from sentinel.server.pipeline import RuleSource
-from sentinel.server.rules.compiler import CompiledRuleSet
+from sentinel.server.outcome import DECLINE, Thresholds, outcome_of
+from sentinel.server.rules.compiler import CompiledRuleSet, RuleSource
 from sentinel.server.validate import MAX_ID_LENGTH
 from sentinel.v1 import decision_pb2, scoring_pb2
 
@@ -27,7 +26,7 @@ _MODEL_VERSION_LENGTH = 64  # at most, by sentinel.model_export.metadata.VERSION
 
 
 def _largest_result(rule_set: CompiledRuleSet) -> int:
-    """Bytes the largest decision ``decide`` can make under ``rule_set`` takes as a batch result: ids
+    """Bytes the largest decision ``outcome_of`` can make under ``rule_set`` takes as a batch result: ids
     of the longest valid length, every field at its widest, every rule fired with the reason it gives
     alone (one per rule at most; a shadow rule's LOW_RISK only adds), and the longest set of reasons
     that name no rule. A rejection's item error (key reused, not recorded) is always shorter."""
@@ -44,11 +43,11 @@ def _largest_result(rule_set: CompiledRuleSet) -> int:
         decided_at=timestamp_pb2.Timestamp(seconds=-1, nanos=999_999_999),
     )
     for rule in rule_set.rules:
-        alone = decide(0.0, [rule], _ANY_THRESHOLDS, degraded=False, fail_closed=False)
+        alone = outcome_of(0.0, [rule], _ANY_THRESHOLDS, degraded=False, fail_closed=False)
         decision.rules_fired.extend(alone.rules_fired)
         decision.reasons.extend(alone.reasons)
     unnamed = (
-        decide(score, [], _ANY_THRESHOLDS, degraded=degraded, fail_closed=fail_closed).reasons
+        outcome_of(score, [], _ANY_THRESHOLDS, degraded=degraded, fail_closed=fail_closed).reasons
         for score in (0.0, 0.7, 1.0)
         for degraded, fail_closed in ((False, False), (True, False), (True, True))
     )

@@ -1,58 +1,70 @@
-"""ScoringService: the gRPC face of the pipeline (validate -> ... -> respond).
+"""ScoringService: the gRPC face of the pipeline (validate -> ... -> respond), bytes in, bytes out.
 
-The servicer owns only what is about the wire: validating each transaction, turning failures into
-statuses or per-item errors, logging one event per decision. Deciding is the job of a
-``DecisionMaker``, so the pipeline behind it can change without touching the contract.
+The handlers receive the request bytes (identity deserializers, see ``request_wire``) and return the
+response bytes: the compiled decoder (``sentinel.hotpath.WireDecoder``) validates a whole call into
+columns in one step, and the compiled response builders (``sentinel.hotpath.respond``) write the
+answers around the Decision bytes the pipeline made. No protobuf message of a transaction or a
+decision is built on the way, except for the rare invalid or undecodable item (logged, dead-lettered,
+answered with its error). Deciding is the job of a ``DecisionMaker``, so the pipeline behind it can
+change without touching the contract.
 """
 
 from __future__ import annotations
 
 import asyncio
-import random
 import time
 from collections.abc import AsyncIterator, Sequence
 from typing import NoReturn, Protocol
 
 import grpc
+import numpy as np
 import structlog
+from google.protobuf.message import DecodeError
 
+from sentinel.hotpath import (
+    KIND_DECISION,
+    KIND_ERROR,
+    DecodedTransactions,
+    WireDecodeError,
+    WireDecoder,
+    score_batch_response,
+    score_response,
+    stream_responses,
+)
 from sentinel.server import metrics
 from sentinel.server.batching import Coalescer
 from sentinel.server.deadletter import DeadLetters
-from sentinel.server.decide import OUTCOME_NAMES
-from sentinel.server.errors import abort, abort_invalid, item_error
-from sentinel.server.pipeline import Rejection, Result, RuleSource
-from sentinel.server.request_wire import Undecodable
+from sentinel.server.decision_log import DecisionLog
+from sentinel.server.errors import FieldViolation, InvalidTransaction, abort, abort_invalid, item_error
+from sentinel.server.requests import Decided, Rejection, Result
 from sentinel.server.result_size import ResultSizes, result_size
-from sentinel.server.validate import (
-    MAX_ID_LENGTH,
-    FieldViolation,
-    InvalidTransaction,
-    ValidatedTransaction,
-    validate_transaction,
-)
-from sentinel.v1 import decision_pb2, errors_pb2, scoring_pb2, scoring_pb2_grpc, transaction_pb2
+from sentinel.server.rules.compiler import RuleSource
+from sentinel.server.validate import CURRENCY_EXPONENTS, MAX_ID_LENGTH
+from sentinel.v1 import errors_pb2, scoring_pb2, transaction_pb2
 
 log = structlog.get_logger("sentinel.decisions")
 
+UNDECODABLE = "the request could not be parsed: "  # how the decoder describes bytes that are no message
+
 
 class DecisionMaker(Protocol):
-    """Decides a list of validated transactions, in order."""
+    """Decides the valid rows of a call's decoded transactions, in order."""
 
-    async def decide(
-        self, transactions: list[ValidatedTransaction], deadline: float | None = None
-    ) -> list[Result]:
-        """One decision (or a rejection with its status) per transaction, same order; ``deadline``
+    async def decide(self, transactions: DecodedTransactions, deadline: float | None = None) -> list[Result]:
+        """One decision (or a rejection with its status) per valid row, same order; ``deadline``
         (``time.monotonic()``): when the caller gives up, which bounds how long the ledger may take."""
         ...
 
 
-# What a ScoreBatch item or ScoreStream message is answered with.
-Answer = decision_pb2.Decision | errors_pb2.ItemError
+def _undecodable(violations: list[tuple[str, str]]) -> str | None:
+    """The decoder's reason when an item's bytes were no message at all (None: an invalid transaction)."""
+    if len(violations) == 1 and violations[0][1].startswith(UNDECODABLE):
+        return violations[0][1]
+    return None
 
 
-class ScoringServicer(scoring_pb2_grpc.ScoringServiceServicer):
-    """Implements sentinel.v1.ScoringService over a DecisionMaker."""
+class ScoringServicer:
+    """Implements sentinel.v1.ScoringService over a DecisionMaker, on request and response bytes."""
 
     def __init__(
         self,
@@ -70,16 +82,22 @@ class ScoringServicer(scoring_pb2_grpc.ScoringServiceServicer):
         dead_letters: DeadLetters | None = None,
     ) -> None:
         self._decision_maker = decision_maker
-        self._max_skew_s = max_clock_skew_s
+        self._decoder = WireDecoder(CURRENCY_EXPONENTS, max_clock_skew_s)
         self._max_batch_items = max_batch_items
         self._max_response_bytes = max_response_bytes
         self._result_sizes = ResultSizes(rules)
-        self._log_sample_rate = log_sample_rate
+        self._decision_log = DecisionLog(log_sample_rate)
         self._stream_window = stream_window
         self._stream_chunk_max = stream_chunk_max
         self._stream_chunk_wait_s = stream_chunk_wait_s
         self._stream_chunks_in_flight = stream_chunks_in_flight
         self._dead_letters = dead_letters
+
+    # ------------------------------------------------------------------------------- refusals
+    def _note_undecodable(self, method: str, error: str) -> None:
+        """Log and count request bytes that could not be parsed (there is no transaction to dead-letter)."""
+        log.warning("undecodable_request", method=method, error=error)
+        metrics.INVALID.labels(method).inc()
 
     def _reject(self, method: str, error: InvalidTransaction, message: transaction_pb2.Transaction) -> None:
         """Log, count and dead-letter a transaction that failed validation."""
@@ -88,167 +106,120 @@ class ScoringServicer(scoring_pb2_grpc.ScoringServiceServicer):
         if self._dead_letters is not None:
             self._dead_letters.record(method, error.violations, message)
 
-    def _log_decisions(self, answers: Sequence[Answer], started: float, waits: Sequence[float] = ()) -> None:
-        """One ``decision`` event per decision (a ``log_sample_rate`` share of them); latency counts from
-        ``started``, plus the item's wait before it when ``waits`` are given."""
-        elapsed = time.perf_counter() - started
-        rate = self._log_sample_rate
-        info = log.info
-        for index, answer in enumerate(answers):
-            if not isinstance(answer, decision_pb2.Decision) or (rate < 1.0 and random.random() >= rate):
+    def _item_errors(
+        self,
+        method: str,
+        decoded: DecodedTransactions,
+        messages: Sequence[transaction_pb2.Transaction | None],
+    ) -> dict[int, errors_pb2.ItemError]:
+        """The item error of each invalid or undecodable item (logged, counted, dead-lettered);
+        ``messages[item]``: the item parsed by protobuf, for the dead letter (None: not parseable)."""
+        errors: dict[int, errors_pb2.ItemError] = {}
+        for item, violations in decoded.errors:
+            reason = _undecodable(violations)
+            if reason is not None:
+                self._note_undecodable(method, reason)
+                errors[item] = item_error(grpc.StatusCode.INVALID_ARGUMENT, reason)
                 continue
-            latency = elapsed + waits[index] if waits else elapsed
-            info(
-                "decision",
-                transaction_id=answer.transaction_id,
-                outcome=OUTCOME_NAMES[answer.outcome],
-                risk_score=round(answer.risk_score, 4),
-                model_version=answer.model_version,
-                degraded=answer.degraded,
-                replayed=answer.replayed,
-                latency_ms=round(latency * 1000, 3),
+            error = InvalidTransaction(
+                [FieldViolation(field, description) for field, description in violations]
             )
+            message = messages[item]
+            self._reject(method, error, message if message is not None else transaction_pb2.Transaction())
+            errors[item] = item_error(grpc.StatusCode.INVALID_ARGUMENT, str(error), error.violations)
+        return errors
 
-    def _note_undecodable(self, method: str, request: Undecodable) -> None:
-        """Log and count request bytes that could not be parsed (there is no transaction to dead-letter)."""
-        log.warning("undecodable_request", method=method, error=request.error)
-        metrics.INVALID.labels(method).inc()
-
-    async def _abort_undecodable(
-        self, method: str, request: Undecodable, context: grpc.aio.ServicerContext
-    ) -> NoReturn:
-        """End a unary call whose request could not be parsed: there is nothing to answer item by item."""
-        self._note_undecodable(method, request)
-        await abort(context, grpc.StatusCode.INVALID_ARGUMENT, request.error)
-
-    def _validate(
-        self, method: str, messages: Sequence[transaction_pb2.Transaction | Undecodable], item_paths: bool
-    ) -> tuple[list[errors_pb2.ItemError | None], list[ValidatedTransaction]]:
-        """Validate every message: the item error of each invalid one, None in the places of the valid
-        ones, which come second, in order. ``item_paths``: violations name ``transactions[i]``
-        (ScoreBatch) instead of ``transaction``."""
-        now = time.time()
-        answers: list[errors_pb2.ItemError | None] = []
-        valid: list[ValidatedTransaction] = []
-        for index, message in enumerate(messages):
-            if isinstance(message, Undecodable):
-                self._note_undecodable(method, message)
-                answers.append(item_error(grpc.StatusCode.INVALID_ARGUMENT, message.error))
-                continue
-            try:
-                path = f"transactions[{index}]" if item_paths else "transaction"
-                valid.append(validate_transaction(message, now, self._max_skew_s, path))
-            except InvalidTransaction as exc:
-                self._reject(method, exc, message)
-                answers.append(item_error(grpc.StatusCode.INVALID_ARGUMENT, str(exc), exc.violations))
-            else:
-                answers.append(None)
-        return answers, valid
-
-    def _oversized(
-        self, answers: list[errors_pb2.ItemError | None], valid: list[ValidatedTransaction]
-    ) -> str | None:
+    def _oversized(self, decoded: DecodedTransactions, errors: dict[int, errors_pb2.ItemError]) -> str | None:
         """Why the answer to a batch might not fit in one message (None when it surely fits): decided
         transactions are recorded, so this is known before any of them is decided."""
         largest = self._result_sizes.largest()
-        errors = sum(result_size(scoring_pb2.ScoreBatchResult(error=a)) for a in answers if a is not None)
-        ids = sum(len(txn.transaction_id) + len(txn.idempotency_key) for txn in valid)
-        bound = errors + len(valid) * (largest - 2 * MAX_ID_LENGTH) + ids
+        bound = sum(result_size(scoring_pb2.ScoreBatchResult(error=error)) for error in errors.values())
+        bound += len(decoded.transaction_ids) * (largest - 2 * MAX_ID_LENGTH)
+        bound += sum(map(len, decoded.transaction_ids)) + sum(map(len, decoded.idempotency_keys))
         limit = self._max_response_bytes
         if bound <= limit:
             return None
         return (
-            f"the answer to these {len(answers)} items could take {bound} bytes, over the {limit}-byte "
+            f"the answer to these {decoded.count} items could take {bound} bytes, over the {limit}-byte "
             f"message limit; at most {limit // largest} items fit in one batch under the rules in force"
         )
 
-    async def _answer(
-        self,
-        answers: list[errors_pb2.ItemError | None],
-        valid: list[ValidatedTransaction],
-        deadline: float | None,
-    ) -> list[Answer]:
-        """Decide the valid transactions in one call; the answers with their decisions in their places."""
-        decided = iter(await self._decision_maker.decide(valid, deadline) if valid else ())
-        return [_answer_of(next(decided)) if answer is None else answer for answer in answers]
-
-    async def Score(
-        self, request: scoring_pb2.ScoreRequest | Undecodable, context: grpc.aio.ServicerContext
-    ) -> scoring_pb2.ScoreResponse:
+    # ------------------------------------------------------------------------------- methods
+    async def Score(self, request: bytes, context: grpc.aio.ServicerContext) -> bytes:
         started = time.perf_counter()
-        if isinstance(request, Undecodable):
-            await self._abort_undecodable("Score", request, context)
-        try:
-            txn = validate_transaction(request.transaction, time.time(), self._max_skew_s)
-        except InvalidTransaction as exc:
-            self._reject("Score", exc, request.transaction)
-            await abort_invalid(context, exc)
-        (result,) = await self._decision_maker.decide([txn], _deadline(context))
+        decoded = self._decoder.decode_singles((request,), time.time())
+        if decoded.errors:
+            ((_, violations),) = decoded.errors
+            reason = _undecodable(violations)
+            if reason is not None:
+                self._note_undecodable("Score", reason)
+                await abort(context, grpc.StatusCode.INVALID_ARGUMENT, reason)
+            error = InvalidTransaction(
+                [FieldViolation(field, description) for field, description in violations]
+            )
+            self._reject("Score", error, scoring_pb2.ScoreRequest.FromString(request).transaction)
+            await abort_invalid(context, error)
+        (result,) = await self._decision_maker.decide(decoded, _deadline(context))
         if isinstance(result, Rejection):
             log.warning("transaction_rejected", method="Score", code=result.code.name, error=result.message)
             await abort(context, result.code, result.message)
-        self._log_decisions((result,), started)
-        response = scoring_pb2.ScoreResponse()
-        response.decision.CopyFrom(result)  # measured cheaper than ScoreResponse(decision=result)
-        return response
+        self._decision_log.write(decoded.transaction_ids, (result,), started)
+        return score_response(result.decision, result.ledger_sequence, result.replayed)
 
-    async def ScoreBatch(
-        self, request: scoring_pb2.ScoreBatchRequest | Undecodable, context: grpc.aio.ServicerContext
-    ) -> scoring_pb2.ScoreBatchResponse:
+    async def ScoreBatch(self, request: bytes, context: grpc.aio.ServicerContext) -> bytes:
         started = time.perf_counter()
-        if isinstance(request, Undecodable):
-            await self._abort_undecodable("ScoreBatch", request, context)
-        count = len(request.transactions)
+        try:
+            decoded = self._decoder.decode_batch(request, time.time())
+        except WireDecodeError as exc:
+            await self._abort_undecodable("ScoreBatch", f"{UNDECODABLE}{exc}", context)
+        count = decoded.count
         if not 1 <= count <= self._max_batch_items:
-            await abort_invalid(
-                context,
-                InvalidTransaction(
-                    [
-                        FieldViolation(
-                            "transactions", f"must hold 1 to {self._max_batch_items} items, got {count}"
-                        )
-                    ]
-                ),
+            violation = FieldViolation(
+                "transactions", f"must hold 1 to {self._max_batch_items} items, got {count}"
             )
-        checked, valid = self._validate("ScoreBatch", request.transactions, item_paths=True)
-        oversized = self._oversized(checked, valid)
+            await abort_invalid(context, InvalidTransaction([violation]))
+        errors: dict[int, errors_pb2.ItemError] = {}
+        if decoded.errors:
+            messages = scoring_pb2.ScoreBatchRequest.FromString(request).transactions
+            errors = self._item_errors("ScoreBatch", decoded, messages)
+        oversized = self._oversized(decoded, errors)
         if oversized is not None:
             await abort_invalid(context, InvalidTransaction([FieldViolation("transactions", oversized)]))
-        answers = await self._answer(checked, valid, _deadline(context))
-        self._log_decisions(answers, started)
-        response = scoring_pb2.ScoreBatchResponse()
-        add = response.results.add
-        for answer in answers:
-            # into the added result: about half the cost of building results and copying them in
-            _fill(add(), answer)
-        return response
+        results = (
+            await self._decision_maker.decide(decoded, _deadline(context)) if decoded.transaction_ids else []
+        )
+        self._decision_log.write(decoded.transaction_ids, results, started)
+        return score_batch_response(*_answers(count, decoded.items, results, errors))
+
+    async def _abort_undecodable(
+        self, method: str, reason: str, context: grpc.aio.ServicerContext
+    ) -> NoReturn:
+        """End a unary call whose request could not be parsed: there is nothing to answer item by item."""
+        self._note_undecodable(method, reason)
+        await abort(context, grpc.StatusCode.INVALID_ARGUMENT, reason)
 
     async def ScoreStream(
-        self,
-        request_iterator: AsyncIterator[scoring_pb2.ScoreStreamRequest | Undecodable],
-        context: grpc.aio.ServicerContext,
-    ) -> AsyncIterator[scoring_pb2.ScoreStreamResponse]:
+        self, request_iterator: AsyncIterator[bytes], context: grpc.aio.ServicerContext
+    ) -> AsyncIterator[bytes]:
         """Messages are decided in chunks, cut the way micro-batches are (at once while no chunk of this
         stream is being decided, else when full or after the chunk wait), several chunks in flight so they
         share micro-batches; each chunk is answered in order as soon as it is decided. At most
         ``stream_window`` messages are read ahead of their answers. A message that cannot be parsed is
         answered in its place with an item error (and no transaction id)."""
-        responses: asyncio.Queue[list[scoring_pb2.ScoreStreamResponse] | Exception | None] = asyncio.Queue()
+        responses: asyncio.Queue[list[bytes] | Exception | None] = asyncio.Queue()
         window = asyncio.Semaphore(self._stream_window)
         deadline = _deadline(context)
 
-        async def answer(
-            messages: list[transaction_pb2.Transaction | Undecodable], waits: list[float]
-        ) -> None:
+        async def answer(bodies: list[bytes], waits: list[float]) -> None:
             try:
-                responses.put_nowait(await self._stream_chunk(messages, waits, deadline))
+                responses.put_nowait(await self._stream_chunk(bodies, waits, deadline))
             except Exception as exc:  # the pipeline failed: the stream fails with it
                 responses.put_nowait(exc)
             finally:
-                for _ in messages:
+                for _ in bodies:
                     window.release()
 
-        chunks: Coalescer[transaction_pb2.Transaction | Undecodable] = Coalescer(
+        chunks: Coalescer[bytes] = Coalescer(
             answer,
             max_size=self._stream_chunk_max,
             max_wait_s=self._stream_chunk_wait_s,
@@ -257,9 +228,9 @@ class ScoringServicer(scoring_pb2_grpc.ScoringServiceServicer):
 
         async def read_requests() -> None:
             try:
-                async for request in request_iterator:
+                async for body in request_iterator:
                     await window.acquire()
-                    chunks.add_many((request if isinstance(request, Undecodable) else request.transaction,))
+                    chunks.add_many((body,))
                 await chunks.close()
             finally:
                 responses.put_nowait(None)
@@ -278,36 +249,64 @@ class ScoringServicer(scoring_pb2_grpc.ScoringServiceServicer):
             chunks.cancel()
 
     async def _stream_chunk(
-        self,
-        messages: list[transaction_pb2.Transaction | Undecodable],
-        waits: list[float],
-        deadline: float | None,
-    ) -> list[scoring_pb2.ScoreStreamResponse]:
+        self, bodies: list[bytes], waits: list[float], deadline: float | None
+    ) -> list[bytes]:
         started = time.perf_counter()
-        answers = await self._answer(*self._validate("ScoreStream", messages, item_paths=False), deadline)
-        self._log_decisions(answers, started, waits)
-        responses = []
-        for message, answer in zip(messages, answers, strict=True):
-            transaction_id = "" if isinstance(message, Undecodable) else message.transaction_id
-            response = scoring_pb2.ScoreStreamResponse(transaction_id=transaction_id)
-            _fill(response, answer)
-            responses.append(response)
-        return responses
+        decoded = self._decoder.decode_singles(bodies, time.time())
+        errors: dict[int, errors_pb2.ItemError] = {}
+        ids = [""] * decoded.count
+        for row, item in enumerate(decoded.items.tolist()):
+            ids[item] = decoded.transaction_ids[row]
+        if decoded.errors:
+            messages = [_parsed_transaction(bodies[item]) for item in range(len(bodies))]
+            errors = self._item_errors("ScoreStream", decoded, messages)
+            for item in errors:
+                message = messages[item]
+                ids[item] = message.transaction_id if message is not None else ""
+        results = await self._decision_maker.decide(decoded, deadline) if decoded.transaction_ids else []
+        row_waits = [waits[item] for item in decoded.items.tolist()]
+        self._decision_log.write(decoded.transaction_ids, results, started, row_waits)
+        return stream_responses(ids, *_answers(decoded.count, decoded.items, results, errors))
 
 
-def _fill(target: scoring_pb2.ScoreBatchResult | scoring_pb2.ScoreStreamResponse, answer: Answer) -> None:
-    """Set the decision-or-error of a batch result or stream response to ``answer``."""
-    if isinstance(answer, decision_pb2.Decision):
-        target.decision.CopyFrom(answer)
-    else:
-        target.error.CopyFrom(answer)
+def _parsed_transaction(body: bytes) -> transaction_pb2.Transaction | None:
+    """A stream message's transaction parsed by protobuf (for its id and the dead letter), if it parses."""
+    try:
+        return scoring_pb2.ScoreStreamRequest.FromString(body).transaction
+    except DecodeError:
+        return None
+
+
+def _answers(
+    count: int, items: np.ndarray, results: list[Result], errors: dict[int, errors_pb2.ItemError]
+) -> tuple[np.ndarray, list[bytes], np.ndarray, np.ndarray]:
+    """The kinds, payloads, ledger sequences and replay flags of a call's answers, by item."""
+    if not errors and all(result.__class__ is Decided for result in results):  # the usual case
+        decided: list[Decided] = results  # type: ignore[assignment]
+        return (
+            np.full(count, KIND_DECISION, dtype=np.uint8),
+            [result.decision for result in decided],
+            np.fromiter((result.ledger_sequence for result in decided), dtype=np.int64, count=count),
+            np.fromiter((result.replayed for result in decided), dtype=np.uint8, count=count),
+        )
+    kinds = np.full(count, KIND_ERROR, dtype=np.uint8)
+    payloads = [b""] * count
+    sequences = np.zeros(count, dtype=np.int64)
+    replayed = np.zeros(count, dtype=np.uint8)
+    for item, error in errors.items():
+        payloads[item] = error.SerializeToString()
+    for item, result in zip(items.tolist(), results, strict=True):
+        if isinstance(result, Decided):
+            kinds[item] = KIND_DECISION
+            payloads[item] = result.decision
+            sequences[item] = result.ledger_sequence
+            replayed[item] = result.replayed
+        else:
+            payloads[item] = item_error(result.code, result.message).SerializeToString()
+    return kinds, payloads, sequences, replayed
 
 
 def _deadline(context: grpc.aio.ServicerContext) -> float | None:
     """The call's deadline on the ``time.monotonic()`` clock (None: the caller set none)."""
     remaining = context.time_remaining()
     return None if remaining is None else time.monotonic() + remaining
-
-
-def _answer_of(result: Result) -> Answer:
-    return item_error(result.code, result.message) if isinstance(result, Rejection) else result

@@ -43,10 +43,10 @@ def _settings(args: argparse.Namespace) -> Settings:
 async def _rebuild_with(settings: Settings, args: argparse.Namespace) -> RebuildReport:
     # Imported here: the service's modules (hot path, model, ledger writer) are not needed to build the
     # parser of every `sentinel` command.
-    from sentinel.ledger.connect import connect_as_writer
+    from sentinel.postgres import connect_as_writer
     from sentinel.server.rebuild import rebuild_states
     from sentinel.server.resources import redis_client
-    from sentinel.server.state import AccountStateStore
+    from sentinel.server.state_store import AccountStateStore
 
     assert settings.database_url is not None
     client = redis_client(settings)

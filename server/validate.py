@@ -11,15 +11,21 @@ import ipaddress
 import math
 import re
 from collections.abc import Callable
-from dataclasses import dataclass
 from decimal import Decimal
 from typing import NamedTuple
 
 from iso4217 import Currency
 
+from sentinel.hotpath.wire import (
+    EARLIEST_EVENT_TIME,
+    MAX_ATTRIBUTE_VALUE,
+    MAX_ATTRIBUTES,
+    MAX_ID_LENGTH,
+    MAX_TRANSACTION_BYTES,
+)
+from sentinel.server.errors import FieldViolation, InvalidTransaction
 from sentinel.v1 import transaction_pb2
 
-MAX_ID_LENGTH = 128  # transaction ids and idempotency keys
 _ID = re.compile(rf"[A-Za-z0-9._:\-]{{1,{MAX_ID_LENGTH}}}")
 _PRINTABLE_128 = re.compile(r"[^\x00-\x1f\x7f]{1,128}")
 _AMOUNT = re.compile(r"(?P<int>[0-9]{1,18})(?:\.(?P<frac>[0-9]+))?")
@@ -32,39 +38,16 @@ _ATTRIBUTE_KEY = re.compile(r"[A-Za-z0-9_.\-]{1,64}")
 # Dotted-quad IPv4 exactly as ipaddress accepts it (no leading zeros); anything else goes to ipaddress.
 _OCTET = r"(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])"
 _IPV4 = re.compile(rf"{_OCTET}(?:\.{_OCTET}){{3}}")
-MAX_ATTRIBUTES = 32
-MAX_ATTRIBUTE_VALUE = 256
-# Largest serialized transaction stored in the ledger. Above the largest one whose every field is valid
-# (about 37 KB: 32 attributes of 256 four-byte characters), so it refuses only what slips between the
-# field checks (an IPv6 scope id has no length limit) and no transaction the ledger already holds.
-MAX_TRANSACTION_BYTES = 40 * 1024
-EARLIEST_EVENT_TIME = 946_684_800  # 2000-01-01T00:00:00Z
 # ISO 4217 codes without a minor unit (precious metals, funds) accept this many fraction digits.
 UNITLESS_FRACTION_DIGITS = 6
 _NOT_CURRENCIES = frozenset({"XXX", "XTS"})  # "no currency" and "testing" codes
-_CURRENCY_EXPONENTS: dict[str, int] = {
+CURRENCY_EXPONENTS: dict[str, int] = {
     currency.code: (UNITLESS_FRACTION_DIGITS if currency.exponent is None else currency.exponent)
     for currency in Currency
     if currency.code not in _NOT_CURRENCIES
 }
 _TYPES = frozenset(transaction_pb2.TransactionType.values()) - {0}
 _CHANNELS = frozenset(transaction_pb2.Channel.values())
-
-
-@dataclass(frozen=True, slots=True)
-class FieldViolation:
-    """One invalid field: its path and what is wrong with it."""
-
-    field: str
-    description: str
-
-
-class InvalidTransaction(ValueError):
-    """The transaction breaks the contract; ``violations`` names every bad field."""
-
-    def __init__(self, violations: list[FieldViolation]) -> None:
-        self.violations = violations
-        super().__init__("; ".join(f"{v.field}: {v.description}" for v in violations))
 
 
 class ValidatedTransaction(NamedTuple):
@@ -134,7 +117,7 @@ def validate_transaction(
     if not message.HasField("amount"):
         bad("amount", "is required")
     else:
-        exponent = _CURRENCY_EXPONENTS.get(currency)
+        exponent = CURRENCY_EXPONENTS.get(currency)
         if not currency:
             bad("amount.currency", "is required")
         elif exponent is None:

@@ -21,10 +21,10 @@ from typing import Any
 import structlog
 
 from sentinel.config import ConfigError, Settings
-from sentinel.localservices import die_with_parent, free_port
 from sentinel.logs import configure_logging
 from sentinel.server.metrics_export import forget_worker, prepare_multiprocess_dir, serve_metrics
 from sentinel.server.resources import prepare_database
+from sentinel.system import die_with_parent, free_port
 
 log = structlog.get_logger("sentinel.supervisor")
 

@@ -5,7 +5,8 @@ from __future__ import annotations
 from hypothesis import strategies as st
 
 from sentinel.hotpath import TransactionColumns, country_code, stable_hash
-from sentinel.hotpath.state import RING_SIZE, AccountState
+from sentinel.hotpath._constants import RING_SIZE
+from sentinel.hotpath.state import AccountState
 
 BASE_TIME = 1_700_000_000.0
 COUNTRIES = [0, country_code("DE"), country_code("FR"), country_code("US")]

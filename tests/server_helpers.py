@@ -11,7 +11,7 @@ import grpc
 import redis
 
 from sentinel.hotpath import AccountState, decode_state
-from sentinel.server.state import AccountValue, fold, state_key
+from sentinel.server.state_store import AccountValue, fold, state_key
 from sentinel.v1 import scoring_pb2_grpc, transaction_pb2
 
 

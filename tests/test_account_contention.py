@@ -22,9 +22,9 @@ from server_helpers import account_state, ledger_ids, stubs, transaction
 from sentinel.hotpath import TransactionColumnsBuilder
 from sentinel.hotpath.rows import encode_rows
 from sentinel.ledger.records import transaction_fingerprint
-from sentinel.server.columns import append_transaction
-from sentinel.server.state import AccountStateStore, AccountValue, AdmitRow, claim_key, state_key
+from sentinel.server.state_store import AccountStateStore, AccountValue, AdmitRow, claim_key, state_key
 from sentinel.server.validate import validate_transaction
+from sentinel.server.wire_columns import append_transaction
 from sentinel.serverprocess import ServerProcess
 from sentinel.v1 import decision_pb2, scoring_pb2
 

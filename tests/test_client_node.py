@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from sentinel.localservices import free_port
 from sentinel.serverprocess import ServerProcess
+from sentinel.system import free_port
 
 CLIENT_DIR = Path(__file__).resolve().parent.parent / "clients" / "node"
 INVALID_ARGUMENT, UNAVAILABLE = 3, 14

@@ -17,6 +17,7 @@ from sentinel.hotpath import (
     decode_state,
     encode_state,
 )
+from sentinel.hotpath import _constants as c
 from sentinel.hotpath import reference_codec as reference
 from sentinel.hotpath.state import DECODE_ERRORS, STATE_FORMAT
 
@@ -64,24 +65,24 @@ def _with(**changes: object) -> bytes:
 @pytest.mark.parametrize(
     ("blob", "code"),
     [
-        (b"", 1),
-        (reference.encode_state(_valid())[:-1], 1),
-        (reference.encode_state(_valid()) + b"\0", 1),
-        (_with(version=STATE_VERSION + 1), 2),
-        (_with(version=0), 2),
-        (_with(flags=2), 3),
-        (_with(reserved=1), 3),
-        (_with(counterparty_next=8), 4),
-        (_with(count=0), 5),
-        (_with(home_country=0x4164), 6),  # "Ad": lower case
-        (_with(mean=float("nan")), 7),
-        (_with(m2=float("inf")), 7),
-        (_with(last_time=-1.0), 7),
-        (_with(last_time=2e11), 7),
-        (_with(m2=-1e-9), 8),
-        (_with(mean=43.0), 8),
-        (_with(flags=1, latitude=91.0), 9),
-        (_with(latitude=10.0), 9),  # location without the geo flag
+        (b"", c.STATE_WRONG_LENGTH),
+        (reference.encode_state(_valid())[:-1], c.STATE_WRONG_LENGTH),
+        (reference.encode_state(_valid()) + b"\0", c.STATE_WRONG_LENGTH),
+        (_with(version=STATE_VERSION + 1), c.STATE_UNKNOWN_VERSION),
+        (_with(version=0), c.STATE_UNKNOWN_VERSION),
+        (_with(flags=2), c.STATE_BAD_FLAGS),
+        (_with(reserved=1), c.STATE_BAD_FLAGS),
+        (_with(counterparty_next=c.RING_SIZE), c.STATE_BAD_RING_INDEX),
+        (_with(count=0), c.STATE_ZERO_COUNT),
+        (_with(home_country=0x4164), c.STATE_BAD_COUNTRY),  # "Ad": lower case
+        (_with(mean=float("nan")), c.STATE_NOT_FINITE),
+        (_with(m2=float("inf")), c.STATE_NOT_FINITE),
+        (_with(last_time=-1.0), c.STATE_NOT_FINITE),
+        (_with(last_time=2e11), c.STATE_NOT_FINITE),
+        (_with(m2=-1e-9), c.STATE_OUT_OF_RANGE),
+        (_with(mean=43.0), c.STATE_OUT_OF_RANGE),
+        (_with(flags=1, latitude=91.0), c.STATE_BAD_LOCATION),
+        (_with(latitude=10.0), c.STATE_BAD_LOCATION),  # location without the geo flag
     ],
 )
 def test_bad_blobs_name_the_problem(blob: bytes, code: int) -> None:
@@ -92,7 +93,7 @@ def test_bad_blobs_name_the_problem(blob: bytes, code: int) -> None:
 
 def test_velocity_out_of_range_is_refused() -> None:
     values = list(STATE_FORMAT.unpack(reference.encode_state(_valid())))
-    values[14 + 3] = 1e29  # velocity_amount[0]
+    values[14 + c.VELOCITY_WINDOWS] = 1e29  # velocity_amount[0]
     for decode in (decode_state, reference.decode_state):
         with pytest.raises(StateDecodeError, match="velocity"):
             decode(STATE_FORMAT.pack(*values))

@@ -257,11 +257,18 @@ def test_empty_batch() -> None:
 
 def test_statistics_saturate_so_new_states_always_decode() -> None:
     from sentinel.hotpath import AccountState, encode_state
-    from sentinel.hotpath.state import MAX_LOG_AMOUNT_M2, MAX_VELOCITY_AMOUNT, MAX_VELOCITY_COUNT
+    from sentinel.hotpath._constants import (
+        MAX_LOG_AMOUNT_M2,
+        MAX_VELOCITY_AMOUNT,
+        MAX_VELOCITY_COUNT,
+        VELOCITY_WINDOWS,
+    )
 
     extreme = AccountState(count=1, log_amount_mean=24.0, log_amount_m2=MAX_LOG_AMOUNT_M2, last_time=T0,
-                           velocity_count=[MAX_VELOCITY_COUNT] * 3, velocity_amount=[MAX_VELOCITY_AMOUNT] * 3)
+                           velocity_count=[MAX_VELOCITY_COUNT] * VELOCITY_WINDOWS,
+                           velocity_amount=[MAX_VELOCITY_AMOUNT] * VELOCITY_WINDOWS)
     f, (blob,), _ = features_of({"amount": 0.0, "event_time": T0}, states=[encode_state(extreme)])
     state = decode_state(blob)
     assert state.log_amount_m2 == MAX_LOG_AMOUNT_M2
-    assert state.velocity_count == [MAX_VELOCITY_COUNT] * 3 and f["velocity_count_1h"] == [MAX_VELOCITY_COUNT]
+    assert state.velocity_count == [MAX_VELOCITY_COUNT] * VELOCITY_WINDOWS
+    assert f["velocity_count_1h"] == [MAX_VELOCITY_COUNT]

@@ -13,8 +13,8 @@ from test_ledger_writer import _sentinel
 
 from sentinel.ledger import LedgerWriter
 from sentinel.ledger.chain import entry_hash, epoch_microseconds, genesis_hash
-from sentinel.ledger.connect import connect_as_writer
 from sentinel.ledger.verify import take_checkpoint, verify_ledger
+from sentinel.postgres import connect_as_writer
 
 
 @pytest.fixture

@@ -19,7 +19,8 @@ from ledger_helpers import ledger_settings, make_record
 
 from sentinel.ledger import AckStatus, LedgerUnavailableError, LedgerWriter
 from sentinel.ledger.verify import verify_ledger
-from sentinel.localservices import LocalPostgres, free_port
+from sentinel.localservices import LocalPostgres
+from sentinel.system import free_port
 
 TESTS_DIR = Path(__file__).parent
 

@@ -10,8 +10,8 @@ import pytest
 from ledger_helpers import ledger_settings, make_record
 
 from sentinel.ledger import LedgerWriter
-from sentinel.ledger.connect import connect_as_writer
-from sentinel.ledger.migrate import OWNER_ROLE, MigrationError, latest_version, migrate, shipped_migrations
+from sentinel.ledger.migrate import MigrationError, latest_version, migrate, shipped_migrations
+from sentinel.postgres import OWNER_ROLE, connect_as_writer
 
 LEDGER_TABLES = ("ledger.decisions", "ledger.idempotency_keys", "ledger.chains")
 

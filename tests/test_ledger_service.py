@@ -12,8 +12,8 @@ from grpc_status import rpc_status
 from ledger_helpers import ledger_settings, make_record
 
 from sentinel.ledger import LedgerWriter
-from sentinel.ledger.service import LedgerServicer, encode_page_token
-from sentinel.localservices import free_port
+from sentinel.server.ledger_service import LedgerServicer, encode_page_token
+from sentinel.system import free_port
 from sentinel.v1 import decision_pb2, ledger_pb2, ledger_pb2_grpc
 
 

@@ -23,10 +23,10 @@ from grpc_reflection.v1alpha import reflection_pb2
 from server_helpers import open_channels, stubs, transaction
 
 from sentinel.config import ConfigError
-from sentinel.localservices import free_port
 from sentinel.server.app import SCORING_SERVICE
 from sentinel.server.workers import refuse_taken_port
 from sentinel.serverprocess import ServerProcess, wait_until_serving
+from sentinel.system import free_port
 from sentinel.v1 import scoring_pb2
 
 REFUSAL_TIMEOUT_S = 60.0  # a refusal comes in a second; a server that starts anyway runs until killed

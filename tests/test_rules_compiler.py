@@ -21,7 +21,7 @@ from sentinel.hotpath.reference_rules import evaluate_rules as reference_evaluat
 from sentinel.hotpath.reference_rules import field_values
 from sentinel.hotpath.schema import TRANSACTION_FIELD_INDEX
 from sentinel.server.rules.compiler import CompiledRule, build_rule_set, compile_expression
-from sentinel.server.rules.model import RuleAction, RuleMode
+from sentinel.server.rules.definitions import RuleAction, RuleMode
 
 NAN = math.nan
 Row = tuple[list[float], list[float]]  # (features, fields)

@@ -8,7 +8,7 @@ import time
 import asyncpg
 
 from sentinel.server.rules.compiler import CompiledRuleSet
-from sentinel.server.rules.model import RuleAction, RuleMode, RuleSpec
+from sentinel.server.rules.definitions import RuleAction, RuleMode, RuleSpec
 from sentinel.server.rules.reload import RuleSetWatcher
 from sentinel.server.rules.storage import RuleStore
 

@@ -7,8 +7,8 @@ import dataclasses
 import asyncpg
 import pytest
 
+from sentinel.server.rules.definitions import InvalidRule, RuleAction, RuleMode, RuleSpec
 from sentinel.server.rules.language import RuleExpressionError
-from sentinel.server.rules.model import InvalidRule, RuleAction, RuleMode, RuleSpec
 from sentinel.server.rules.rulefiles import default_rule_specs, seed_default_rules
 from sentinel.server.rules.storage import RuleNotFound, RuleStore, StaleVersion
 

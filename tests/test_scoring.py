@@ -11,11 +11,11 @@ import grpc
 import pytest
 from redis.asyncio import Redis
 
+from sentinel.hotpath import DecodedTransactions
 from sentinel.server.deadletter import STREAM_KEY, DeadLetters, read_dead_letters
-from sentinel.server.pipeline import Rejection, Result
+from sentinel.server.requests import Decided, Rejection, Result
 from sentinel.server.rules.compiler import build_rule_set
 from sentinel.server.scoring import ScoringServicer
-from sentinel.server.validate import ValidatedTransaction
 from sentinel.v1 import decision_pb2, scoring_pb2, transaction_pb2
 
 INVALID_ID = "bad id!"  # not an allowed transaction id
@@ -43,10 +43,9 @@ class FakeDecisionMaker:
         self.in_flight = 0
         self.max_in_flight = 0
 
-    async def decide(
-        self, transactions: list[ValidatedTransaction], deadline: float | None = None
-    ) -> list[Result]:
-        self.calls.append([t.transaction_id for t in transactions])
+    async def decide(self, decoded: DecodedTransactions, deadline: float | None = None) -> list[Result]:
+        transactions = decoded.transaction_ids
+        self.calls.append(list(transactions))
         self.in_flight += len(transactions)
         self.max_in_flight = max(self.max_in_flight, self.in_flight)
         try:
@@ -58,10 +57,11 @@ class FakeDecisionMaker:
         return [self._result(t) for t in transactions]
 
     @staticmethod
-    def _result(txn: ValidatedTransaction) -> Result:
-        if txn.transaction_id.startswith(REJECTED_PREFIX):
+    def _result(transaction_id: str) -> Result:
+        if transaction_id.startswith(REJECTED_PREFIX):
             return Rejection(grpc.StatusCode.ALREADY_EXISTS, "key reused")
-        return decision_pb2.Decision(transaction_id=txn.transaction_id, outcome=decision_pb2.OUTCOME_APPROVE)
+        decision = decision_pb2.Decision(transaction_id=transaction_id, outcome=decision_pb2.OUTCOME_APPROVE)
+        return Decided(decision.SerializeToString(deterministic=True), decision.outcome, 0.0, False, "m1")
 
 
 class NoDeadline:
@@ -92,15 +92,26 @@ def servicer(decision_maker: FakeDecisionMaker, **options: Any) -> ScoringServic
     )
 
 
-async def requests(ids: Iterable[str], pause_every: int = 0) -> AsyncIterator[scoring_pb2.ScoreStreamRequest]:
+async def requests(ids: Iterable[str], pause_every: int = 0) -> AsyncIterator[bytes]:
+    """ScoreStream request bytes, as grpc hands them to the servicer."""
     for index, transaction_id in enumerate(ids):
         if pause_every and index % pause_every == 0:
             await asyncio.sleep(0.001)
-        yield scoring_pb2.ScoreStreamRequest(transaction=transaction(transaction_id))
+        yield scoring_pb2.ScoreStreamRequest(transaction=transaction(transaction_id)).SerializeToString()
 
 
 async def stream(scoring: ScoringServicer, ids: Iterable[str], pause_every: int = 0) -> list[Any]:
-    return [response async for response in scoring.ScoreStream(requests(ids, pause_every), CONTEXT)]
+    return [
+        scoring_pb2.ScoreStreamResponse.FromString(response)
+        async for response in scoring.ScoreStream(requests(ids, pause_every), CONTEXT)
+    ]
+
+
+async def score_batch(scoring: ScoringServicer, request: scoring_pb2.ScoreBatchRequest) -> Any:
+    """ScoreBatch on the request's bytes, its response parsed."""
+    return scoring_pb2.ScoreBatchResponse.FromString(
+        await scoring.ScoreBatch(request.SerializeToString(), CONTEXT)
+    )
 
 
 async def test_stream_decides_in_chunks_and_answers_every_message_once() -> None:
@@ -155,7 +166,7 @@ async def test_batch_results_in_request_order_with_item_errors() -> None:
     decider = FakeDecisionMaker()
     ids = ["b-0", INVALID_ID, f"{REJECTED_PREFIX}2", "b-3"]
     request = scoring_pb2.ScoreBatchRequest(transactions=[transaction(t) for t in ids])
-    response = await servicer(decider).ScoreBatch(request, CONTEXT)
+    response = await score_batch(servicer(decider), request)
     assert decider.calls == [["b-0", f"{REJECTED_PREFIX}2", "b-3"]]  # one decide call, invalid left out
     kinds = [r.WhichOneof("result") for r in response.results]
     assert kinds == ["decision", "error", "error", "decision"]
@@ -174,7 +185,7 @@ async def test_out_of_range_timestamps_are_item_errors_and_still_dead_lettered(r
     batch = [far_future, transaction("fine"), negative_nanos]
     request = scoring_pb2.ScoreBatchRequest(transactions=batch)
     scoring = servicer(FakeDecisionMaker(), dead_letters=dead_letters)
-    response = await scoring.ScoreBatch(request, CONTEXT)
+    response = await score_batch(scoring, request)
     assert [r.WhichOneof("result") for r in response.results] == ["error", "decision", "error"]
     assert response.results[0].error.code == grpc.StatusCode.INVALID_ARGUMENT.value[0]
     stream_replies = await stream(scoring, ["s-fine"])  # the worker keeps answering

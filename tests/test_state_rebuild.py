@@ -23,9 +23,9 @@ from server_helpers import account_state, stubs
 
 from sentinel.hotpath import AccountState, TransactionColumnsBuilder
 from sentinel.hotpath.rows import encode_rows
-from sentinel.server.columns import append_transaction
-from sentinel.server.state import AccountStateStore, AccountValue, AdmitRow, state_key
+from sentinel.server.state_store import AccountStateStore, AccountValue, AdmitRow, state_key
 from sentinel.server.validate import validate_transaction
+from sentinel.server.wire_columns import append_transaction
 from sentinel.serverprocess import ServerProcess
 from sentinel.v1 import decision_pb2, scoring_pb2, scoring_pb2_grpc, transaction_pb2
 

@@ -17,8 +17,8 @@ from redis.asyncio.cluster import RedisCluster
 
 from sentinel.hotpath import TransactionColumnsBuilder, decode_state
 from sentinel.hotpath.rows import ROW_SIZE, columns_of, encode_rows
-from sentinel.localservices import LocalRedis, free_port
-from sentinel.server.state import (
+from sentinel.localservices import LocalRedis
+from sentinel.server.state_store import (
     AccountStateStore,
     AccountValue,
     AdmitRow,
@@ -30,6 +30,7 @@ from sentinel.server.state import (
     journal_rows,
     state_key,
 )
+from sentinel.system import free_port
 
 _ids = itertools.count()
 

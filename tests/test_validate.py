@@ -8,7 +8,8 @@ from decimal import Decimal
 
 import pytest
 
-from sentinel.server.validate import MAX_TRANSACTION_BYTES, InvalidTransaction, validate_transaction
+from sentinel.server.errors import InvalidTransaction
+from sentinel.server.validate import MAX_TRANSACTION_BYTES, validate_transaction
 from sentinel.v1 import transaction_pb2
 
 NOW = time.time()

@@ -22,25 +22,21 @@ import numpy as np
 import numpy.typing as npt
 
 from sentinel.hotpath import (
-    DESTINATION_AFTER_KNOWN,
-    DESTINATION_BEFORE_KNOWN,
-    ORIGIN_AFTER_KNOWN,
-    ORIGIN_BEFORE_KNOWN,
+    ALL_BALANCES_KNOWN,
     TransactionColumns,
     TransactionColumnsBuilder,
     build_features,
     evaluate_rules,
     stable_hash,
 )
-from sentinel.ledger.connect import connect_as_writer
 from sentinel.model_export.paysim import read_paysim
-from sentinel.server.columns import append_transaction
+from sentinel.postgres import connect_as_writer
 from sentinel.server.rules.compiler import CompiledRuleSet
 from sentinel.server.validate import validate_recorded
+from sentinel.server.wire_columns import append_transaction
 
 CHUNK_ROWS = 262_144
 SAMPLE_HITS = 5
-_ALL_BALANCES = ORIGIN_BEFORE_KNOWN | ORIGIN_AFTER_KNOWN | DESTINATION_BEFORE_KNOWN | DESTINATION_AFTER_KNOWN
 
 
 @dataclass(frozen=True, slots=True)
@@ -132,7 +128,7 @@ def paysim_transactions(path: Path) -> Transactions:
         channel=np.zeros(n, np.uint8),
         counterparty=counterparty,
         device=np.zeros(n, np.uint64),
-        balances_known=np.full(n, _ALL_BALANCES, np.uint8),
+        balances_known=np.full(n, ALL_BALANCES_KNOWN, np.uint8),
         origin_before=rows.origin_before,
         origin_after=rows.origin_after,
         destination_before=rows.destination_before,

@@ -80,8 +80,8 @@ def _author(args: argparse.Namespace) -> str:
 
 def _guarded(handler: Callable[[argparse.Namespace], int]) -> Callable[[argparse.Namespace], int]:
     """Turn the store's and the language's errors into one line on stderr and exit code 1."""
+    from sentinel.server.rules.definitions import InvalidRule
     from sentinel.server.rules.language import RuleExpressionError
-    from sentinel.server.rules.model import InvalidRule
     from sentinel.server.rules.rulefiles import RuleFileError
     from sentinel.server.rules.storage import RuleNotFound, StaleVersion
 
@@ -199,7 +199,7 @@ def _update(args: argparse.Namespace) -> int:
 
 def _set_mode(mode_name: str) -> Callable[[argparse.Namespace], int]:
     def handler(args: argparse.Namespace) -> int:
-        from sentinel.server.rules.model import RuleMode
+        from sentinel.server.rules.definitions import RuleMode
 
         mode = RuleMode(mode_name)
         rule = _run_with_store(
@@ -243,9 +243,10 @@ def _test(args: argparse.Namespace) -> int:
 
     from sentinel.hotpath import FEATURE_NAMES, RuleSet, TransactionColumnsBuilder, build_features_stateless
     from sentinel.hotpath import evaluate_rules as evaluate
-    from sentinel.server.columns import append_transaction
+    from sentinel.server.errors import InvalidTransaction
     from sentinel.server.rules.compiler import compile_expression
-    from sentinel.server.validate import InvalidTransaction, validate_transaction
+    from sentinel.server.validate import validate_transaction
+    from sentinel.server.wire_columns import append_transaction
     from sentinel.v1 import transaction_pb2
 
     if args.expression is None:
@@ -275,7 +276,7 @@ def _test(args: argparse.Namespace) -> int:
 def _backtest(args: argparse.Namespace) -> int:
     from sentinel.server.rules import backtest
     from sentinel.server.rules.compiler import CompiledRule, build_rule_set, compile_rule
-    from sentinel.server.rules.model import Rule
+    from sentinel.server.rules.definitions import Rule
     from sentinel.server.rules.rulefiles import read_rule_file
 
     if (args.csv is None) == (args.since is None):

@@ -10,12 +10,14 @@ from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Protocol
 
 import numpy as np
 import numpy.typing as npt
 
 from sentinel.hotpath.errors import InvalidRuleProgram
 from sentinel.hotpath.program import ProgramBuilder, RuleProgram, RuleSet
+from sentinel.server.rules.definitions import Rule, RuleAction, RuleMode
 from sentinel.server.rules.language import (
     Apply,
     CheckedRule,
@@ -27,7 +29,6 @@ from sentinel.server.rules.language import (
     RuleExpressionError,
     check_expression,
 )
-from sentinel.server.rules.model import Rule, RuleAction, RuleMode
 
 
 def _emit(builder: ProgramBuilder, expr: Expr) -> None:
@@ -108,6 +109,15 @@ class CompiledRuleSet:
     def active_mask(self) -> npt.NDArray[np.bool_]:
         """True for rules whose hits act on the decision."""
         return ~self.shadow_mask
+
+
+class RuleSource(Protocol):
+    """Where scoring reads the current compiled rules from (swapped by the hot-reload watcher)."""
+
+    @property
+    def current(self) -> CompiledRuleSet:
+        """The rule set to evaluate now."""
+        ...
 
 
 def compile_rule(rule: Rule) -> CompiledRule:

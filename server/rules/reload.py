@@ -28,7 +28,7 @@ from collections.abc import Callable
 import asyncpg
 import structlog
 
-from sentinel.ledger.connect import connect_as_writer
+from sentinel.postgres import connect_as_writer
 from sentinel.server.rules.compiler import CompiledRuleSet
 from sentinel.server.rules.storage import NOTIFY_CHANNEL, RuleStore
 

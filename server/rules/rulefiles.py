@@ -16,8 +16,8 @@ from pathlib import Path
 
 import structlog
 
+from sentinel.server.rules.definitions import InvalidRule, Rule, RuleSpec
 from sentinel.server.rules.language import RuleExpressionError, check_expression
-from sentinel.server.rules.model import InvalidRule, Rule, RuleSpec
 from sentinel.server.rules.storage import RuleStore
 
 log = structlog.get_logger(__name__)

@@ -41,18 +41,13 @@ from sentinel.hotpath import (
     build_features_stateless,
     evaluate_rules,
 )
-from sentinel.server.columns import append_transaction
-from sentinel.server.errors import abort_invalid
+from sentinel.server.errors import FieldViolation, InvalidTransaction, abort_invalid
 from sentinel.server.rules.compiler import compile_expression
+from sentinel.server.rules.definitions import InvalidRule, RuleSpec
 from sentinel.server.rules.language import RuleExpressionError
-from sentinel.server.rules.model import InvalidRule, RuleSpec
 from sentinel.server.rules.storage import RuleNotFound, RuleStore, StaleVersion
-from sentinel.server.validate import (
-    FieldViolation,
-    InvalidTransaction,
-    ValidatedTransaction,
-    validate_transaction,
-)
+from sentinel.server.validate import ValidatedTransaction, validate_transaction
+from sentinel.server.wire_columns import append_transaction
 from sentinel.v1 import rules_pb2, rules_pb2_grpc
 
 log = structlog.get_logger(__name__)

@@ -20,7 +20,7 @@ from typing import Any
 import asyncpg
 import structlog
 
-from sentinel.ledger.connect import writer_pool
+from sentinel.postgres import writer_pool
 from sentinel.server.rules.compiler import (
     CompiledRule,
     CompiledRuleSet,
@@ -28,8 +28,7 @@ from sentinel.server.rules.compiler import (
     compile_expression,
     compile_rule,
 )
-from sentinel.server.rules.language import RuleExpressionError
-from sentinel.server.rules.model import (
+from sentinel.server.rules.definitions import (
     MAX_AUTHOR_LENGTH,
     MAX_COMMENT_LENGTH,
     InvalidRule,
@@ -38,6 +37,7 @@ from sentinel.server.rules.model import (
     RuleMode,
     RuleSpec,
 )
+from sentinel.server.rules.language import RuleExpressionError
 
 log = structlog.get_logger(__name__)
 

@@ -1,4 +1,4 @@
-"""The *decide* stage: combine the rules that matched and the model score into an outcome.
+"""The *outcome* stage: combine the rules that matched and the model score into an outcome.
 
 Policy, in order:
 1. Shadow rules never change anything; they are reported (flagged) and counted.
@@ -17,7 +17,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Protocol
 
-from sentinel.server.rules.model import RuleAction
+from sentinel.ledger.records import Outcome as OutcomeName
+from sentinel.server.rules.definitions import RuleAction
 from sentinel.v1 import decision_pb2
 
 APPROVE, REVIEW, DECLINE = (
@@ -26,7 +27,7 @@ APPROVE, REVIEW, DECLINE = (
     decision_pb2.OUTCOME_DECLINE,
 )
 # Outcome names as logs, metrics and the ledger spell them.
-OUTCOME_NAMES = {APPROVE: "APPROVE", REVIEW: "REVIEW", DECLINE: "DECLINE"}
+OUTCOME_NAMES: dict[int, OutcomeName] = {APPROVE: "APPROVE", REVIEW: "REVIEW", DECLINE: "DECLINE"}
 _RULE_OUTCOME = {RuleAction.DECLINE: DECLINE, RuleAction.REVIEW: REVIEW}
 _SEVERITY_ORDER = {APPROVE: 0, REVIEW: 1, DECLINE: 2}
 
@@ -66,7 +67,7 @@ class Verdict:
     reasons: list[decision_pb2.Reason]
 
 
-def decide(
+def outcome_of(
     model_score: float,
     matched: Sequence[MatchedRule],
     thresholds: Thresholds,

@@ -19,9 +19,8 @@ import asyncpg
 import grpc
 
 from sentinel.config import Settings
-from sentinel.ledger.connect import writer_pool
-from sentinel.server.errors import abort_invalid
-from sentinel.server.validate import FieldViolation, InvalidTransaction
+from sentinel.postgres import writer_pool
+from sentinel.server.errors import FieldViolation, InvalidTransaction, abort_invalid
 from sentinel.v1 import decision_pb2, ledger_pb2, ledger_pb2_grpc, transaction_pb2
 
 DEFAULT_PAGE_SIZE = 100

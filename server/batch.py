@@ -1,0 +1,110 @@
+"""One micro-batch on its way through the stages: its requests, their columns, and by row what each
+stage found.
+
+The micro-batcher hands the pipeline requests from several calls; each call's transactions were
+decoded into columns already. The batch joins those columns once (one numpy concatenate and one take per
+column) and gives every distinct account one slot, so the stages see one batch, not the calls it came
+from.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from dataclasses import dataclass, field
+
+import grpc
+import numpy as np
+
+from sentinel.hotpath import DecodedTransactions, TransactionColumns
+from sentinel.hotpath.rows import Records
+from sentinel.server.requests import BatchResult, Decided, Rejection, ScoringRequest
+from sentinel.server.state_store import Fold
+
+_COLUMNS = TransactionColumns.__slots__
+
+
+def batch_columns(requests: list[ScoringRequest]) -> tuple[TransactionColumns, list[str]]:
+    """The requests' rows as one TransactionColumns, in request order, and the batch's accounts (the
+    ``account_slot`` column indexes them; an account of several calls has one slot)."""
+    blocks: dict[int, tuple[DecodedTransactions, int]] = {}  # id -> (block, its first row in the join)
+    offset = 0
+    for request in requests:
+        if id(request.block) not in blocks:
+            blocks[id(request.block)] = (request.block, offset)
+            offset += len(request.block.columns)
+    if len(blocks) == 1:
+        ((block, _),) = blocks.values()
+        rows = np.fromiter((request.row for request in requests), dtype=np.intp, count=len(requests))
+        if len(rows) == len(block.columns) and (rows == np.arange(len(rows))).all():
+            return block.columns, block.accounts  # one whole call: nothing to join
+        return _compact(block.columns.take(rows), block.accounts)
+    accounts: dict[str, int] = {}
+    remapped = []
+    for block, _ in blocks.values():
+        remap = np.fromiter(
+            (accounts.setdefault(account, len(accounts)) for account in block.accounts),
+            dtype=np.int32,
+            count=len(block.accounts),
+        )
+        remapped.append(remap[block.columns.account_slot])
+    joined = {
+        name: np.concatenate([getattr(block.columns, name) for block, _ in blocks.values()])
+        for name in _COLUMNS
+        if name != "account_slot"
+    }
+    joined["account_slot"] = np.concatenate(remapped)
+    rows = np.fromiter(
+        (blocks[id(request.block)][1] + request.row for request in requests),
+        dtype=np.intp,
+        count=len(requests),
+    )
+    columns = TransactionColumns(**{name: array[rows] for name, array in joined.items()})
+    return _compact(columns, list(accounts))
+
+
+def _compact(columns: TransactionColumns, accounts: list[str]) -> tuple[TransactionColumns, list[str]]:
+    """Only the accounts the rows use, renumbered (a call's duplicates of keys in flight are not in the
+    batch, and neither may their accounts be: the state stage reads every account of the batch)."""
+    used, slots = np.unique(columns.account_slot, return_inverse=True)
+    columns.account_slot = slots.astype(np.int32)
+    return columns, [accounts[slot] for slot in used.tolist()]
+
+
+@dataclass(slots=True)
+class ScoringBatch:
+    """One micro-batch: the requests and, by row, what each stage found."""
+
+    requests: list[ScoringRequest]
+    columns: TransactionColumns = field(init=False)
+    accounts: list[str] = field(init=False)  # account_slot -> account id
+    records: Records = field(init=False)  # the rows as journal records (set when state is admitted)
+    decided_at_ns: int = field(init=False)  # time.time_ns() of the batch's decisions
+    results: list[BatchResult | None] = field(init=False)
+    replays: set[int] = field(default_factory=set)  # rows answered from a decided claim
+    resubmitted: set[int] = field(default_factory=set)  # replays whose claim had no ledger sequence
+    owners: dict[int, tuple[bytes | None, bytes | None]] = field(default_factory=dict)  # ledger conflicts
+    folds: list[Fold] = field(default_factory=list)
+    keys_claimed: bool = False  # Redis claimed its keys (admitted): the ledger's spool may acknowledge it
+    durable: bool = False  # the ledger acknowledged the batch's records
+    deadline: float = field(init=False)  # the earliest of its callers' deadlines
+
+    def __post_init__(self) -> None:
+        self.columns, self.accounts = batch_columns(self.requests)
+        self.results = [None] * len(self.requests)
+        self.decided_at_ns = time.time_ns()
+        self.deadline = min(request.deadline for request in self.requests)
+
+    @property
+    def deadline_or_none(self) -> float | None:
+        return None if math.isinf(self.deadline) else self.deadline
+
+    def decided(self, row: int) -> Decided | None:
+        """The row's decision, when it has one."""
+        result = self.results[row]
+        return result if isinstance(result, Decided) else None
+
+    def answers(self) -> list[BatchResult]:
+        """Every row's result (a row no stage answered is an internal error, never silence)."""
+        missing = Rejection(grpc.StatusCode.INTERNAL, "no decision")
+        return [r if r is not None else missing for r in self.results]

@@ -1,0 +1,100 @@
+"""The decision log: one JSON line per decision (a ``log_sample_rate`` share of them), written once per
+call.
+
+Ops read one ``decision`` event per decision, so the schema stays that of a structlog event (event,
+transaction_id, outcome, risk_score, model_version, degraded, replayed, latency_ms, the worker's
+context, level, timestamp). What changes is the cost: the parts every line of a call shares (context,
+timestamp, model version) are rendered once, and the lines are written with one call. Transaction ids
+need no JSON escaping: validation allows only ``[A-Za-z0-9._:-]`` in them. Console logs (a terminal)
+and levels above info fall back to structlog or to nothing.
+"""
+
+from __future__ import annotations
+
+import random
+import time
+from collections.abc import Sequence
+from datetime import UTC, datetime
+
+import orjson
+import structlog
+
+from sentinel.logs import json_lines_out
+from sentinel.server.outcome import OUTCOME_NAMES
+from sentinel.server.requests import Decided
+
+log = structlog.get_logger("sentinel.decisions")
+
+_BOOL = ("false", "true")
+
+
+class DecisionLog:
+    """Writes decision events for the answered decisions of a call."""
+
+    def __init__(self, sample_rate: float) -> None:
+        self._rate = sample_rate
+
+    def write(
+        self, ids: Sequence[str], answers: Sequence[object], started: float, waits: Sequence[float] = ()
+    ) -> None:
+        """One event per ``Decided`` answer (``ids[i]`` its transaction id); latency counts from
+        ``started`` (perf_counter), plus the item's wait before it when ``waits`` are given."""
+        elapsed_ms = (time.perf_counter() - started) * 1000
+        rate = self._rate
+        chosen = [
+            i
+            for i, answer in enumerate(answers)
+            if answer.__class__ is Decided and (rate >= 1.0 or random.random() < rate)
+        ]
+        if not chosen:
+            return
+        out = json_lines_out()
+        if out is None:
+            self._through_structlog(ids, answers, chosen, elapsed_ms, waits)
+            return
+        tail = orjson.dumps(
+            {
+                **structlog.contextvars.get_contextvars(),
+                "level": "info",
+                "timestamp": datetime.now(UTC).isoformat().replace("+00:00", "Z"),
+            }
+        )[1:]
+        lines = []
+        versions: dict[str, str] = {}
+        for i in chosen:
+            answer: Decided = answers[i]  # type: ignore[assignment]
+            version = versions.get(answer.model_version)
+            if version is None:
+                version = versions[answer.model_version] = orjson.dumps(answer.model_version).decode()
+            latency = elapsed_ms + waits[i] * 1000 if waits else elapsed_ms
+            lines.append(
+                f'{{"transaction_id":"{ids[i]}","outcome":"{OUTCOME_NAMES[answer.outcome]}",'
+                f'"risk_score":{round(answer.risk_score, 4)},"model_version":{version},'
+                f'"degraded":{_BOOL[answer.degraded]},"replayed":{_BOOL[answer.replayed]},'
+                f'"latency_ms":{round(latency, 3)},"event":"decision",'
+            )
+        end = tail.decode() + "\n"
+        out.write(("".join(line + end for line in lines)).encode())
+        out.flush()
+
+    @staticmethod
+    def _through_structlog(
+        ids: Sequence[str],
+        answers: Sequence[object],
+        chosen: list[int],
+        elapsed_ms: float,
+        waits: Sequence[float],
+    ) -> None:
+        for i in chosen:
+            answer: Decided = answers[i]  # type: ignore[assignment]
+            latency = elapsed_ms + waits[i] * 1000 if waits else elapsed_ms
+            log.info(
+                "decision",
+                transaction_id=ids[i],
+                outcome=OUTCOME_NAMES[answer.outcome],
+                risk_score=round(answer.risk_score, 4),
+                model_version=answer.model_version,
+                degraded=answer.degraded,
+                replayed=answer.replayed,
+                latency_ms=round(latency, 3),
+            )

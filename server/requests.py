@@ -1,0 +1,88 @@
+"""What flows through the scoring pipeline: a request (one decoded transaction of a call) and what a
+batch answers for it.
+
+A request does not copy its transaction out of the call: it points at its row of the call's
+``DecodedTransactions`` (the compiled decoder's output), so a call of a thousand transactions enters
+the pipeline as a thousand small tuples over one set of columns.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import NamedTuple
+
+import grpc
+
+from sentinel.hotpath import DecodedTransactions
+
+
+@dataclass(frozen=True, slots=True)
+class Rejection:
+    """A transaction that gets no decision: the gRPC status to answer with, and why."""
+
+    code: grpc.StatusCode
+    message: str
+
+
+class Decided(NamedTuple):
+    """A transaction's decision as answered: the serialized Decision as stored (deterministic, no
+    ledger sequence, not flagged as a replay) and the answer-time fields the response adds, with what
+    logs and metrics read from it."""
+
+    decision: bytes
+    outcome: int  # sentinel.v1.Outcome number
+    risk_score: float
+    degraded: bool
+    model_version: str
+    ledger_sequence: int = 0
+    replayed: bool = False
+
+
+Result = Decided | Rejection
+
+
+class AwaitingOriginal(NamedTuple):
+    """A batch's answer for a request whose key another worker admitted and has not decided yet."""
+
+    admitted_at: float  # seconds since the epoch
+
+
+BatchResult = Result | AwaitingOriginal
+
+
+class ScoringRequest(NamedTuple):
+    """Row ``row`` of a call's decoded transactions, on its way to a decision.
+
+    ``takeover``: decide a request that another worker admitted and never decided (it died): score it
+    without appending it to the state a second time. ``deadline``: ``time.monotonic()`` when the caller
+    gives up."""
+
+    block: DecodedTransactions
+    row: int
+    deadline: float = math.inf
+    takeover: bool = False
+
+    @property
+    def idempotency_key(self) -> str:
+        return self.block.idempotency_keys[self.row]
+
+    @property
+    def fingerprint(self) -> bytes:
+        return self.block.fingerprints[self.row]
+
+    @property
+    def transaction_id(self) -> str:
+        return self.block.transaction_ids[self.row]
+
+    @property
+    def account_id(self) -> str:
+        return self.block.account_ids[self.row]
+
+
+def key_reused(key: str) -> Rejection:
+    """The answer for an idempotency key already used for a different transaction."""
+    return Rejection(
+        grpc.StatusCode.ALREADY_EXISTS,
+        f"idempotency key {key!r} was already used for a different transaction",
+    )

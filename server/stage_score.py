@@ -1,0 +1,181 @@
+"""The *features*, *rules*, *model* and *outcome* stages: from a batch's columns and its accounts' state
+to serialized decisions, one compiled call each per batch.
+
+features: the hot path computes each admitted row's features on exactly the state Redis placed before
+it (base + earlier journal rows) and the accounts' states after the batch (folded later by the state
+stage). rules: the compiled rule programs. model: one onnxruntime run. outcome: the policy of
+``server/outcome.py`` (its Python twin), compiled, writes each row's Decision bytes.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import Counter
+
+import numpy as np
+import numpy.typing as npt
+import structlog
+
+from sentinel.config import Settings
+from sentinel.hotpath import (
+    RuleTable,
+    TransactionColumns,
+    build_features_stateless,
+    encode_decisions,
+    evaluate_rules,
+)
+from sentinel.hotpath.rows import ROW_SIZE, columns_of
+from sentinel.model_export.reloader import ActiveModel
+from sentinel.server import metrics
+from sentinel.server.batch import ScoringBatch
+from sentinel.server.requests import Decided
+from sentinel.server.rules.compiler import CompiledRuleSet, RuleSource
+from sentinel.server.state_store import Admission, Fold, features_and_states, journal_rows
+
+log = structlog.get_logger("sentinel.pipeline")
+
+
+def rule_table(rule_set: CompiledRuleSet) -> RuleTable:
+    """The rule set's columns as the compiled outcome stage reads them."""
+    rules = rule_set.rules
+    return RuleTable(
+        [rule.rule_id for rule in rules],
+        [rule.version for rule in rules],
+        [rule.action.proto for rule in rules],
+        [rule.priority for rule in rules],
+        [rule.severity for rule in rules],
+        [rule.shadow for rule in rules],
+    )
+
+
+class ScoreStage:
+    """Scores batches: stateless when Redis is out of reach, else on the state their admission read."""
+
+    def __init__(self, settings: Settings, *, model: ActiveModel, rules: RuleSource) -> None:
+        self._settings = settings
+        self._model = model
+        self._rules = rules
+        self._fail_closed = settings.degraded_mode == "fail_closed"
+        self._tables: tuple[CompiledRuleSet, RuleTable] | None = None
+
+    def degraded(self, batch: ScoringBatch) -> None:
+        """Every row, on stateless features: Redis is out of reach."""
+        started = time.perf_counter()
+        features = build_features_stateless(batch.columns)
+        metrics.STAGE_SECONDS.labels("features").observe(time.perf_counter() - started)
+        rows = np.arange(len(batch.requests), dtype=np.intp)
+        self._decide(batch, rows, features, batch.columns, degraded=True)
+        metrics.DEGRADED.labels("state_unavailable").inc(len(rows))
+
+    def admitted(
+        self, batch: ScoringBatch, admitted: list[int], takeovers: list[int], admission: Admission
+    ) -> None:
+        """The admitted rows on the state Redis placed before them, takeovers on the state after them,
+        and the folds the state stage settles."""
+        started = time.perf_counter()
+        accounts = admission.accounts
+        slot_of = {account: slot for slot, account in enumerate(batch.accounts)}
+        states: list[bytes | None] = [accounts[account].base for account in batch.accounts]
+        prefix_records, prefix_slots = journal_rows(
+            {account: accounts[account].journal for account in batch.accounts}, slot_of
+        )
+        prefix = len(prefix_records)
+        own = np.asarray(admitted, dtype=np.intp)
+        if not prefix and len(admitted) == len(batch.requests):
+            columns = batch.columns  # the usual case: nothing to apply first, no row answered already
+        else:
+            records = np.concatenate((prefix_records, batch.records[own]))
+            columns = columns_of(records, np.concatenate((prefix_slots, batch.columns.account_slot[own])))
+        features, new_states = features_and_states(columns, states)
+        metrics.STAGE_SECONDS.labels("features").observe(time.perf_counter() - started)
+        if admitted:
+            own_columns = columns if not prefix else columns.take(slice(prefix, None))
+            self._decide(batch, own, features[prefix:], own_columns)
+        if takeovers:
+            # A takeover's transaction is already in the state: its features are read, not applied.
+            rows = np.asarray(takeovers, dtype=np.intp)
+            taken = batch.columns.take(rows)
+            takeover_features, _ = features_and_states(taken, list(new_states))
+            self._decide(batch, rows, takeover_features, taken)
+        appended = Counter(batch.requests[i].account_id for i in admitted)
+        for account, slot in slot_of.items():
+            value, state = accounts[account], new_states[slot]
+            journal_length = len(value.journal) // ROW_SIZE + appended[account]
+            if journal_length and state is not None:
+                batch.folds.append(Fold(account, value.version, state, journal_length))
+
+    def _table(self, rule_set: CompiledRuleSet) -> RuleTable:
+        if self._tables is None or self._tables[0] is not rule_set:
+            self._tables = (rule_set, rule_table(rule_set))
+        return self._tables[1]
+
+    def _decide(
+        self,
+        batch: ScoringBatch,
+        rows: npt.NDArray[np.intp],
+        features: npt.NDArray[np.float32],
+        columns: TransactionColumns,
+        *,
+        degraded: bool = False,
+    ) -> None:
+        """rules + model -> outcome for ``rows`` of the batch (``features``/``columns``: theirs, in order)."""
+        started = time.perf_counter()
+        rule_set = self._rules.current
+        matches = (
+            evaluate_rules(rule_set.program_set, features, columns)
+            if len(rule_set)
+            else np.zeros((len(rows), 0), dtype=np.uint8)
+        )
+        after_rules = time.perf_counter()
+        metrics.STAGE_SECONDS.labels("rules").observe(after_rules - started)
+
+        model = self._model.current
+        scores = model.scorer.score(features)
+        after_model = time.perf_counter()
+        metrics.STAGE_SECONDS.labels("model").observe(after_model - after_rules)
+
+        review, decline = self._settings.review_threshold, self._settings.decline_threshold
+        requests = batch.requests
+        encoded = encode_decisions(
+            self._table(rule_set),
+            [requests[i].transaction_id for i in rows],
+            [requests[i].idempotency_key for i in rows],
+            scores,
+            matches,
+            model.metadata.thresholds.review if review is None else review,
+            model.metadata.thresholds.decline if decline is None else decline,
+            degraded=degraded,
+            fail_closed=self._fail_closed,
+            model_version=model.version,
+            decided_at_seconds=batch.decided_at_ns // 1_000_000_000,
+            decided_at_nanos=batch.decided_at_ns % 1_000_000_000,
+        )
+        results, version = batch.results, model.version
+        for row, decision, outcome, risk in zip(
+            rows.tolist(),
+            encoded.decision_bytes,
+            encoded.outcomes.tolist(),
+            encoded.risk_scores.tolist(),
+            strict=True,
+        ):
+            results[row] = Decided(decision, outcome, risk, degraded, version)
+        if matches.shape[1]:
+            self._count_hits(rule_set, matches, [requests[i].transaction_id for i in rows])
+        metrics.STAGE_SECONDS.labels("outcome").observe(time.perf_counter() - after_model)
+
+    @staticmethod
+    def _count_hits(rule_set: CompiledRuleSet, matches: npt.NDArray[np.uint8], ids: list[str]) -> None:
+        """Rule hit metrics per rule and batch; one log event per shadow rule that matched in the batch,
+        naming its transactions (shadow rules are watched before they are switched on)."""
+        for column, hits in enumerate(np.count_nonzero(matches, axis=0).tolist()):
+            if not hits:
+                continue
+            rule = rule_set.rules[column]
+            metrics.RULE_HITS.labels(rule.rule_id, "shadow" if rule.shadow else "active").inc(hits)
+            if rule.shadow:
+                log.info(
+                    "shadow_rule_matched",
+                    rule_id=rule.rule_id,
+                    rule_version=rule.version,
+                    transaction_ids=[ids[i] for i in np.flatnonzero(matches[:, column]).tolist()],
+                )

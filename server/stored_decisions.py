@@ -1,0 +1,34 @@
+"""Decisions read back from where they are stored (a Redis claim, the ledger) to be answered again.
+
+Rare next to decisions made now (a retry, a takeover, a key the ledger already held), so these parse
+the protobuf message instead of taking the compiled path.
+"""
+
+from __future__ import annotations
+
+from sentinel.server.requests import Decided
+from sentinel.v1 import decision_pb2
+
+
+def stored_decision(data: bytes, ledger_sequence: int = 0) -> Decided:
+    """A stored decision answered as a replay. ``data`` may carry its ledger sequence (a claim's value
+    has it appended, see ``sequence_field``); ``ledger_sequence`` is used when it does not."""
+    message = decision_pb2.Decision.FromString(data)
+    sequence = message.ledger_sequence or ledger_sequence
+    message.ledger_sequence = 0
+    message.replayed = False
+    return Decided(
+        message.SerializeToString(deterministic=True),
+        message.outcome,
+        message.risk_score,
+        message.degraded,
+        message.model_version,
+        sequence,
+        True,
+    )
+
+
+def sequence_field(sequence: int) -> bytes:
+    """``ledger_sequence`` alone, serialized. Appended to a serialized Decision it sets that field when
+    parsed (a later field wins), so a claim gets its sequence without serializing the decision again."""
+    return decision_pb2.Decision(ledger_sequence=sequence).SerializeToString()
