@@ -53,7 +53,7 @@ test: install test-system-packages test-bench-tools
 # `make test` and `make run` use) is never touched.
 HOTPATH_DEBUG_DIR := build/hotpath-debug
 HOTPATH_TESTS := tests/test_hotpath_codec.py tests/test_hotpath_features.py tests/test_hotpath_parity.py \
-	tests/test_hotpath_rules.py tests/test_rules_compiler.py
+	tests/test_hotpath_rules.py tests/test_rules_compiler.py tests/test_wire_decode.py tests/test_decision_encoding.py
 
 test-debug: install
 	rm -rf $(HOTPATH_DEBUG_DIR)/lib && mkdir -p $(HOTPATH_DEBUG_DIR)/lib
@@ -66,6 +66,7 @@ test-debug: install
 
 lint: install
 	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
 	npx --yes @bufbuild/buf@1.75.0 lint proto
 
 typecheck: install

@@ -55,8 +55,9 @@ def _servicer(counters: Any, base: int) -> Any:
     return CeilingServicer()
 
 
-async def _serve(settings: Settings, port: int, reuse_port: bool, counters: Any, worker: int,
-                 ready: Any) -> None:
+async def _serve(
+    settings: Settings, port: int, reuse_port: bool, counters: Any, worker: int, ready: Any
+) -> None:
     import grpc
     from grpc_reflection.v1alpha import reflection
 
@@ -80,8 +81,9 @@ async def _serve(settings: Settings, port: int, reuse_port: bool, counters: Any,
     await server.stop(STOP_GRACE_S)
 
 
-def _worker_main(settings: Settings, port: int, reuse_port: bool, counters: Any, worker: int,
-                 ready: Any) -> None:
+def _worker_main(
+    settings: Settings, port: int, reuse_port: bool, counters: Any, worker: int, ready: Any
+) -> None:
     import uvloop
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the benchmark stops its workers itself
@@ -135,11 +137,13 @@ class CeilingServer:
         totals = [0] * _SLOTS_PER_WORKER
         for index, value in enumerate(self._counters[:]):
             totals[index % _SLOTS_PER_WORKER] += value
-        return ServerCounts({
-            ("Score", "OK"): totals[_SCORE],
-            ("ScoreBatch", "OK"): totals[_BATCH],
-            ("ScoreStream", "OK"): totals[_STREAM],
-        })
+        return ServerCounts(
+            {
+                ("Score", "OK"): totals[_SCORE],
+                ("ScoreBatch", "OK"): totals[_BATCH],
+                ("ScoreStream", "OK"): totals[_STREAM],
+            }
+        )
 
     def stop(self) -> None:
         """SIGTERM every worker, give it the grace period, then kill what is left."""
@@ -156,6 +160,7 @@ class CeilingServer:
     def __enter__(self) -> CeilingServer:
         return self.start()
 
-    def __exit__(self, exc_type: type[BaseException] | None, exc: BaseException | None,
-                 traceback: TracebackType | None) -> None:
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, traceback: TracebackType | None
+    ) -> None:
         self.stop()

@@ -44,8 +44,8 @@ def process_times() -> dict[int, ProcessTime]:
             stat = (entry / "stat").read_text()
         except OSError:
             continue
-        program = stat[stat.index("(") + 1:stat.rindex(")")]
-        fields = stat[stat.rindex(")") + 2:].split()  # fields[0] is the state, field 3 of stat(5)
+        program = stat[stat.index("(") + 1 : stat.rindex(")")]
+        fields = stat[stat.rindex(")") + 2 :].split()  # fields[0] is the state, field 3 of stat(5)
         times[int(entry.name)] = ProcessTime(
             parent=int(fields[1]),
             program=program,
@@ -70,7 +70,9 @@ def _descendants(roots: Iterable[int], times: dict[int, ProcessTime]) -> set[int
 
 
 def cpu_by_part(
-    before: dict[int, ProcessTime], after: dict[int, ProcessTime], server_roots: Iterable[int],
+    before: dict[int, ProcessTime],
+    after: dict[int, ProcessTime],
+    server_roots: Iterable[int],
     benchmark_pid: int | None = None,
 ) -> dict[str, float]:
     """CPU seconds each part used between the two snapshots (see the module docstring)."""

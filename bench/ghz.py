@@ -52,8 +52,11 @@ def _with_unique_ids(value: Any) -> Any:
     """Append the per-call template suffix to every transaction_id in a JSON-ready message."""
     if isinstance(value, dict):
         return {
-            key: (item + UNIQUE_ID_SUFFIX if key == "transaction_id" and isinstance(item, str)
-                  else _with_unique_ids(item))
+            key: (
+                item + UNIQUE_ID_SUFFIX
+                if key == "transaction_id" and isinstance(item, str)
+                else _with_unique_ids(item)
+            )
             for key, item in value.items()
         }
     if isinstance(value, list):
@@ -81,11 +84,16 @@ def ghz_command(
     command = [
         ghz_executable() or GHZ,
         "--insecure",
-        "--call", call,
-        "--data-file", str(data_file),
-        "--concurrency", str(load.concurrency),
-        "--connections", str(load.connections),
-        "--duration-stop", "wait",
+        "--call",
+        call,
+        "--data-file",
+        str(data_file),
+        "--concurrency",
+        str(load.concurrency),
+        "--connections",
+        str(load.connections),
+        "--duration-stop",
+        "wait",
     ]
     if proto is not None:
         proto_file, import_root = proto
@@ -152,8 +160,9 @@ def run_ghz(
 ) -> LoadResult | None:
     """Run ghz once; a warm-up run returns None."""
     report_file = None if warmup else workdir / "ghz-report.json"
-    command = ghz_command(address, call, data_file, load, report_file, proto,
-                          load.warmup_s if warmup else None)
+    command = ghz_command(
+        address, call, data_file, load, report_file, proto, load.warmup_s if warmup else None
+    )
     duration = load.warmup_s if warmup else load.duration_s
     completed = subprocess.run(
         command, capture_output=True, check=False, timeout=(duration or 0.0) + RUN_TIMEOUT_MARGIN_S

@@ -115,35 +115,51 @@ def _write_ghz_data(path: Path, scenario: Scenario, factory: TransactionFactory,
     return path
 
 
-def build_payload(scenario: Scenario, factory: TransactionFactory, id_prefix: str, workdir: Path,
-                  streams: int) -> Payload:
+def build_payload(
+    scenario: Scenario, factory: TransactionFactory, id_prefix: str, workdir: Path, streams: int
+) -> Payload:
     """Build the scenario's requests; write the h2load bodies and the ghz data files."""
     name = scenario.name
     body_file = _write_body(workdir / f"{name}-body.grpc", scenario.request_messages(factory, id_prefix))
     ghz_data_file = _write_ghz_data(workdir / f"{name}-ghz-data.json", scenario, factory, f"{id_prefix}-g")
-    ghz_warmup_data_file = _write_ghz_data(workdir / f"{name}-ghz-warmup.json", scenario, factory,
-                                           f"{id_prefix}-gw")
+    ghz_warmup_data_file = _write_ghz_data(
+        workdir / f"{name}-ghz-warmup.json", scenario, factory, f"{id_prefix}-gw"
+    )
     stream_bodies: list[Path] = []
     warmup_stream_bodies: list[Path] = []
     probe_scenario = scenario
     if scenario.streaming:
         stream_bodies = [
-            _write_body(workdir / f"{name}-stream-{index}.grpc",
-                        scenario.request_messages(factory, f"{id_prefix}-s{index}"))
+            _write_body(
+                workdir / f"{name}-stream-{index}.grpc",
+                scenario.request_messages(factory, f"{id_prefix}-s{index}"),
+            )
             for index in range(streams)
         ]
         warmup = scenario.with_stream_length(min(scenario.transactions_per_call, WARMUP_STREAM_LENGTH))
         warmup_stream_bodies = [
-            _write_body(workdir / f"{name}-warmup-{index}.grpc",
-                        warmup.request_messages(factory, f"{id_prefix}-w{index}"))
+            _write_body(
+                workdir / f"{name}-warmup-{index}.grpc",
+                warmup.request_messages(factory, f"{id_prefix}-w{index}"),
+            )
             for index in range(streams)
         ]
         probe_scenario = scenario.with_stream_length(min(scenario.transactions_per_call, PROBE_STREAM_LENGTH))
     probe_messages = _serialized(probe_scenario.request_messages(factory, f"{id_prefix}-probe"))
-    pool = grpcio_driver.transaction_pool(factory.transactions(GRPCIO_POOL_TRANSACTIONS, "pool"),
-                                          live_event_times=scenario.live_event_times)
-    return Payload(scenario, body_file, stream_bodies, warmup_stream_bodies, ghz_data_file,
-                   ghz_warmup_data_file, pool, id_prefix, probe_messages)
+    pool = grpcio_driver.transaction_pool(
+        factory.transactions(GRPCIO_POOL_TRANSACTIONS, "pool"), live_event_times=scenario.live_event_times
+    )
+    return Payload(
+        scenario,
+        body_file,
+        stream_bodies,
+        warmup_stream_bodies,
+        ghz_data_file,
+        ghz_warmup_data_file,
+        pool,
+        id_prefix,
+        probe_messages,
+    )
 
 
 # Why a tool replaying fixed request data cannot run a scenario with live event times.
@@ -162,15 +178,18 @@ def choose_tool(requested: str, scenarios: list[Scenario]) -> str:
     """
     live = [scenario.name for scenario in scenarios if scenario.live_event_times]
     if live and requested in CANNOT_STAMP_EVENT_TIMES:
-        raise BenchError(f"--scenario {live[0]} needs --tool grpcio (or auto): "
-                         f"{CANNOT_STAMP_EVENT_TIMES[requested]}")
+        raise BenchError(
+            f"--scenario {live[0]} needs --tool grpcio (or auto): {CANNOT_STAMP_EVENT_TIMES[requested]}"
+        )
     if requested == "grpcio" or live:
         return "grpcio"
     if requested in ("ghz", "auto") and ghz.ghz_available():
         return "ghz"
     if requested == "ghz":
-        raise BenchError("ghz is neither in .tools/ nor on PATH: `make bench-tools` installs it "
-                         "(go install); or use --tool h2load")
+        raise BenchError(
+            "ghz is neither in .tools/ nor on PATH: `make bench-tools` installs it "
+            "(go install); or use --tool h2load"
+        )
     if not h2load.h2load_available():
         raise BenchError(
             "neither ghz nor h2load is installed: `make bench-tools` installs ghz into .tools/, "
@@ -187,8 +206,16 @@ def proto_location() -> tuple[Path, Path]:
     return package_dir / "scoring.proto", package_dir.parent.parent
 
 
-def run_tool(tool: str, address: str, payload: Payload, load: LoadSettings, workdir: Path,
-             use_proto: bool, *, warmup: bool = False) -> LoadResult | None:
+def run_tool(
+    tool: str,
+    address: str,
+    payload: Payload,
+    load: LoadSettings,
+    workdir: Path,
+    use_proto: bool,
+    *,
+    warmup: bool = False,
+) -> LoadResult | None:
     """One run of the chosen tool (a warm-up returns None)."""
     scenario = payload.scenario
     if tool == "grpcio":
@@ -196,18 +223,34 @@ def run_tool(tool: str, address: str, payload: Payload, load: LoadSettings, work
         return grpcio_driver.run_grpcio(address, scenario, payload.pool, id_prefix, load, warmup=warmup)
     if tool == "ghz":
         data_file = payload.ghz_warmup_data_file if warmup else payload.ghz_data_file
-        return ghz.run_ghz(address, scenario.ghz_call, data_file, load, workdir,
-                           proto_location() if use_proto else None, warmup=warmup)
+        return ghz.run_ghz(
+            address,
+            scenario.ghz_call,
+            data_file,
+            load,
+            workdir,
+            proto_location() if use_proto else None,
+            warmup=warmup,
+        )
     if scenario.streaming:
         bodies = payload.warmup_stream_bodies if warmup else payload.stream_bodies
-        result = h2load.run_h2load_streams(address, scenario.path, bodies, workdir,
-                                           "warmup" if warmup else "h2load", STREAM_RUN_TIMEOUT_S)
+        result = h2load.run_h2load_streams(
+            address, scenario.path, bodies, workdir, "warmup" if warmup else "h2load", STREAM_RUN_TIMEOUT_S
+        )
         return None if warmup else result
     return h2load.run_h2load(address, scenario.path, payload.body_file, load, workdir, warmup=warmup)
 
 
-def measure(tool: str, address: str, payload: Payload, load: LoadSettings, workdir: Path, use_proto: bool,
-            counts: Callable[[], ServerCounts] | None, server_pids: set[int]) -> Measurement:
+def measure(
+    tool: str,
+    address: str,
+    payload: Payload,
+    load: LoadSettings,
+    workdir: Path,
+    use_proto: bool,
+    counts: Callable[[], ServerCounts] | None,
+    server_pids: set[int],
+) -> Measurement:
     """Warm up, probe, measure (with the server's own count when it has one and the CPU every part of
     the machine used), probe again. ``server_pids``: the roots of the server's process tree."""
     workdir.mkdir(parents=True, exist_ok=True)
@@ -223,8 +266,11 @@ def measure(tool: str, address: str, payload: Payload, load: LoadSettings, workd
     cpu_used = cpu_by_part(times_before, process_times(), server_pids)
     counted_after = counts() if counts else None
     after = probe(address, scenario, payload.probe_messages)
-    problems = [f"probe {when}: {p.first_error or p.summary()}"
-                for when, p in (("before", before), ("after", after)) if not p.ok]
+    problems = [
+        f"probe {when}: {p.first_error or p.summary()}"
+        for when, p in (("before", before), ("after", after))
+        if not p.ok
+    ]
     server_count = None
     if counted_before is not None and counted_after is not None:
         counted = counted_after - counted_before
@@ -297,15 +343,37 @@ def _status_check(measurement: Measurement) -> dict[str, Any]:
     }
 
 
-def build_record(scenario: Scenario, tool: str, load: LoadSettings, workers: int, server_label: str,
-                 server: Measurement | None, ceiling: Measurement | None) -> dict[str, Any]:
+def build_record(
+    scenario: Scenario,
+    tool: str,
+    load: LoadSettings,
+    workers: int,
+    server_label: str,
+    server: Measurement | None,
+    ceiling: Measurement | None,
+) -> dict[str, Any]:
     """One scenario's JSON record: SentinelStream's figures at top level, the ceiling's nested."""
     if server is not None:
-        figures = {**result_fields(server.result, scenario.transactions_per_call),
-                   "cpu": server.cpu, "status_check": _status_check(server)}
+        figures = {
+            **result_fields(server.result, scenario.transactions_per_call),
+            "cpu": server.cpu,
+            "status_check": _status_check(server),
+        }
     else:  # --ceiling-only
-        figures = {key: None for key in ("calls", "calls_ok", "calls_per_s", "tps", "p50_ms", "p90_ms",
-                                         "p95_ms", "p99_ms", "errors")}
+        figures = {
+            key: None
+            for key in (
+                "calls",
+                "calls_ok",
+                "calls_per_s",
+                "tps",
+                "p50_ms",
+                "p90_ms",
+                "p95_ms",
+                "p99_ms",
+                "errors",
+            )
+        }
         figures["status_check"] = {"problems": []}
     record: dict[str, Any] = {
         "tool": tool,
@@ -389,8 +457,16 @@ def _run(args: argparse.Namespace) -> int:
         ceiling = None
         if not args.no_ceiling:
             with CeilingServer(settings, workers) as server:
-                ceiling = measure(tool, server.address, payload, load, workdir / f"{scenario.name}-ceiling",
-                                  args.proto, server.counts, server.pids)
+                ceiling = measure(
+                    tool,
+                    server.address,
+                    payload,
+                    load,
+                    workdir / f"{scenario.name}-ceiling",
+                    args.proto,
+                    server.counts,
+                    server.pids,
+                )
         measured = None
         label = "none (--ceiling-only)"
         if not args.ceiling_only:
@@ -406,8 +482,16 @@ def _run(args: argparse.Namespace) -> int:
             counts = partial(scrape_server_counts, metrics_url) if metrics_url else None
             with target:
                 server_pids = target.pids if isinstance(target, ServerProcess) else set()
-                measured = measure(tool, address, payload, load, workdir / f"{scenario.name}-sentinel",
-                                   args.proto, counts, server_pids)
+                measured = measure(
+                    tool,
+                    address,
+                    payload,
+                    load,
+                    workdir / f"{scenario.name}-sentinel",
+                    args.proto,
+                    counts,
+                    server_pids,
+                )
         record = build_record(scenario, tool, load, workers, label, measured, ceiling)
         series = {}
         if measured is not None:
@@ -437,8 +521,10 @@ def _run(args: argparse.Namespace) -> int:
             for problem in record["status_check"]["problems"]:
                 print(f"{record['scenario']}: PROBLEM: {problem}")
         print(f"work files: {workdir}")
-    failed = any(r["status_check"]["problems"] or r.get("ceiling", {}).get("status_check", {}).get("problems")
-                 for r in records)
+    failed = any(
+        r["status_check"]["problems"] or r.get("ceiling", {}).get("status_check", {}).get("problems")
+        for r in records
+    )
     return 1 if failed else 0
 
 
@@ -449,47 +535,90 @@ def register(bench_subparsers: Any) -> None:
         help="load SentinelStream over gRPC (ghz, else h2load) and compare with the gRPC ceiling",
         description=__doc__.split("\n\n", 1)[1] if __doc__ else None,
     )
-    parser.add_argument("--scenario", choices=[*SCENARIOS, "all"], default="score",
-                        help="what to call (default: score); all: every scenario but hot-account "
-                        "in turn (hot-account runs with --tool grpcio only)")
-    parser.add_argument("--tool", choices=["auto", "ghz", "h2load", "grpcio"], default="auto",
-                        help="load generator (default auto: ghz when in .tools/, where make bench-tools "
-                        "puts it, or on PATH, else h2load, and grpcio for hot-account; grpcio: Python "
-                        "clients sending new transaction ids in every call)")
-    parser.add_argument("--target", metavar="HOST:PORT",
-                        help="measure this running SentinelStream instead of starting one")
-    parser.add_argument("--metrics-url", metavar="URL",
-                        help="with --target: its Prometheus /metrics, to check statuses server-side")
+    parser.add_argument(
+        "--scenario",
+        choices=[*SCENARIOS, "all"],
+        default="score",
+        help="what to call (default: score); all: every scenario but hot-account "
+        "in turn (hot-account runs with --tool grpcio only)",
+    )
+    parser.add_argument(
+        "--tool",
+        choices=["auto", "ghz", "h2load", "grpcio"],
+        default="auto",
+        help="load generator (default auto: ghz when in .tools/, where make bench-tools "
+        "puts it, or on PATH, else h2load, and grpcio for hot-account; grpcio: Python "
+        "clients sending new transaction ids in every call)",
+    )
+    parser.add_argument(
+        "--target", metavar="HOST:PORT", help="measure this running SentinelStream instead of starting one"
+    )
+    parser.add_argument(
+        "--metrics-url",
+        metavar="URL",
+        help="with --target: its Prometheus /metrics, to check statuses server-side",
+    )
     parser.add_argument("--workers", type=int, help="server workers (default: the workers setting)")
-    parser.add_argument("--concurrency", type=int,
-                        help="calls (ScoreStream: streams) in flight (default: the scenario's, 64 for score)")
-    parser.add_argument("--connections", type=int,
-                        help="HTTP/2 connections, at least the workers (default: 2 per worker)")
+    parser.add_argument(
+        "--concurrency",
+        type=int,
+        help="calls (ScoreStream: streams) in flight (default: the scenario's, 64 for score)",
+    )
+    parser.add_argument(
+        "--connections", type=int, help="HTTP/2 connections, at least the workers (default: 2 per worker)"
+    )
     amount = parser.add_mutually_exclusive_group()
-    amount.add_argument("--duration", type=float, default=10.0,
-                        help="seconds measured (default 10); ScoreStream over h2load sends one stream "
-                        "per connection instead, as long as --stream-length makes it")
+    amount.add_argument(
+        "--duration",
+        type=float,
+        default=10.0,
+        help="seconds measured (default 10); ScoreStream over h2load sends one stream "
+        "per connection instead, as long as --stream-length makes it",
+    )
     amount.add_argument("--total", type=int, help="measure this many calls instead of a duration")
     parser.add_argument("--rate", type=float, help="calls per second in total (default: unlimited)")
     parser.add_argument("--warmup", type=float, default=3.0, help="seconds of warm-up load (default 3)")
-    parser.add_argument("--stream-length", type=int, default=DEFAULT_STREAM_LENGTH,
-                        help=f"messages per ScoreStream call (default {DEFAULT_STREAM_LENGTH:,})")
+    parser.add_argument(
+        "--stream-length",
+        type=int,
+        default=DEFAULT_STREAM_LENGTH,
+        help=f"messages per ScoreStream call (default {DEFAULT_STREAM_LENGTH:,})",
+    )
     parser.add_argument("--data", type=Path, help="PaySim CSV (default: the cut shipped in bench/data)")
     parser.add_argument("--seed", type=int, default=DEFAULT_SEED, help="payload seed")
-    parser.add_argument("--accounts", type=int, default=DEFAULT_ACCOUNTS,
-                        help=f"accounts the transactions are spread over (default {DEFAULT_ACCOUNTS:,}; "
-                        "hot-account always uses one)")
-    parser.add_argument("--proto", action=argparse.BooleanOptionalAction, default=True,
-                        help="ghz: read the method from the shipped .proto (default); --no-proto: by "
-                        "server reflection, which grpcio's reflection cannot answer for a method name (ghz "
-                        "then fails with 'Symbol not found')")
+    parser.add_argument(
+        "--accounts",
+        type=int,
+        default=DEFAULT_ACCOUNTS,
+        help=f"accounts the transactions are spread over (default {DEFAULT_ACCOUNTS:,}; "
+        "hot-account always uses one)",
+    )
+    parser.add_argument(
+        "--proto",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="ghz: read the method from the shipped .proto (default); --no-proto: by "
+        "server reflection, which grpcio's reflection cannot answer for a method name (ghz "
+        "then fails with 'Symbol not found')",
+    )
     which = parser.add_mutually_exclusive_group()
     which.add_argument("--no-ceiling", action="store_true", help="skip the do-nothing server")
-    which.add_argument("--ceiling-only", action="store_true",
-                       help="measure only the do-nothing server (the gRPC ceiling of this machine)")
+    which.add_argument(
+        "--ceiling-only",
+        action="store_true",
+        help="measure only the do-nothing server (the gRPC ceiling of this machine)",
+    )
     parser.add_argument("--json", action="store_true", help="print one JSON object per scenario")
-    parser.add_argument("--results", type=Path, default=Path("bench/RESULTS.md"),
-                        help="Markdown file the results are appended to (default bench/RESULTS.md)")
-    parser.add_argument("--plot-dir", type=Path, default=Path("bench/plots"),
-                        help="where latency plots go (default bench/plots)")
+    parser.add_argument(
+        "--results",
+        type=Path,
+        default=Path("bench/RESULTS.md"),
+        help="Markdown file the results are appended to (default bench/RESULTS.md)",
+    )
+    parser.add_argument(
+        "--plot-dir",
+        type=Path,
+        default=Path("bench/plots"),
+        help="where latency plots go (default bench/plots)",
+    )
     parser.set_defaults(handler=run_grpc_bench)

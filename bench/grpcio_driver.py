@@ -66,8 +66,9 @@ def _field(tag: bytes, payload: bytes) -> bytes:
     return tag + _varint(len(payload)) + payload
 
 
-def transaction_pool(transactions: list[transaction_pb2.Transaction], *, live_event_times: bool = False
-                     ) -> list[bytes]:
+def transaction_pool(
+    transactions: list[transaction_pb2.Transaction], *, live_event_times: bool = False
+) -> list[bytes]:
     """The transactions serialized without their id (and event time, if stamped live), for ``with_id``."""
     pool = []
     for transaction in transactions:
@@ -185,6 +186,7 @@ async def _caller(calls: _Calls, channel: Any) -> None:
         started = time.perf_counter()
         try:
             if streaming:
+
                 async def messages(items: list[bytes] = transactions) -> AsyncIterator[bytes]:
                     for item in items:
                         yield request_message([item])
@@ -241,8 +243,15 @@ def _split(total: int, parts: int) -> list[int]:
     return [total // parts + (1 if index < total % parts else 0) for index in range(parts)]
 
 
-def run_grpcio(address: str, scenario: Scenario, pool: list[bytes], id_prefix: str, load: LoadSettings,
-               *, warmup: bool = False) -> LoadResult | None:
+def run_grpcio(
+    address: str,
+    scenario: Scenario,
+    pool: list[bytes],
+    id_prefix: str,
+    load: LoadSettings,
+    *,
+    warmup: bool = False,
+) -> LoadResult | None:
     """Run the load from one client process per core (at most one per connection); warm-up: None."""
     processes = max(1, min(load.connections, os.cpu_count() or 1))
     concurrency = _split(load.streams_per_connection * load.connections, processes)
@@ -255,17 +264,23 @@ def run_grpcio(address: str, scenario: Scenario, pool: list[bytes], id_prefix: s
     started = []
     for index in range(processes):
         plan = ClientPlan(
-            address=address, method=scenario.method, path=scenario.path,
-            transactions_per_call=scenario.transactions_per_call, pool=pool,
+            address=address,
+            method=scenario.method,
+            path=scenario.path,
+            transactions_per_call=scenario.transactions_per_call,
+            pool=pool,
             id_prefix=f"{id_prefix}-{'w' if warmup else 'm'}{index}",
-            concurrency=concurrency[index], channels=channels[index],
-            duration_s=duration if totals[index] is None else None, total_calls=totals[index],
+            concurrency=concurrency[index],
+            channels=channels[index],
+            duration_s=duration if totals[index] is None else None,
+            total_calls=totals[index],
             rate=None if load.rate is None else load.rate / processes,
             live_event_times=scenario.live_event_times,
         )
         ready = context.Event()
-        process = context.Process(target=_client_main, args=(plan, ready, go, results),
-                                  name=f"sentinel-bench-client-{index}")
+        process = context.Process(
+            target=_client_main, args=(plan, ready, go, results), name=f"sentinel-bench-client-{index}"
+        )
         process.start()
         started.append((process, ready))
     try:
@@ -300,8 +315,10 @@ def _result(outcomes: list[dict[str, Any]], scenario: Scenario) -> LoadResult:
     item_errors = sum(outcome["item_errors"] for outcome in outcomes)
     if item_errors:
         errors["transactions answered with an ItemError"] = item_errors
-    notes = [f"{len(outcomes)} grpcio client processes on this machine; a new transaction id in every "
-             f"call ({scenario.transactions_per_call} per call)"]
+    notes = [
+        f"{len(outcomes)} grpcio client processes on this machine; a new transaction id in every "
+        f"call ({scenario.transactions_per_call} per call)"
+    ]
     if scenario.live_event_times:
         notes.append("event times stamped with the clock when each call is sent")
     return LoadResult(

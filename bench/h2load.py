@@ -65,10 +65,14 @@ def h2load_command(
     """The h2load command line for one run (``duration_s`` overrides the settings, for warm-ups)."""
     command = [
         H2LOAD,
-        "--clients", str(load.connections),
-        "--max-concurrent-streams", str(load.streams_per_connection),
-        "--threads", "1",
-        "--data", str(body),
+        "--clients",
+        str(load.connections),
+        "--max-concurrent-streams",
+        str(load.streams_per_connection),
+        "--threads",
+        "1",
+        "--data",
+        str(body),
         "--verbose",
     ]
     for header in GRPC_HEADERS:
@@ -149,7 +153,10 @@ def run_h2load(
     stdout_path = workdir / f"{stem}-stdout.txt"
     with stdout_path.open("wb") as stdout:
         completed = subprocess.run(
-            command, stdout=stdout, stderr=subprocess.PIPE, check=False,
+            command,
+            stdout=stdout,
+            stderr=subprocess.PIPE,
+            check=False,
             timeout=(duration or 0.0) + RUN_TIMEOUT_MARGIN_S,
         )
     output = stdout_path.read_bytes()
@@ -225,24 +232,27 @@ def merge_results(results: list[LoadResult]) -> LoadResult:
     )
 
 
-def run_h2load_streams(address: str, path: str, bodies: list[Path], workdir: Path, stem: str,
-                       timeout_s: float) -> LoadResult:
+def run_h2load_streams(
+    address: str, path: str, bodies: list[Path], workdir: Path, stem: str, timeout_s: float
+) -> LoadResult:
     """One h2load per body, side by side, each sending its body as one call on its own connection.
 
     h2load repeats one body file in every call, and a repeated ScoreStream would only score the
     same transactions again (idempotent replays). Giving every stream its own h2load and its own
     body makes every transaction of the run distinct; time is that of the slowest stream.
     """
-    one_call = LoadSettings(concurrency=1, connections=1, duration_s=None, total_calls=1, rate=None,
-                            warmup_s=0.0)
+    one_call = LoadSettings(
+        concurrency=1, connections=1, duration_s=None, total_calls=1, rate=None, warmup_s=0.0
+    )
     url = f"http://{address}{path}"
     running = []
     for index, body in enumerate(bodies):
         log_file = workdir / f"{stem}-{index}-requests.tsv"
         stdout_path = workdir / f"{stem}-{index}-stdout.txt"
         with stdout_path.open("wb") as stdout:
-            process = subprocess.Popen(h2load_command(url, body, one_call, log_file), stdout=stdout,
-                                       stderr=subprocess.PIPE)
+            process = subprocess.Popen(
+                h2load_command(url, body, one_call, log_file), stdout=stdout, stderr=subprocess.PIPE
+            )
         running.append((process, stdout_path, log_file))
     results = []
     try:

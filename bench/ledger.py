@@ -44,8 +44,12 @@ from sentinel.localservices import LocalPostgres
 from sentinel.logs import configure_logging
 from sentinel.v1 import decision_pb2, transaction_pb2
 
-_TYPES = (transaction_pb2.TRANSACTION_TYPE_PAYMENT, transaction_pb2.TRANSACTION_TYPE_TRANSFER,
-          transaction_pb2.TRANSACTION_TYPE_CASH_OUT, transaction_pb2.TRANSACTION_TYPE_CASH_IN)
+_TYPES = (
+    transaction_pb2.TRANSACTION_TYPE_PAYMENT,
+    transaction_pb2.TRANSACTION_TYPE_TRANSFER,
+    transaction_pb2.TRANSACTION_TYPE_CASH_OUT,
+    transaction_pb2.TRANSACTION_TYPE_CASH_IN,
+)
 
 
 def synthetic_records(count: int, prefix: str, seed: int) -> list[LedgerRecord]:
@@ -66,11 +70,19 @@ def synthetic_records(count: int, prefix: str, seed: int) -> list[LedgerRecord]:
         )
         transaction.event_time.FromDatetime(decided_at)
         draw = rng.random()
-        outcome = (decision_pb2.OUTCOME_APPROVE if draw < 0.97 else
-                   decision_pb2.OUTCOME_REVIEW if draw < 0.99 else decision_pb2.OUTCOME_DECLINE)
+        outcome = (
+            decision_pb2.OUTCOME_APPROVE
+            if draw < 0.97
+            else decision_pb2.OUTCOME_REVIEW
+            if draw < 0.99
+            else decision_pb2.OUTCOME_DECLINE
+        )
         decision = decision_pb2.Decision(
-            transaction_id=transaction.transaction_id, outcome=outcome, risk_score=rng.random(),
-            model_score=rng.random(), model_version="iforest-bench",
+            transaction_id=transaction.transaction_id,
+            outcome=outcome,
+            risk_score=rng.random(),
+            model_score=rng.random(),
+            model_version="iforest-bench",
             idempotency_key=transaction.transaction_id,
             reasons=[decision_pb2.Reason(code="MODEL_SCORE_LOW", description="model score below 0.5")],
         )
@@ -105,9 +117,10 @@ async def _writer_backends(database_url: str, writer_name: str) -> list[int]:
     return [row[0] for row in rows]
 
 
-async def _throughput(writer: LedgerWriter, records: list[LedgerRecord], submit_size: int,
-                      submitters: int) -> float:
-    chunks = iter([records[i:i + submit_size] for i in range(0, len(records), submit_size)])
+async def _throughput(
+    writer: LedgerWriter, records: list[LedgerRecord], submit_size: int, submitters: int
+) -> float:
+    chunks = iter([records[i : i + submit_size] for i in range(0, len(records), submit_size)])
 
     async def submitter() -> None:
         for chunk in chunks:
@@ -133,7 +146,7 @@ async def _commit_wait(
     in_flight: set[asyncio.Task[None]] = set()
 
     async def one(index: int, scheduled: float) -> None:
-        await writer.submit(records[index * submit_size:(index + 1) * submit_size])
+        await writer.submit(records[index * submit_size : (index + 1) * submit_size])
         waits[index] = (time.perf_counter() - scheduled) * 1000
 
     start = time.perf_counter()
@@ -152,8 +165,11 @@ async def _commit_wait(
 
 async def _run(args: argparse.Namespace, database_url: str, data_dir: Path) -> dict[str, Any]:
     settings = Settings(
-        database_url=database_url, data_dir=data_dir, log_level="warning",
-        ledger_writer_connections=args.connections, ledger_batch_max_records=args.batch_max_records,
+        database_url=database_url,
+        data_dir=data_dir,
+        log_level="warning",
+        ledger_writer_connections=args.connections,
+        ledger_batch_max_records=args.batch_max_records,
         ledger_batch_max_wait_ms=args.batch_max_wait_ms,
     )
     run_id = f"bench{int(time.time())}"
@@ -168,7 +184,7 @@ async def _run(args: argparse.Namespace, database_url: str, data_dir: Path) -> d
     await writer.start()
     try:
         warm_up = synthetic_records(4 * args.batch_max_records, f"{run_id}-w", seed=3)
-        await asyncio.gather(*(writer.submit(warm_up[i:i + 100]) for i in range(0, len(warm_up), 100)))
+        await asyncio.gather(*(writer.submit(warm_up[i : i + 100]) for i in range(0, len(warm_up), 100)))
         # Latency first: after the throughput burst, autovacuum and a checkpoint would still be busy
         # with its rows, which is that burst's cost, not the offered load's.
         waits, achieved = await _commit_wait(
@@ -189,7 +205,8 @@ async def _run(args: argparse.Namespace, database_url: str, data_dir: Path) -> d
         )
         groups = await connection.fetchval(
             "SELECT count(*) FROM (SELECT DISTINCT chain_id, recorded_at FROM ledger.decisions "
-            "WHERE idempotency_key LIKE $1) AS g", f"{run_id}-t-%"
+            "WHERE idempotency_key LIKE $1) AS g",
+            f"{run_id}-t-%",
         )
         balance_total = await connection.fetchval("SELECT coalesce(sum(amount), 0) FROM ledger.balances")
         version = await connection.fetchval("SHOW server_version")
@@ -204,22 +221,32 @@ async def _run(args: argparse.Namespace, database_url: str, data_dir: Path) -> d
         "latency_submit_size": args.latency_submit_size,
         "achieved_rate_per_s": round(achieved),
         "throughput": {
-            "records": len(throughput_records), "seconds": round(elapsed, 3), "stored": stored,
-            "transactions": groups, "mean_records_per_transaction": round(stored / max(groups, 1), 1),
-            "submit_size": args.submit_size, "submitters": args.submitters,
+            "records": len(throughput_records),
+            "seconds": round(elapsed, 3),
+            "stored": stored,
+            "transactions": groups,
+            "mean_records_per_transaction": round(stored / max(groups, 1), 1),
+            "submit_size": args.submit_size,
+            "submitters": args.submitters,
         },
         "cpu_us_per_record": {
             "writer_process": round((cpu_after[0] - cpu_before[0]) / len(throughput_records) * 1e6, 1),
-            "postgres_backends": None if cpu_before[1] is None or cpu_after[1] is None else
-            round((cpu_after[1] - cpu_before[1]) / len(throughput_records) * 1e6, 1),
+            "postgres_backends": None
+            if cpu_before[1] is None or cpu_after[1] is None
+            else round((cpu_after[1] - cpu_before[1]) / len(throughput_records) * 1e6, 1),
         },
         "latency_records": len(latency_records),
         "spooled_records": {"throughput": spooled_in_throughput, "latency": spooled_in_latency},
         "balances_sum_to_zero": balance_total == 0,
-        "ack": "durable", "synchronous_commit": "on",
-        "writer": {"connections": args.connections, "batch_max_records": args.batch_max_records,
-                   "batch_max_wait_ms": args.batch_max_wait_ms},
-        "postgres": version, "cpus": os.cpu_count(),
+        "ack": "durable",
+        "synchronous_commit": "on",
+        "writer": {
+            "connections": args.connections,
+            "batch_max_records": args.batch_max_records,
+            "batch_max_wait_ms": args.batch_max_wait_ms,
+        },
+        "postgres": version,
+        "cpus": os.cpu_count(),
         "load_average_1m_at_end": round(os.getloadavg()[0], 2),  # other processes share these cores
     }
 
@@ -243,17 +270,22 @@ def _handle(args: argparse.Namespace) -> int:
         print(json.dumps(result, indent=2))
     else:
         throughput = result["throughput"]
-        print(f"rows_per_s {result['rows_per_s']:,} (durable group commit, {throughput['records']:,} "
-              f"records, {throughput['mean_records_per_transaction']} per transaction)")
-        print(f"commit wait at {args.offered_rate:,.0f}/s offered: p50 {result['commit_wait_p50_ms']} ms, "
-              f"p99 {result['commit_wait_p99_ms']} ms, max {result['commit_wait_max_ms']} ms")
+        print(
+            f"rows_per_s {result['rows_per_s']:,} (durable group commit, {throughput['records']:,} "
+            f"records, {throughput['mean_records_per_transaction']} per transaction)"
+        )
+        print(
+            f"commit wait at {args.offered_rate:,.0f}/s offered: p50 {result['commit_wait_p50_ms']} ms, "
+            f"p99 {result['commit_wait_p99_ms']} ms, max {result['commit_wait_max_ms']} ms"
+        )
     return 0
 
 
 def register(bench_subparsers: Any) -> None:
     """Add ``sentinel bench ledger``."""
     parser = bench_subparsers.add_parser(
-        "ledger", help="rows/s of durable group commit and commit wait at an offered load",
+        "ledger",
+        help="rows/s of durable group commit and commit wait at an offered load",
         description=__doc__.split("\n\n", 1)[1] if __doc__ else None,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -263,16 +295,31 @@ def register(bench_subparsers: Any) -> None:
     parser.add_argument("--submitters", type=int, default=64, help="concurrent submitting tasks (64)")
     parser.add_argument("--offered-rate", type=float, default=10_000, help="latency phase rate/s (10,000)")
     parser.add_argument("--latency-seconds", type=float, default=5.0, help="latency phase length (5 s)")
-    parser.add_argument("--latency-submit-size", type=int, default=1,
-                        help="records per submit in the latency phase: 1 = one Score call each (default); "
-                             "more = the server's micro-batches")
+    parser.add_argument(
+        "--latency-submit-size",
+        type=int,
+        default=1,
+        help="records per submit in the latency phase: 1 = one Score call each (default); "
+        "more = the server's micro-batches",
+    )
     defaults = Settings.model_fields  # the writer's own defaults, so the bench measures what ships
-    parser.add_argument("--connections", type=int, default=defaults["ledger_writer_connections"].default,
-                        help="writer connections (ledger_writer_connections)")
-    parser.add_argument("--batch-max-records", type=int, default=defaults["ledger_batch_max_records"].default,
-                        help="group size bound (ledger_batch_max_records)")
-    parser.add_argument("--batch-max-wait-ms", type=float,
-                        default=defaults["ledger_batch_max_wait_ms"].default,
-                        help="group time bound (ledger_batch_max_wait_ms)")
+    parser.add_argument(
+        "--connections",
+        type=int,
+        default=defaults["ledger_writer_connections"].default,
+        help="writer connections (ledger_writer_connections)",
+    )
+    parser.add_argument(
+        "--batch-max-records",
+        type=int,
+        default=defaults["ledger_batch_max_records"].default,
+        help="group size bound (ledger_batch_max_records)",
+    )
+    parser.add_argument(
+        "--batch-max-wait-ms",
+        type=float,
+        default=defaults["ledger_batch_max_wait_ms"].default,
+        help="group time bound (ledger_batch_max_wait_ms)",
+    )
     parser.add_argument("--json", action="store_true", help="print one JSON object")
     parser.set_defaults(handler=_handle)

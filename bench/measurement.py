@@ -110,7 +110,9 @@ class ServerCounts:
             before_total, before_count = earlier.histograms.get(name, (0.0, 0.0))
             histograms[name] = (total - before_total, count - before_count)
         return ServerCounts(
-            _increase(self.calls, earlier.calls), replayed, histograms,
+            _increase(self.calls, earlier.calls),
+            replayed,
+            histograms,
             _sorted_increase(self.decisions, earlier.decisions),
             _sorted_increase(self.degraded, earlier.degraded),
         )

@@ -74,8 +74,11 @@ _TYPES = {
 }
 # Channels each kind of movement plausibly uses, most likely first.
 _CHANNELS = {
-    "PAYMENT": (transaction_pb2.CHANNEL_MOBILE_APP, transaction_pb2.CHANNEL_POINT_OF_SALE,
-                transaction_pb2.CHANNEL_WEB),
+    "PAYMENT": (
+        transaction_pb2.CHANNEL_MOBILE_APP,
+        transaction_pb2.CHANNEL_POINT_OF_SALE,
+        transaction_pb2.CHANNEL_WEB,
+    ),
     "TRANSFER": (transaction_pb2.CHANNEL_MOBILE_APP, transaction_pb2.CHANNEL_WEB),
     "CASH_OUT": (transaction_pb2.CHANNEL_ATM, transaction_pb2.CHANNEL_BRANCH),
     "CASH_IN": (transaction_pb2.CHANNEL_BRANCH, transaction_pb2.CHANNEL_ATM),
@@ -156,8 +159,9 @@ class TransactionFactory:
         self._rows = list(rows)
         self._rng.shuffle(self._rows)
         weights = [city.weight for city in CITIES]
-        self._accounts = [self._new_account(index, self._rng.choices(CITIES, weights)[0])
-                          for index in range(accounts)]
+        self._accounts = [
+            self._new_account(index, self._rng.choices(CITIES, weights)[0]) for index in range(accounts)
+        ]
         self._quanta = {city.currency: _currency_quantum(city.currency) for city in CITIES}
         self._next_row = 0
 

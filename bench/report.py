@@ -81,17 +81,24 @@ def format_table(records: list[dict[str, Any]]) -> str:
                 continue
             server_count = figures.get("status_check", {}).get("server_count")
             degraded = server_count.get("degraded_decisions") if isinstance(server_count, dict) else None
-            values = {**figures, "scenario": record["scenario"], "target": target_name,
-                      "degraded_decisions": degraded}
+            values = {
+                **figures,
+                "scenario": record["scenario"],
+                "target": target_name,
+                "degraded_decisions": degraded,
+            }
             if target_name == "ceiling":
                 values["ratio_to_ceiling"] = 1.0
-            rows.append([
-                "-" if values.get(key) is None else pattern.format(values[key])
-                for key, _, pattern in TABLE_COLUMNS
-            ])
+            rows.append(
+                [
+                    "-" if values.get(key) is None else pattern.format(values[key])
+                    for key, _, pattern in TABLE_COLUMNS
+                ]
+            )
     widths = [max(len(row[i]) for row in rows) for i in range(len(TABLE_COLUMNS))]
-    return "\n".join("  ".join(cell.rjust(width) for cell, width in zip(row, widths, strict=True))
-                     for row in rows)
+    return "\n".join(
+        "  ".join(cell.rjust(width) for cell, width in zip(row, widths, strict=True)) for row in rows
+    )
 
 
 def server_count_summary(record: dict[str, Any]) -> str | None:
@@ -123,10 +130,11 @@ def stage_summary(record: dict[str, Any]) -> str | None:
     if not stages:
         return None
     ordered = sorted(stages.items(), key=lambda item: item[1]["busy_s_per_s"], reverse=True)
-    parts = [f"{name} {figures['mean_ms']:.2f} ms ({figures['busy_s_per_s']:.2f} s/s)"
-             for name, figures in ordered]
+    parts = [
+        f"{name} {figures['mean_ms']:.2f} ms ({figures['busy_s_per_s']:.2f} s/s)" for name, figures in ordered
+    ]
     size = server_count.get("mean_micro_batch_size")
-    return (f"server stages, mean per micro-batch of {size} (busy seconds per second): " + ", ".join(parts))
+    return f"server stages, mean per micro-batch of {size} (busy seconds per second): " + ", ".join(parts)
 
 
 def cpu_summary(record: dict[str, Any]) -> str | None:
@@ -137,8 +145,10 @@ def cpu_summary(record: dict[str, Any]) -> str | None:
     busy, per_transaction = cpu["cores_busy"], cpu["us_per_transaction"]
     parts = sorted((part for part in busy if part != "total"), key=busy.__getitem__, reverse=True)
     figures = ", ".join(f"{part} {busy[part]:.2f} ({per_transaction[part]:.0f} µs)" for part in parts)
-    return (f"CPU, cores busy on average (µs per transaction): {figures}; "
-            f"total {busy['total']:.2f} ({per_transaction['total']:.0f} µs)")
+    return (
+        f"CPU, cores busy on average (µs per transaction): {figures}; "
+        f"total {busy['total']:.2f} ({per_transaction['total']:.0f} µs)"
+    )
 
 
 def plot_latency(path: Path, title: str, series: dict[str, np.ndarray]) -> Path:

@@ -76,13 +76,20 @@ SCENARIOS: dict[str, Scenario] = {
         Scenario("batch-100", "ScoreBatch", 100, 16, "ScoreBatch, 100 transactions per call"),
         Scenario("batch-1000", "ScoreBatch", 1_000, 4, "ScoreBatch, 1,000 transactions per call"),
         Scenario(
-            "stream", "ScoreStream", DEFAULT_STREAM_LENGTH, 4,
+            "stream",
+            "ScoreStream",
+            DEFAULT_STREAM_LENGTH,
+            4,
             "ScoreStream, long streams of one transaction per message",
         ),
         Scenario(
-            "hot-account", "Score", 1, 64,
+            "hot-account",
+            "Score",
+            1,
+            64,
             "unary Score, every transaction on one account (a fraud burst)",
-            accounts=1, live_event_times=True,
+            accounts=1,
+            live_event_times=True,
         ),
     )
 }

@@ -47,8 +47,12 @@ def parse_server_counts(exposition: str) -> ServerCounts:
                 decisions[sample.labels.get("outcome", "")] += int(sample.value)
             elif sample.name == DEGRADED_SAMPLE:
                 degraded[sample.labels.get("cause", "")] += int(sample.value)
-            elif sample.name in (f"{STAGE_METRIC}_sum", f"{STAGE_METRIC}_count",
-                                 f"{BATCH_SIZE_METRIC}_sum", f"{BATCH_SIZE_METRIC}_count"):
+            elif sample.name in (
+                f"{STAGE_METRIC}_sum",
+                f"{STAGE_METRIC}_count",
+                f"{BATCH_SIZE_METRIC}_sum",
+                f"{BATCH_SIZE_METRIC}_count",
+            ):
                 is_stage = sample.name.startswith(STAGE_METRIC)
                 name = f"stage:{sample.labels.get('stage', '')}" if is_stage else "batch_size"
                 pair = sums.setdefault(name, [0.0, 0.0])

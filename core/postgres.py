@@ -41,6 +41,9 @@ async def writer_pool(
 ) -> asyncpg.Pool:
     """A pool of connections acting as the writer role (the LedgerService's reads)."""
     return await asyncpg.create_pool(
-        dsn, min_size=1, max_size=max_size, timeout=connect_timeout_s,
+        dsn,
+        min_size=1,
+        max_size=max_size,
+        timeout=connect_timeout_s,
         server_settings=server_settings(application_name),
     )

@@ -101,7 +101,10 @@ class ServerProcess:
         with self.log_file.open("ab") as log:
             self.process = subprocess.Popen(
                 [sys.executable, "-m", "sentinel.cli", *self.command, "--port", str(self.port)],
-                env=self.environment, stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+                env=self.environment,
+                stdout=log,
+                stderr=subprocess.STDOUT,
+                start_new_session=True,
             )
         try:
             wait_until_serving(self.address, timeout_s, self.process, self.log_file)

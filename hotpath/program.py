@@ -167,7 +167,11 @@ class RuleProgram:
         """The binary form (see the module docstring)."""
         parts = [
             _HEADER.pack(
-                _MAGIC, _FORMAT_VERSION, self.feature_schema_version, len(self.sets), len(self.code),
+                _MAGIC,
+                _FORMAT_VERSION,
+                self.feature_schema_version,
+                len(self.sets),
+                len(self.code),
                 len(self.constants),
             ),
             struct.pack(f"<{len(self.sets)}I", *(len(members) for members in self.sets)),
@@ -187,9 +191,7 @@ class RuleProgram:
             offset = _HEADER.size
             set_lengths = struct.unpack_from(f"<{n_sets}I", data, offset)
             offset += 4 * n_sets
-            code = tuple(
-                _INSTRUCTION.unpack_from(data, offset + 4 * i) for i in range(n_code)
-            )
+            code = tuple(_INSTRUCTION.unpack_from(data, offset + 4 * i) for i in range(n_code))
             offset += 4 * n_code
             constants = struct.unpack_from(f"<{n_constants}d", data, offset)
             offset += 8 * n_constants

@@ -74,8 +74,12 @@ def row_problem(columns: TransactionColumns, row: int, n_states: int | None) -> 
     known = int(columns.balances_known[row])
     if known & ~ALL_BALANCES_KNOWN:
         return c.ROW_BAD_BALANCES_KNOWN
-    balances = (columns.origin_before, columns.origin_after, columns.destination_before,
-                columns.destination_after)
+    balances = (
+        columns.origin_before,
+        columns.origin_after,
+        columns.destination_before,
+        columns.destination_after,
+    )
     # The balance bits and their ROW_BAD_* codes both follow this order.
     for bit, values in enumerate(balances):
         if known & (c.ORIGIN_BEFORE_KNOWN << bit) and not -MAX_AMOUNT <= float(values[row]) <= MAX_AMOUNT:
@@ -128,9 +132,13 @@ def haversine_km(latitude1: float, longitude1: float, latitude2: float, longitud
     """Great-circle distance on the mean Earth sphere."""
     sin_dlat = math.sin((latitude2 - latitude1) * DEGREES_TO_RADIANS * 0.5)
     sin_dlon = math.sin((longitude2 - longitude1) * DEGREES_TO_RADIANS * 0.5)
-    a = sin_dlat * sin_dlat + math.cos(latitude1 * DEGREES_TO_RADIANS) * math.cos(
-        latitude2 * DEGREES_TO_RADIANS
-    ) * sin_dlon * sin_dlon
+    a = (
+        sin_dlat * sin_dlat
+        + math.cos(latitude1 * DEGREES_TO_RADIANS)
+        * math.cos(latitude2 * DEGREES_TO_RADIANS)
+        * sin_dlon
+        * sin_dlon
+    )
     a = min(a, 1.0)
     return 2.0 * EARTH_RADIUS_KM * math.asin(math.sqrt(a))
 

@@ -37,9 +37,7 @@ def field_values(columns: TransactionColumns, row: int) -> list[float]:
     fields[c.FIELD_ORIGIN_BEFORE] = (
         float(columns.origin_before[row]) if known & c.ORIGIN_BEFORE_KNOWN else NAN
     )
-    fields[c.FIELD_ORIGIN_AFTER] = (
-        float(columns.origin_after[row]) if known & c.ORIGIN_AFTER_KNOWN else NAN
-    )
+    fields[c.FIELD_ORIGIN_AFTER] = float(columns.origin_after[row]) if known & c.ORIGIN_AFTER_KNOWN else NAN
     fields[c.FIELD_DESTINATION_BEFORE] = (
         float(columns.destination_before[row]) if known & c.DESTINATION_BEFORE_KNOWN else NAN
     )
@@ -56,9 +54,7 @@ def _true(value: float) -> bool:
 def _compare(op: int, a: float, b: float) -> float:
     if math.isnan(a) or math.isnan(b):
         return 0.0
-    result = {
-        Op.LT: a < b, Op.LE: a <= b, Op.GT: a > b, Op.GE: a >= b, Op.EQ: a == b, Op.NE: a != b
-    }[Op(op)]
+    result = {Op.LT: a < b, Op.LE: a <= b, Op.GT: a > b, Op.GE: a >= b, Op.EQ: a == b, Op.NE: a != b}[Op(op)]
     return 1.0 if result else 0.0
 
 

@@ -42,97 +42,97 @@ _FEATURES: dict[int, tuple[str, str]] = {
     c.F_HOUR_OF_DAY: ("hour_of_day", "Hour of event_time in UTC, 0 to 23."),
     c.F_ORIGIN_BALANCES_KNOWN: (
         "origin_balances_known",
-        "1 if origin_before and origin_after are both given, else 0."
+        "1 if origin_before and origin_after are both given, else 0.",
     ),
     c.F_ORIGIN_BALANCE_ERROR: (
         "origin_balance_error",
-        "origin_after + amount - origin_before (0 = consistent); neutral 0."
+        "origin_after + amount - origin_before (0 = consistent); neutral 0.",
     ),
     c.F_ORIGIN_DRAINED: (
         "origin_drained",
-        "1 if origin_before > 0 and origin_after <= 0 (account emptied); neutral 0."
+        "1 if origin_before > 0 and origin_after <= 0 (account emptied); neutral 0.",
     ),
     c.F_AMOUNT_OVER_ORIGIN_BALANCE: (
         "amount_over_origin_balance",
-        "amount / max(origin_before, 1); needs origin_before; neutral 0."
+        "amount / max(origin_before, 1); needs origin_before; neutral 0.",
     ),
     c.F_AMOUNT_EXCEEDS_ORIGIN_BALANCE: (
         "amount_exceeds_origin_balance",
-        "1 if amount > origin_before; needs origin_before; neutral 0."
+        "1 if amount > origin_before; needs origin_before; neutral 0.",
     ),
     c.F_DESTINATION_BALANCES_KNOWN: (
         "destination_balances_known",
-        "1 if destination_before and destination_after are both given."
+        "1 if destination_before and destination_after are both given.",
     ),
     c.F_DESTINATION_BALANCE_ERROR: (
         "destination_balance_error",
-        "destination_before + amount - destination_after; neutral 0."
+        "destination_before + amount - destination_after; neutral 0.",
     ),
     c.F_DESTINATION_BALANCES_ZERO: (
         "destination_balances_zero",
-        "1 if destination_before and destination_after are both 0."
+        "1 if destination_before and destination_after are both 0.",
     ),
     c.F_GEO_KNOWN: ("geo_known", "1 if the transaction has latitude and longitude, else 0."),
     c.F_STATE_KNOWN: ("state_known", "1 if the account's state took part; 0 in stateless (degraded) mode."),
     c.F_FIRST_TRANSACTION: (
         "first_transaction",
-        "1 if the account had no state before this transaction; stateless 0."
+        "1 if the account had no state before this transaction; stateless 0.",
     ),
     c.F_LOG_AMOUNT_ZSCORE: (
         "log_amount_zscore",
         "(log1p(amount) - mean) / max(std, 0.1) over the account's previous log1p(amount) (Welford); "
-        "0 with fewer than 2 previous transactions or stateless."
+        "0 with fewer than 2 previous transactions or stateless.",
     ),
     c.F_SECONDS_SINCE_LAST: (
         "seconds_since_last",
         "Seconds since the account's latest earlier transaction (0 if this one is older); -1 for the "
-        "first transaction or stateless."
+        "first transaction or stateless.",
     ),
     c.F_VELOCITY_COUNT_1M: (
         "velocity_count_1m",
         "Transactions of the account, this one included, decayed with a 1 minute half-life; 1 for the "
-        "first transaction or stateless."
+        "first transaction or stateless.",
     ),
     c.F_VELOCITY_COUNT_1H: ("velocity_count_1h", "As velocity_count_1m with a 1 hour half-life."),
     c.F_VELOCITY_COUNT_24H: ("velocity_count_24h", "As velocity_count_1m with a 24 hour half-life."),
     c.F_VELOCITY_AMOUNT_1M: (
         "velocity_amount_1m",
         "Sum of amounts, this one included, decayed with a 1 minute half-life; amount for the first "
-        "transaction or stateless."
+        "transaction or stateless.",
     ),
     c.F_VELOCITY_AMOUNT_1H: ("velocity_amount_1h", "As velocity_amount_1m with a 1 hour half-life."),
     c.F_VELOCITY_AMOUNT_24H: ("velocity_amount_24h", "As velocity_amount_1m with a 24 hour half-life."),
     c.F_TRAVEL_KNOWN: (
         "travel_known",
-        "1 if this and an earlier transaction of the account both have geo, else 0."
+        "1 if this and an earlier transaction of the account both have geo, else 0.",
     ),
     c.F_DISTANCE_KM: (
         "distance_km",
-        "Great-circle (haversine) km from the latest earlier located transaction; neutral 0."
+        "Great-circle (haversine) km from the latest earlier located transaction; neutral 0.",
     ),
     c.F_SPEED_KMH: (
         "speed_kmh",
         "distance_km / hours between the two located transactions (at least 1 minute); impossible "
-        "travel is > ~1000; neutral 0."
+        "travel is > ~1000; neutral 0.",
     ),
     c.F_AWAY_FROM_HOME: (
         "away_from_home",
         "1 if country and the account's home country (its first known country) are both known and "
-        "differ; neutral 0."
+        "differ; neutral 0.",
     ),
     c.F_COUNTRY_CHANGED: (
         "country_changed",
         "1 if country and the country of the latest earlier transaction that had one are both known "
-        "and differ; neutral 0."
+        "and differ; neutral 0.",
     ),
     c.F_NEW_COUNTERPARTY: (
         "new_counterparty",
         "1 if the counterparty is given and not among the account's last 8 distinct counterparties; "
-        "stateless 0."
+        "stateless 0.",
     ),
     c.F_NEW_DEVICE: (
         "new_device",
-        "1 if the device is given and not among the account's last 8 distinct devices; stateless 0."
+        "1 if the device is given and not among the account's last 8 distinct devices; stateless 0.",
     ),
 }
 FEATURE_DOCS: MappingProxyType[str, str] = _by_index(_FEATURES, c.FEATURE_COUNT, "features")

@@ -82,16 +82,19 @@ class AccountState:
     counterparties: list[int] = field(default_factory=lambda: [0] * RING_SIZE)
     devices: list[int] = field(default_factory=lambda: [0] * RING_SIZE)
 
+
 # Why a blob was refused, by the code both codecs (compiled and reference) report; they check in the
 # same order so the same blob gives the same message.
-DECODE_ERRORS: MappingProxyType[int, str] = MappingProxyType({
-    STATE_WRONG_LENGTH: f"wrong length (expected {STATE_SIZE} bytes)",
-    STATE_UNKNOWN_VERSION: f"unknown state version (this build reads version {STATE_VERSION})",
-    STATE_BAD_FLAGS: "unknown flag bits or non-zero reserved field",
-    STATE_BAD_RING_INDEX: "ring index out of range",
-    STATE_ZERO_COUNT: "transaction count is 0",
-    STATE_BAD_COUNTRY: "invalid country code",
-    STATE_NOT_FINITE: "non-finite number or time outside 0 to 1e11",
-    STATE_OUT_OF_RANGE: "amount statistics or velocity out of range",
-    STATE_BAD_LOCATION: "last location out of range or set without the geo flag",
-})
+DECODE_ERRORS: MappingProxyType[int, str] = MappingProxyType(
+    {
+        STATE_WRONG_LENGTH: f"wrong length (expected {STATE_SIZE} bytes)",
+        STATE_UNKNOWN_VERSION: f"unknown state version (this build reads version {STATE_VERSION})",
+        STATE_BAD_FLAGS: "unknown flag bits or non-zero reserved field",
+        STATE_BAD_RING_INDEX: "ring index out of range",
+        STATE_ZERO_COUNT: "transaction count is 0",
+        STATE_BAD_COUNTRY: "invalid country code",
+        STATE_NOT_FINITE: "non-finite number or time outside 0 to 1e11",
+        STATE_OUT_OF_RANGE: "amount statistics or velocity out of range",
+        STATE_BAD_LOCATION: "last location out of range or set without the geo flag",
+    }
+)

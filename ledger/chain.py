@@ -45,6 +45,4 @@ def entry_hash(
     key = record.idempotency_key.encode()
     transaction, decision = record.transaction_bytes, record.decision_bytes
     header = _HEADER.pack(sequence, chain_id, recorded_at_us, len(key), len(transaction), len(decision))
-    return hashlib.sha256(
-        b"".join((previous, header, key, transaction, decision))
-    ).digest()
+    return hashlib.sha256(b"".join((previous, header, key, transaction, decision))).digest()

@@ -40,8 +40,10 @@ def _migrate(args: argparse.Namespace) -> int:
 def _checkpoint(args: argparse.Namespace) -> int:
     settings = _settings(args)
     checkpoint = asyncio.run(take_checkpoint(_admin_url(args, settings)))
-    print(f"checkpoint {checkpoint.checkpoint_id} taken at {checkpoint.taken_at.isoformat()}; chain heads "
-          "(chain sequence entry_hash recorded_by_checkpoint):")
+    print(
+        f"checkpoint {checkpoint.checkpoint_id} taken at {checkpoint.taken_at.isoformat()}; chain heads "
+        "(chain sequence entry_hash recorded_by_checkpoint):"
+    )
     for head in checkpoint.heads:
         print(f"{head.chain_id} {head.sequence} {head.entry_hash} {head.checkpoint_id}")
     return 0
@@ -57,9 +59,9 @@ def _report_json(report: VerifyReport) -> dict[str, Any]:
         "first_broken_entry": None if first is None else vars(first),
         "broken_chains": len(report.broken),
         "checkpoints": report.checkpoints,
-        "first_checkpoint_mismatch": None if first_mismatch is None else {
-            **vars(first_mismatch), "taken_at": first_mismatch.taken_at.isoformat()
-        },
+        "first_checkpoint_mismatch": None
+        if first_mismatch is None
+        else {**vars(first_mismatch), "taken_at": first_mismatch.taken_at.isoformat()},
         "checkpoint_mismatches": len(report.checkpoint_mismatches),
         "balance_mismatches": [
             {"account_id": a, "currency": c, "expected": str(e), "stored": str(s)}
@@ -80,29 +82,44 @@ def _verify(args: argparse.Namespace) -> int:
     if args.json:
         print(json.dumps(_report_json(report), indent=2))
         return 0 if report.ok else 1
-    print(f"checked {report.entries} entries in {len(report.chains)} chains against "
-          f"{report.checkpoints} checkpoints")
+    print(
+        f"checked {report.entries} entries in {len(report.chains)} chains against "
+        f"{report.checkpoints} checkpoints"
+    )
     first = report.first_broken
     if first is not None:
-        print(f"FIRST BROKEN ENTRY: sequence {first.sequence} (chain {first.chain_id}, transaction "
-              f"{first.transaction_id!r}): {first.reason}", file=sys.stderr)
+        print(
+            f"FIRST BROKEN ENTRY: sequence {first.sequence} (chain {first.chain_id}, transaction "
+            f"{first.transaction_id!r}): {first.reason}",
+            file=sys.stderr,
+        )
     mismatch = report.first_checkpoint_mismatch
     if mismatch is not None:
-        print(f"TAMPERING: checkpoint {mismatch.checkpoint_id} (taken at {mismatch.taken_at.isoformat()}) "
-              f"disagrees with the ledger: {mismatch.reason}", file=sys.stderr)
+        print(
+            f"TAMPERING: checkpoint {mismatch.checkpoint_id} (taken at {mismatch.taken_at.isoformat()}) "
+            f"disagrees with the ledger: {mismatch.reason}",
+            file=sys.stderr,
+        )
     for account, currency, expected, stored in report.balance_mismatches:
-        print(f"BALANCE MISMATCH: account {account!r} {currency}: approved entries sum to {expected}, "
-              f"balance table says {stored}", file=sys.stderr)
+        print(
+            f"BALANCE MISMATCH: account {account!r} {currency}: approved entries sum to {expected}, "
+            f"balance table says {stored}",
+            file=sys.stderr,
+        )
     for key, sequence in report.keys_without_entry:
-        print(f"KEY WITHOUT ENTRY: idempotency key {key!r} points at missing sequence {sequence}",
-              file=sys.stderr)
+        print(
+            f"KEY WITHOUT ENTRY: idempotency key {key!r} points at missing sequence {sequence}",
+            file=sys.stderr,
+        )
     for sequence, key in report.entries_without_key:
         print(f"ENTRY WITHOUT KEY: sequence {sequence} (idempotency key {key!r})", file=sys.stderr)
     for key, transaction_id, replayed_at in report.replay_conflicts:
-        print(f"ACKNOWLEDGED KEY CONFLICT: transaction {transaction_id!r} was answered from the spool "
-              f"with idempotency key {key!r}, which the ledger holds for another transaction (kept in "
-              f"ledger.replay_conflicts at {replayed_at.isoformat()}; its Redis claim had expired)",
-              file=sys.stderr)
+        print(
+            f"ACKNOWLEDGED KEY CONFLICT: transaction {transaction_id!r} was answered from the spool "
+            f"with idempotency key {key!r}, which the ledger holds for another transaction (kept in "
+            f"ledger.replay_conflicts at {replayed_at.isoformat()}; its Redis claim had expired)",
+            file=sys.stderr,
+        )
     if report.ok:
         print("ledger OK")
     return 0 if report.ok else 1
@@ -130,12 +147,15 @@ def register(subparsers: Any) -> None:
         "holds. Keep the printed heads outside the database (an external anchor) to also catch a "
         "database superuser's rewrite.",
     )
-    checkpoint_parser.add_argument("--url", help="admin Postgres URL, a member of the owner role "
-                                   "(default: ledger_admin_url, database_url)")
+    checkpoint_parser.add_argument(
+        "--url",
+        help="admin Postgres URL, a member of the owner role (default: ledger_admin_url, database_url)",
+    )
     checkpoint_parser.set_defaults(handler=_checkpoint)
     verify_parser = commands.add_parser(
-        "verify", help="recompute the hash chains and balances and check them against the checkpoints; "
-        "exit 1 naming the first broken entry or disagreeing checkpoint"
+        "verify",
+        help="recompute the hash chains and balances and check them against the checkpoints; "
+        "exit 1 naming the first broken entry or disagreeing checkpoint",
     )
     verify_parser.add_argument("--url", help="Postgres URL (default: ledger_admin_url, database_url)")
     verify_parser.add_argument("--json", action="store_true", help="print the report as JSON")

@@ -156,11 +156,23 @@ def _entry_rows(
     rows: list[tuple[object, ...]] = []
     for sequence, record in entries:
         head = entry_hash(head, sequence, chain_id, recorded_at_us, record)
-        rows.append((
-            sequence, record.idempotency_key, record.transaction_id, record.fingerprint,
-            record.account_id, record.counterparty_id, str(record.amount), record.currency,
-            record.outcome, record.risk_score, record.transaction_bytes, record.decision_bytes, head,
-        ))
+        rows.append(
+            (
+                sequence,
+                record.idempotency_key,
+                record.transaction_id,
+                record.fingerprint,
+                record.account_id,
+                record.counterparty_id,
+                str(record.amount),
+                record.currency,
+                record.outcome,
+                record.risk_score,
+                record.transaction_bytes,
+                record.decision_bytes,
+                head,
+            )
+        )
     return rows, head
 
 
@@ -205,8 +217,11 @@ class LedgerLane:
             return
         await connection.fetchval("SELECT ledger.ensure_partitions($1, $2)", now, self._partitions_ahead)
         month = now.replace(day=1, hour=0, minute=0, second=0, microsecond=0)
-        self._partitions_ready_until = (month.replace(month=month.month + 1) if month.month < 12
-                                        else month.replace(year=month.year + 1, month=1))
+        self._partitions_ready_until = (
+            month.replace(month=month.month + 1)
+            if month.month < 12
+            else month.replace(year=month.year + 1, month=1)
+        )
 
     async def write(self, records: Sequence[LedgerRecord]) -> list[EntryOutcome]:
         """Record ``records`` in one transaction; one outcome per record, in order.
@@ -267,15 +282,19 @@ class LedgerLane:
             assigned: dict[str, int] = {row[0]: row[1] for row in rows}
             stored: dict[str, EntryOutcome] = {}
             if len(assigned) < len(unique):
-                missing = [record.idempotency_key for record in unique
-                           if record.idempotency_key not in assigned]
+                missing = [
+                    record.idempotency_key for record in unique if record.idempotency_key not in assigned
+                ]
                 for row in await connection.fetch(_STORED_ENTRIES, missing):
                     stored[row[0]] = EntryOutcome(row[1], True, row[2], row[3])
                 lost = set(missing) - set(stored)
                 if lost:
                     raise LedgerIntegrityError(f"idempotency keys without a ledger entry: {sorted(lost)[:5]}")
-            new_entries = [(assigned[record.idempotency_key], record) for record in unique
-                           if record.idempotency_key in assigned]
+            new_entries = [
+                (assigned[record.idempotency_key], record)
+                for record in unique
+                if record.idempotency_key in assigned
+            ]
             if any(new_entries[i][0] > new_entries[i + 1][0] for i in range(len(new_entries) - 1)):
                 new_entries.sort(key=itemgetter(0))  # Postgres numbered them out of array order
             entry_rows, head = _entry_rows(new_entries, self._head, self._chain_id, epoch_microseconds(now))
@@ -317,8 +336,15 @@ class LedgerLane:
             " transaction_bytes, decision_bytes, stored_fingerprint) VALUES ($1, $2, $3, $4, $5, $6, $7)"
             " ON CONFLICT DO NOTHING",
             [
-                (r.idempotency_key, r.fingerprint, r.transaction_id, r.account_id, r.transaction_bytes,
-                 r.decision_bytes, stored)
+                (
+                    r.idempotency_key,
+                    r.fingerprint,
+                    r.transaction_id,
+                    r.account_id,
+                    r.transaction_bytes,
+                    r.decision_bytes,
+                    stored,
+                )
                 for r, stored in conflicts
             ],
         )

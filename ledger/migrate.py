@@ -130,7 +130,9 @@ async def migrate(dsn: str) -> list[int]:
                 await connection.execute(migration.sql)
                 await connection.execute(
                     "INSERT INTO ledger.schema_migrations (version, name, checksum) VALUES ($1, $2, $3)",
-                    migration.version, migration.name, migration.checksum,
+                    migration.version,
+                    migration.name,
+                    migration.checksum,
                 )
             log.info("ledger_migration_applied", version=migration.version, name=migration.name)
             newly_applied.append(migration.version)

@@ -37,19 +37,22 @@ class SpoolCorruptError(RuntimeError):
 
 def encode_record(record: LedgerRecord) -> bytes:
     """One record as JSON (bytes base64, the amount as its exact decimal string)."""
-    return json.dumps({
-        "transaction_id": record.transaction_id,
-        "idempotency_key": record.idempotency_key,
-        "fingerprint": base64.b64encode(record.fingerprint).decode(),
-        "account_id": record.account_id,
-        "counterparty_id": record.counterparty_id,
-        "amount": str(record.amount),
-        "currency": record.currency,
-        "outcome": record.outcome,
-        "risk_score": record.risk_score,
-        "transaction_bytes": base64.b64encode(record.transaction_bytes).decode(),
-        "decision_bytes": base64.b64encode(record.decision_bytes).decode(),
-    }, separators=(",", ":")).encode()
+    return json.dumps(
+        {
+            "transaction_id": record.transaction_id,
+            "idempotency_key": record.idempotency_key,
+            "fingerprint": base64.b64encode(record.fingerprint).decode(),
+            "account_id": record.account_id,
+            "counterparty_id": record.counterparty_id,
+            "amount": str(record.amount),
+            "currency": record.currency,
+            "outcome": record.outcome,
+            "risk_score": record.risk_score,
+            "transaction_bytes": base64.b64encode(record.transaction_bytes).decode(),
+            "decision_bytes": base64.b64encode(record.decision_bytes).decode(),
+        },
+        separators=(",", ":"),
+    ).encode()
 
 
 def decode_record(payload: bytes) -> LedgerRecord:
@@ -178,7 +181,7 @@ class Spool:
         records, offset = [], 0
         while offset + _FRAME.size <= len(data):
             length, checksum = _FRAME.unpack_from(data, offset)
-            payload = data[offset + _FRAME.size: offset + _FRAME.size + length]
+            payload = data[offset + _FRAME.size : offset + _FRAME.size + length]
             if len(payload) < length:
                 break  # torn final frame: the append never completed, so nobody was acknowledged
             if zlib.crc32(payload) != checksum:

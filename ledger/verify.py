@@ -36,8 +36,17 @@ FROM ledger.decisions
 ORDER BY chain_id, sequence
 """
 # The columns that are projections of the blobs (LedgerRecord fields of the same names).
-_PROJECTED = ("transaction_id", "idempotency_key", "fingerprint", "account_id", "counterparty_id", "amount",
-              "currency", "outcome", "risk_score")
+_PROJECTED = (
+    "transaction_id",
+    "idempotency_key",
+    "fingerprint",
+    "account_id",
+    "counterparty_id",
+    "amount",
+    "currency",
+    "outcome",
+    "risk_score",
+)
 
 # How long after its recorded_at an entry may still commit: a group commits within
 # ledger_commit_timeout_s of it or is spooled and written again with a new time. The margin also
@@ -160,13 +169,19 @@ class VerifyReport:
     @property
     def first_checkpoint_mismatch(self) -> CheckpointMismatch | None:
         """The mismatch of the earliest checkpoint that disagrees with the ledger."""
-        return min(self.checkpoint_mismatches, key=lambda found: (found.checkpoint_id, found.sequence),
-                   default=None)
+        return min(
+            self.checkpoint_mismatches, key=lambda found: (found.checkpoint_id, found.sequence), default=None
+        )
 
     @property
     def ok(self) -> bool:
-        return not (self.broken or self.balance_mismatches or self.keys_without_entry
-                    or self.entries_without_key or self.checkpoint_mismatches)
+        return not (
+            self.broken
+            or self.balance_mismatches
+            or self.keys_without_entry
+            or self.entries_without_key
+            or self.checkpoint_mismatches
+        )
 
 
 class _CheckpointCheck:
@@ -189,9 +204,11 @@ class _CheckpointCheck:
         self.mismatches: list[CheckpointMismatch] = []
 
     def _mismatch(self, checkpoint: asyncpg.Record, chain_id: int, sequence: int, reason: str) -> None:
-        self.mismatches.append(CheckpointMismatch(
-            checkpoint["checkpoint_id"], checkpoint["taken_at"], chain_id, sequence, reason
-        ))
+        self.mismatches.append(
+            CheckpointMismatch(
+                checkpoint["checkpoint_id"], checkpoint["taken_at"], chain_id, sequence, reason
+            )
+        )
 
     def entry(self, row: asyncpg.Record, chain_id: int, stored: bytes) -> None:
         """Check one entry of the walk."""
@@ -202,9 +219,13 @@ class _CheckpointCheck:
         while pending and pending[0]["sequence"] == sequence:
             head = pending.popleft()
             if bytes(head["entry_hash"]) != stored:
-                self._mismatch(head, chain_id, sequence,
-                               f"the entry at sequence {sequence} of chain {chain_id} is not the one this "
-                               "checkpoint recorded as the chain's head: the chain was rewritten")
+                self._mismatch(
+                    head,
+                    chain_id,
+                    sequence,
+                    f"the entry at sequence {sequence} of chain {chain_id} is not the one this "
+                    "checkpoint recorded as the chain's head: the chain was rewritten",
+                )
         if chain_id not in self._misdated_chains:
             self._check_date(row, chain_id, covering)
 
@@ -212,28 +233,38 @@ class _CheckpointCheck:
         """An entry must be dated after the checkpoints before the one that first holds it, and not after
         that one (both give or take the grace)."""
         recorded_at, sequence = row["recorded_at"], row["sequence"]
-        entry = (f"entry {sequence} of chain {chain_id} (transaction {row['transaction_id']!r}), "
-                 f"recorded at {recorded_at.isoformat()},")
+        entry = (
+            f"entry {sequence} of chain {chain_id} (transaction {row['transaction_id']!r}), "
+            f"recorded at {recorded_at.isoformat()},"
+        )
         first = bisect_right(self._cutoffs, recorded_at)
         if first < len(self._checkpoints) and (
             covering is None or covering["taken_at"] > self._checkpoints[first]["taken_at"]
         ):
             checkpoint = self._checkpoints[first]
-            reason = (f"{entry} is not in checkpoint {checkpoint['checkpoint_id']} taken after it: it was "
-                      "written later with an earlier date (forged history)")
+            reason = (
+                f"{entry} is not in checkpoint {checkpoint['checkpoint_id']} taken after it: it was "
+                "written later with an earlier date (forged history)"
+            )
         elif covering is not None and covering["taken_at"] < recorded_at - CHECKPOINT_GRACE:
             checkpoint = covering
-            reason = (f"{entry} is held by checkpoint {checkpoint['checkpoint_id']} taken before that: it "
-                      "was written with a later date (forged history)")
+            reason = (
+                f"{entry} is held by checkpoint {checkpoint['checkpoint_id']} taken before that: it "
+                "was written with a later date (forged history)"
+            )
         else:
             return
         self._misdated_chains.add(chain_id)
         self._mismatch(checkpoint, chain_id, sequence, reason)
 
     def _missing(self, head: asyncpg.Record) -> None:
-        self._mismatch(head, head["chain_id"], head["sequence"],
-                       f"chain {head['chain_id']} no longer holds sequence {head['sequence']}, which this "
-                       "checkpoint recorded as its head: entries were removed or the chain rewritten")
+        self._mismatch(
+            head,
+            head["chain_id"],
+            head["sequence"],
+            f"chain {head['chain_id']} no longer holds sequence {head['sequence']}, which this "
+            "checkpoint recorded as its head: entries were removed or the chain rewritten",
+        )
 
     def finish(self) -> None:
         """Report the recorded heads the walk never reached."""
@@ -244,8 +275,11 @@ class _CheckpointCheck:
 
 def _stored_record(row: asyncpg.Record) -> LedgerRecord:
     """The entry's record as its columns hold it."""
-    return LedgerRecord(**{name: row[name] for name in _PROJECTED},
-                        transaction_bytes=row["transaction_bytes"], decision_bytes=row["decision_bytes"])
+    return LedgerRecord(
+        **{name: row[name] for name in _PROJECTED},
+        transaction_bytes=row["transaction_bytes"],
+        decision_bytes=row["decision_bytes"],
+    )
 
 
 def _projection_mismatch(row: asyncpg.Record) -> str | None:
@@ -285,13 +319,16 @@ async def verify_ledger(dsn: str) -> VerifyReport:
                 reason = None
                 try:
                     record = _stored_record(row)
-                    expected = entry_hash(previous, row["sequence"], chain_id,
-                                          epoch_microseconds(row["recorded_at"]), record)
+                    expected = entry_hash(
+                        previous, row["sequence"], chain_id, epoch_microseconds(row["recorded_at"]), record
+                    )
                 except ValueError as exc:
                     expected, reason = b"", f"stored values are invalid: {exc}"
                 if expected != stored:
-                    reason = reason or ("stored hash differs from the recomputed one: this entry, or the "
-                                        "chain before it, was changed, inserted or deleted")
+                    reason = reason or (
+                        "stored hash differs from the recomputed one: this entry, or the "
+                        "chain before it, was changed, inserted or deleted"
+                    )
                 else:
                     reason = _projection_mismatch(row)
                 if reason is not None:
@@ -324,9 +361,12 @@ async def take_checkpoint(dsn: str) -> Checkpoint:
             taken_at = await connection.fetchval(
                 "SELECT taken_at FROM ledger.checkpoints WHERE checkpoint_id = $1", checkpoint_id
             )
-            heads = [CheckpointHead(row["checkpoint_id"], row["chain_id"], row["sequence"],
-                                    row["entry_hash"].hex())
-                     for row in await connection.fetch(_LATEST_HEADS)]
+            heads = [
+                CheckpointHead(
+                    row["checkpoint_id"], row["chain_id"], row["sequence"], row["entry_hash"].hex()
+                )
+                for row in await connection.fetch(_LATEST_HEADS)
+            ]
     finally:
         await connection.close()
     return Checkpoint(checkpoint_id, taken_at, heads)

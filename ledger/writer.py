@@ -93,9 +93,16 @@ def _acks(records: Sequence[LedgerRecord], outcomes: Sequence[EntryOutcome]) -> 
     # Positional arguments: a group builds thousands of these, and keywords double the cost of each.
     return [
         LedgerAck(
-            record.idempotency_key, AckStatus.COMMITTED, outcome.sequence, True, outcome.stored_fingerprint,
-            outcome.stored_decision, outcome.stored_fingerprint != record.fingerprint,
-        ) if outcome.existed else LedgerAck(record.idempotency_key, AckStatus.COMMITTED, outcome.sequence)
+            record.idempotency_key,
+            AckStatus.COMMITTED,
+            outcome.sequence,
+            True,
+            outcome.stored_fingerprint,
+            outcome.stored_decision,
+            outcome.stored_fingerprint != record.fingerprint,
+        )
+        if outcome.existed
+        else LedgerAck(record.idempotency_key, AckStatus.COMMITTED, outcome.sequence)
         for record, outcome in zip(records, outcomes, strict=True)
     ]
 
@@ -154,7 +161,9 @@ class LedgerWriter:
 
     def _new_lane(self, name: str) -> LedgerLane:
         return LedgerLane(
-            self._dsn, name=name, connect_timeout_s=self._settings.ledger_connect_timeout_s,
+            self._dsn,
+            name=name,
+            connect_timeout_s=self._settings.ledger_connect_timeout_s,
             partitions_ahead=self._settings.ledger_partitions_ahead,
         )
 
@@ -222,7 +231,8 @@ class LedgerWriter:
             await migrate(self._admin_dsn)
             return
         connection = await connect_as_writer(
-            self._dsn, connect_timeout_s=self._settings.ledger_connect_timeout_s,
+            self._dsn,
+            connect_timeout_s=self._settings.ledger_connect_timeout_s,
             application_name=f"sentinel-ledger-{self._name}",
         )
         try:
@@ -446,8 +456,11 @@ class LedgerWriter:
     def _fail(self, group: list[_Submission], exc: Exception) -> None:
         for submission in group:
             if submission.future is None:
-                log.error("ledger_async_records_lost", error=str(exc),
-                          keys=[r.idempotency_key for r in submission.records][:20])
+                log.error(
+                    "ledger_async_records_lost",
+                    error=str(exc),
+                    keys=[r.idempotency_key for r in submission.records][:20],
+                )
             elif not submission.future.done():
                 submission.future.set_exception(exc)
 
@@ -475,7 +488,7 @@ class LedgerWriter:
         records = await asyncio.to_thread(self._spool.read, segment)
         start = self._replay_offsets.get(segment, 0)
         while start < len(records):
-            chunk = records[start:start + self._replay_chunk]
+            chunk = records[start : start + self._replay_chunk]
             try:
                 async with asyncio.timeout(self._commit_timeout_s):
                     outcomes = await self._replay_lane.write(chunk)

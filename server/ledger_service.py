@@ -112,7 +112,9 @@ class LedgerServicer(ledger_pb2_grpc.LedgerServiceServicer):
         if not url:
             raise ValueError("LedgerService needs a Postgres URL: set database_url (SENTINEL_DATABASE_URL)")
         pool = await writer_pool(
-            url, connect_timeout_s=settings.ledger_connect_timeout_s, max_size=max_connections,
+            url,
+            connect_timeout_s=settings.ledger_connect_timeout_s,
+            max_size=max_connections,
             application_name="sentinel-ledger-service",
         )
         return cls(pool)
@@ -135,8 +137,10 @@ class LedgerServicer(ledger_pb2_grpc.LedgerServiceServicer):
                 )
         return ledger_pb2.GetBalanceResponse(
             account_id=request.account_id,
-            balances=[ledger_pb2.Balance(currency=row["currency"], amount=format(row["amount"], "f"))
-                      for row in rows],
+            balances=[
+                ledger_pb2.Balance(currency=row["currency"], amount=format(row["amount"], "f"))
+                for row in rows
+            ],
             as_of_sequence=max((row["last_sequence"] for row in rows), default=0),
         )
 

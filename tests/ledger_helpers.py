@@ -43,8 +43,9 @@ def make_record(
         risk_score=0.25,
         model_score=0.5,
         model_version="iforest-test",
-        rules_fired=[decision_pb2.RuleHit(rule_id="velocity", rule_version=2,
-                                          action=decision_pb2.RULE_ACTION_TAG)],
+        rules_fired=[
+            decision_pb2.RuleHit(rule_id="velocity", rule_version=2, action=decision_pb2.RULE_ACTION_TAG)
+        ],
         reasons=[decision_pb2.Reason(code="MODEL_SCORE_LOW", description="low")],
         idempotency_key=key or transaction_id,
     )

@@ -67,5 +67,3 @@ def ledger_ids(database_url: str, ids: list[str]) -> dict[str, int]:
         return {row["transaction_id"]: row["n"] for row in rows}
 
     return asyncio.run(query())
-
-

@@ -12,26 +12,44 @@ BENCH, SERVER, WORKER, POSTGRES, BACKEND, REDIS, CLIENT, STRANGER = 100, 200, 20
 def _snapshot(
     cpu: dict[int, float], reaped: float = 0.0, reused: int | None = None
 ) -> dict[int, ProcessTime]:
-    tree = {BENCH: (1, "sentinel"), SERVER: (BENCH, "sentinel"), WORKER: (SERVER, "sentinel"),
-            POSTGRES: (SERVER, "postgres"), BACKEND: (POSTGRES, "postgres"), REDIS: (SERVER, "redis-server"),
-            CLIENT: (BENCH, "python3"), STRANGER: (1, "make")}
+    tree = {
+        BENCH: (1, "sentinel"),
+        SERVER: (BENCH, "sentinel"),
+        WORKER: (SERVER, "sentinel"),
+        POSTGRES: (SERVER, "postgres"),
+        BACKEND: (POSTGRES, "postgres"),
+        REDIS: (SERVER, "redis-server"),
+        CLIENT: (BENCH, "python3"),
+        STRANGER: (1, "make"),
+    }
     return {
-        pid: ProcessTime(parent, program, 2 if pid == reused else 1, cpu[pid],
-                         reaped if pid == BENCH else 0.0)
-        for pid, (parent, program) in tree.items() if pid in cpu
+        pid: ProcessTime(
+            parent, program, 2 if pid == reused else 1, cpu[pid], reaped if pid == BENCH else 0.0
+        )
+        for pid, (parent, program) in tree.items()
+        if pid in cpu
     }
 
 
 def test_each_process_counts_for_its_part() -> None:
-    before = _snapshot({BENCH: 1.0, SERVER: 1.0, WORKER: 2.0, POSTGRES: 0.5, BACKEND: 0.0, REDIS: 1.0,
-                        STRANGER: 5.0}, reaped=3.0)
+    before = _snapshot(
+        {BENCH: 1.0, SERVER: 1.0, WORKER: 2.0, POSTGRES: 0.5, BACKEND: 0.0, REDIS: 1.0, STRANGER: 5.0},
+        reaped=3.0,
+    )
     # the client started and exited during the run (its time is in the benchmark's reaped children);
     # the backend is new; the stranger's pid now belongs to a process started later
-    after = _snapshot({BENCH: 1.5, SERVER: 1.1, WORKER: 4.0, POSTGRES: 0.6, BACKEND: 1.2, REDIS: 1.4,
-                       STRANGER: 0.25}, reaped=4.0, reused=STRANGER)
+    after = _snapshot(
+        {BENCH: 1.5, SERVER: 1.1, WORKER: 4.0, POSTGRES: 0.6, BACKEND: 1.2, REDIS: 1.4, STRANGER: 0.25},
+        reaped=4.0,
+        reused=STRANGER,
+    )
     used = cpu_by_part(before, after, {SERVER}, benchmark_pid=BENCH)
     assert {part: round(seconds, 6) for part, seconds in used.items()} == {
-        "server": 2.1, "redis": 0.4, "postgres": 1.3, "load_generator": 1.5, "other": 0.25,
+        "server": 2.1,
+        "redis": 0.4,
+        "postgres": 1.3,
+        "load_generator": 1.5,
+        "other": 0.25,
     }
     report = cpu_report(used, wall_s=2.0, transactions=1000)
     assert report["cores_busy"]["total"] == round(5.55 / 2, 2)

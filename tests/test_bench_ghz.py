@@ -67,8 +67,12 @@ def test_failed_calls_count_as_errors(ghz_report: dict) -> None:
 
 def test_report_without_latencies_when_everything_failed(ghz_report: dict) -> None:
     report = copy.deepcopy(ghz_report)
-    report.update(statusCodeDistribution={"Unimplemented": 2_000}, errorDistribution={},
-                  latencyDistribution=None, details=[])
+    report.update(
+        statusCodeDistribution={"Unimplemented": 2_000},
+        errorDistribution={},
+        latencyDistribution=None,
+        details=[],
+    )
     result = parse_ghz_report(report)
     assert result.calls_ok == 0
     assert result.errors == {"grpc-status Unimplemented": 2_000}
@@ -82,8 +86,9 @@ def test_not_a_report() -> None:
 
 def test_command_uses_reflection_unless_given_the_proto(tmp_path: Path) -> None:
     load = LoadSettings(64, 4, duration_s=10, total_calls=None, rate=5_000, warmup_s=3)
-    command = ghz_command("127.0.0.1:50051", "sentinel.v1.ScoringService.Score", tmp_path / "d.json", load,
-                          tmp_path / "r.json")
+    command = ghz_command(
+        "127.0.0.1:50051", "sentinel.v1.ScoringService.Score", tmp_path / "d.json", load, tmp_path / "r.json"
+    )
     assert command[0] == (ghz_executable() or "ghz") and command[-1] == "127.0.0.1:50051"
     assert "--proto" not in command
     pairs = dict(itertools.pairwise(command[1:-1]))
@@ -91,8 +96,14 @@ def test_command_uses_reflection_unless_given_the_proto(tmp_path: Path) -> None:
     assert pairs["--concurrency"] == "64" and pairs["--connections"] == "4"
     assert pairs["--duration"] == "10000ms" and pairs["--rps"] == "5000"
     assert pairs["--duration-stop"] == "wait" and pairs["--format"] == "json"
-    with_proto = ghz_command("h:1", "c", tmp_path / "d.json",
-                             LoadSettings(8, 2, None, 5_000, None, 0), None, (Path("s.proto"), Path("root")))
+    with_proto = ghz_command(
+        "h:1",
+        "c",
+        tmp_path / "d.json",
+        LoadSettings(8, 2, None, 5_000, None, 0),
+        None,
+        (Path("s.proto"), Path("root")),
+    )
     assert "--total" in with_proto and "5000" in with_proto
     assert with_proto[with_proto.index("--proto") + 1] == "s.proto"
     assert with_proto[with_proto.index("--import-paths") + 1] == "root"
@@ -119,15 +130,17 @@ def pinned_ghz() -> Path:
     """The pinned ghz in .tools/, installed as `make test` does (nothing to do when it is there)."""
     if shutil.which("go") is None:
         pytest.skip("go is not installed, so deploy/install-go-tools.sh cannot build ghz")
-    run = subprocess.run(["bash", str(INSTALL_SCRIPT), "--tests"], capture_output=True, text=True,
-                         timeout=280, check=False)
+    run = subprocess.run(
+        ["bash", str(INSTALL_SCRIPT), "--tests"], capture_output=True, text=True, timeout=280, check=False
+    )
     assert run.returncode == 0, run.stderr
     return ROOT / ".tools" / "ghz"
 
 
 def test_the_installed_pinned_ghz_is_the_one_used(pinned_ghz: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    built = subprocess.run(["go", "version", "-m", str(pinned_ghz)], capture_output=True, text=True,
-                           check=True).stdout
+    built = subprocess.run(
+        ["go", "version", "-m", str(pinned_ghz)], capture_output=True, text=True, check=True
+    ).stdout
     assert re.search(rf"^\s*mod\s+github\.com/bojand/ghz\s+{re.escape(pinned_ghz_version())}\s", built, re.M)
     monkeypatch.setenv("PATH", "")  # found in .tools/, not on PATH
     assert ghz_executable() == str(pinned_ghz)
@@ -145,8 +158,9 @@ def test_short_real_run_against_the_ceiling(pinned_ghz: Path, tmp_path: Path) ->
     payload = build_payload(scenario, TransactionFactory(load_paysim()), "ghzrun", tmp_path, streams=2)
     load = LoadSettings(4, 2, duration_s=None, total_calls=200, rate=None, warmup_s=0.5)
     with CeilingServer(Settings(), workers=2) as ceiling:
-        measured = measure("ghz", ceiling.address, payload, load, tmp_path / "run", True, ceiling.counts,
-                           ceiling.pids)
+        measured = measure(
+            "ghz", ceiling.address, payload, load, tmp_path / "run", True, ceiling.counts, ceiling.pids
+        )
     result = measured.result
     assert measured.problems == []
     assert result.tool == "ghz"

@@ -62,8 +62,9 @@ def test_short_real_run_against_the_ceiling(name: str, tmp_path: Path) -> None:
     calls = 40 if scenario.streaming else 400
     load = LoadSettings(4, 2, duration_s=None, total_calls=calls, rate=None, warmup_s=0)
     with CeilingServer(Settings(), workers=2) as ceiling:
-        measured = measure("grpcio", ceiling.address, payload, load, tmp_path / "run", False, ceiling.counts,
-                           ceiling.pids)
+        measured = measure(
+            "grpcio", ceiling.address, payload, load, tmp_path / "run", False, ceiling.counts, ceiling.pids
+        )
     assert measured.problems == []
     assert measured.result.calls_ok == calls and measured.result.status_codes == {"OK": calls}
     assert measured.server_count is not None and measured.server_count["server_ok_calls"] == calls

@@ -231,13 +231,22 @@ def test_decisions_by_outcome_and_degraded_decisions_are_read_and_subtracted() -
 
 
 def test_degraded_decisions_are_in_the_table_and_the_summary() -> None:
-    server_count = {"server_statuses": {"OK": 1_005}, "replayed_decisions": 0,
-                    "decisions_by_outcome": {"APPROVE": 3, "DECLINE": 2, "REVIEW": 1_000},
-                    "degraded_decisions": 42, "degraded_by_cause": {"state_unavailable": 42}}
+    server_count = {
+        "server_statuses": {"OK": 1_005},
+        "replayed_decisions": 0,
+        "decisions_by_outcome": {"APPROVE": 3, "DECLINE": 2, "REVIEW": 1_000},
+        "degraded_decisions": 42,
+        "degraded_by_cause": {"state_unavailable": 42},
+    }
     figures = {"tps": 100.0, "calls_per_s": 100.0, "p50_ms": 1.0, "p99_ms": 2.0, "errors": 0}
-    record = {"scenario": "hot-account", "method": "Score", **figures, "ratio_to_ceiling": 0.5,
-              "status_check": {"problems": [], "server_count": server_count},
-              "ceiling": {**figures, "tps": 200.0, "status_check": {"server_count": {"server_statuses": {}}}}}
+    record = {
+        "scenario": "hot-account",
+        "method": "Score",
+        **figures,
+        "ratio_to_ceiling": 0.5,
+        "status_check": {"problems": [], "server_count": server_count},
+        "ceiling": {**figures, "tps": 200.0, "status_check": {"server_count": {"server_statuses": {}}}},
+    }
     _, server_row, ceiling_row = (line.split() for line in format_table([record]).splitlines())
     column = [key for key, _, _ in TABLE_COLUMNS].index("degraded_decisions")
     assert server_row[column] == "42" and ceiling_row[column] == "-"
@@ -260,8 +269,9 @@ def test_short_real_run_against_the_ceiling(ceiling: CeilingServer, tmp_path: Pa
     scenario = SCENARIOS["batch-100"]
     payload = build_payload(scenario, TransactionFactory(load_paysim()), "realrun", tmp_path, streams=4)
     load = LoadSettings(4, 2, duration_s=None, total_calls=200, rate=None, warmup_s=0.5)
-    measured = measure("h2load", ceiling.address, payload, load, tmp_path / "run", False, ceiling.counts,
-                       ceiling.pids)
+    measured = measure(
+        "h2load", ceiling.address, payload, load, tmp_path / "run", False, ceiling.counts, ceiling.pids
+    )
     result = measured.result
     assert measured.problems == []
     assert result.calls_completed == 200 and result.calls_ok == 200
@@ -279,8 +289,9 @@ def test_a_grpc_error_behind_http_200_is_caught(ceiling: CeilingServer, tmp_path
     payload.body_file.write_bytes(grpc_frame(b"\x0a\xff\xff\xff"))  # truncated length-delimited field
     payload.probe_messages = [b"\x0a\xff\xff\xff"]
     load = LoadSettings(concurrency=2, connections=2, duration_s=None, total_calls=20, rate=None, warmup_s=0)
-    measured = measure("h2load", ceiling.address, payload, load, tmp_path / "run", False, ceiling.counts,
-                       ceiling.pids)
+    measured = measure(
+        "h2load", ceiling.address, payload, load, tmp_path / "run", False, ceiling.counts, ceiling.pids
+    )
     assert measured.result.calls_completed == 20
     assert measured.result.calls_ok == 0
     # h2load saw HTTP 200 for every call; the grpc-status of the trailers-only answers says otherwise.
@@ -301,8 +312,9 @@ def test_streams_run_side_by_side_with_distinct_transactions(ceiling: CeilingSer
     ]
     assert len(ids) == 600 and len(set(ids)) == 600
     load = LoadSettings(2, 2, duration_s=None, total_calls=2, rate=None, warmup_s=0.5)
-    measured = measure("h2load", ceiling.address, payload, load, tmp_path / "run", False, ceiling.counts,
-                       ceiling.pids)
+    measured = measure(
+        "h2load", ceiling.address, payload, load, tmp_path / "run", False, ceiling.counts, ceiling.pids
+    )
     assert measured.problems == []
     assert measured.result.calls_ok == 2
     assert measured.server_count is not None and measured.server_count["server_ok_calls"] == 2

@@ -13,8 +13,21 @@ from sentinel.cli import main
 def test_bench_ledger_command_reports_every_figure(
     database_url: str, capsys: pytest.CaptureFixture[str], restore_logging: None
 ) -> None:
-    args = ["bench", "ledger", "--json", "--database-url", database_url, "--records", "3000",
-            "--offered-rate", "2000", "--latency-seconds", "0.5", "--batch-max-records", "500"]
+    args = [
+        "bench",
+        "ledger",
+        "--json",
+        "--database-url",
+        database_url,
+        "--records",
+        "3000",
+        "--offered-rate",
+        "2000",
+        "--latency-seconds",
+        "0.5",
+        "--batch-max-records",
+        "500",
+    ]
     assert main(args) == 0
     result = json.loads(capsys.readouterr().out)
     throughput = result["throughput"]

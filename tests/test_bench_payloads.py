@@ -117,7 +117,6 @@ def test_scenarios_carry_the_advertised_number_of_transactions(rows) -> None:
     assert len(SCENARIOS["stream"].with_stream_length(300).request_messages(factory, "t")) == 300
 
 
-
 @pytest.fixture(scope="module")
 def hot_payload(rows, tmp_path_factory: pytest.TempPathFactory) -> Payload:
     scenario = SCENARIOS["hot-account"]
@@ -138,9 +137,20 @@ def test_hot_account_payloads_use_one_account_whatever_accounts_says(rows, hot_p
 
 def test_hot_account_calls_carry_distinct_ids_and_increasing_event_times(hot_payload: Payload) -> None:
     scenario = hot_payload.scenario
-    plan = ClientPlan("h:1", scenario.method, scenario.path, scenario.transactions_per_call, hot_payload.pool,
-                      "hot-m0", concurrency=200, channels=2, duration_s=None, total_calls=None, rate=None,
-                      live_event_times=scenario.live_event_times)
+    plan = ClientPlan(
+        "h:1",
+        scenario.method,
+        scenario.path,
+        scenario.transactions_per_call,
+        hot_payload.pool,
+        "hot-m0",
+        concurrency=200,
+        channels=2,
+        duration_s=None,
+        total_calls=None,
+        rate=None,
+        live_event_times=scenario.live_event_times,
+    )
     start = time.time()
     calls = len(hot_payload.pool) + 50  # past the end of the pool: its transactions are reused, ids are not
     transactions = [

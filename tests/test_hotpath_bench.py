@@ -15,8 +15,22 @@ from sentinel.hotpath import build_features, evaluate_rules
 def test_json_output_has_the_promised_figures(capsys: pytest.CaptureFixture[str]) -> None:
     parser = argparse.ArgumentParser()
     hotpath.register(parser.add_subparsers())
-    args = parser.parse_args(["hotpath", "--json", "--batch", "16", "--accounts", "4", "--rounds", "2",
-                              "--reference-rounds", "1", "--repeats", "2"])
+    args = parser.parse_args(
+        [
+            "hotpath",
+            "--json",
+            "--batch",
+            "16",
+            "--accounts",
+            "4",
+            "--rounds",
+            "2",
+            "--reference-rounds",
+            "1",
+            "--repeats",
+            "2",
+        ]
+    )
     assert args.handler(args) == 0
     result = json.loads(capsys.readouterr().out)
     assert result["batch"] == 16 and result["rules"] == 20

@@ -48,14 +48,34 @@ def test_a_changed_byte_is_decoded_or_refused_the_same_way(
 
 
 def _valid() -> AccountState:
-    return AccountState(count=3, log_amount_mean=4.0, log_amount_m2=0.5, last_time=1.7e9,
-                        velocity_count=[1.0, 2.0, 3.0], velocity_amount=[10.0, 20.0, 30.0])
+    return AccountState(
+        count=3,
+        log_amount_mean=4.0,
+        log_amount_m2=0.5,
+        last_time=1.7e9,
+        velocity_count=[1.0, 2.0, 3.0],
+        velocity_amount=[10.0, 20.0, 30.0],
+    )
 
 
 def _with(**changes: object) -> bytes:
     """A valid blob with some raw fields (by struct position name) replaced."""
-    names = ["version", "flags", "last_country", "home_country", "count", "counterparty_next",
-             "device_next", "reserved", "mean", "m2", "last_time", "geo_time", "latitude", "longitude"]
+    names = [
+        "version",
+        "flags",
+        "last_country",
+        "home_country",
+        "count",
+        "counterparty_next",
+        "device_next",
+        "reserved",
+        "mean",
+        "m2",
+        "last_time",
+        "geo_time",
+        "latitude",
+        "longitude",
+    ]
     values = list(STATE_FORMAT.unpack(reference.encode_state(_valid())))
     for name, value in changes.items():
         values[names.index(name)] = value

@@ -60,11 +60,21 @@ def test_schema_is_documented_and_pinned() -> None:
 
 def test_balance_consistency_and_drained_account() -> None:
     f, _, _ = features_of(
-        {"amount": 100.0, "origin_before": 500.0, "origin_after": 400.0, "destination_before": 0.0,
-         "destination_after": 100.0},
+        {
+            "amount": 100.0,
+            "origin_before": 500.0,
+            "origin_after": 400.0,
+            "destination_before": 0.0,
+            "destination_after": 100.0,
+        },
         {"amount": 100.0, "origin_before": 500.0, "origin_after": 500.0},
-        {"amount": 1_000.0, "origin_before": 1_000.0, "origin_after": 0.0, "destination_before": 0.0,
-         "destination_after": 0.0},
+        {
+            "amount": 1_000.0,
+            "origin_before": 1_000.0,
+            "origin_after": 0.0,
+            "destination_before": 0.0,
+            "destination_after": 0.0,
+        },
         {"amount": 2_000.0, "origin_before": 0.5},
     )
     assert f["origin_balances_known"] == [1, 1, 1, 0]
@@ -78,8 +88,9 @@ def test_balance_consistency_and_drained_account() -> None:
 
 
 def test_stateless_basics() -> None:
-    f, _, _ = features_of({"amount": math.e - 1, "type_code": TRANSACTION_TYPES["CASH_OUT"],
-                           "event_time": T0})
+    f, _, _ = features_of(
+        {"amount": math.e - 1, "type_code": TRANSACTION_TYPES["CASH_OUT"], "event_time": T0}
+    )
     assert f["log_amount"] == pytest.approx([1.0])
     assert f["type_cash_out"] == [1.0] and f["type_transfer"] == [0.0]
     assert f["hour_of_day"] == [22.0]
@@ -100,8 +111,10 @@ def test_first_transaction_then_history_in_the_same_batch() -> None:
 
 
 def test_amount_zscore_uses_the_floored_standard_deviation() -> None:
-    f, _, _ = features_of(*({"amount": 100.0, "event_time": T0 + i} for i in range(3)),
-                          {"amount": 10_000.0, "event_time": T0 + 3})
+    f, _, _ = features_of(
+        *({"amount": 100.0, "event_time": T0 + i} for i in range(3)),
+        {"amount": 10_000.0, "event_time": T0 + 3},
+    )
     assert f["log_amount_zscore"][:3] == [0.0, 0.0, 0.0]
     assert f["log_amount_zscore"][3] == pytest.approx((math.log1p(10_000) - math.log1p(100)) / 0.1, rel=1e-6)
 
@@ -133,8 +146,10 @@ def test_home_country_and_country_change() -> None:
 
 def test_counterparty_and_device_rings_remember_the_last_eight() -> None:
     rows = [{"counterparty_id": f"C{n}", "device_id": "phone", "event_time": T0 + n} for n in range(9)]
-    rows += [{"counterparty_id": "C0", "event_time": T0 + 9},
-             {"counterparty_id": "C8", "event_time": T0 + 10}]
+    rows += [
+        {"counterparty_id": "C0", "event_time": T0 + 9},
+        {"counterparty_id": "C8", "event_time": T0 + 10},
+    ]
     f, _, _ = features_of(*rows)
     assert f["new_counterparty"] == [1] * 9 + [1, 0]
     assert f["new_device"] == [1] + [0] * 8 + [0, 0]  # no device given: never new
@@ -163,8 +178,10 @@ def test_late_event_does_not_move_the_clock() -> None:
 
 
 def test_stateless_mode_is_neutral_and_flagged() -> None:
-    columns = batch({"counterparty_id": "C1", "device_id": "d", "country": "DE"},
-                    {"counterparty_id": "C1", "amount": 50.0}).build()
+    columns = batch(
+        {"counterparty_id": "C1", "device_id": "d", "country": "DE"},
+        {"counterparty_id": "C1", "amount": 50.0},
+    ).build()
     columns.home_country[:] = 7
     features = build_features_stateless(columns)
     f = {name: features[:, index].tolist() for name, index in FEATURE_INDEX.items()}
@@ -264,9 +281,14 @@ def test_statistics_saturate_so_new_states_always_decode() -> None:
         VELOCITY_WINDOWS,
     )
 
-    extreme = AccountState(count=1, log_amount_mean=24.0, log_amount_m2=MAX_LOG_AMOUNT_M2, last_time=T0,
-                           velocity_count=[MAX_VELOCITY_COUNT] * VELOCITY_WINDOWS,
-                           velocity_amount=[MAX_VELOCITY_AMOUNT] * VELOCITY_WINDOWS)
+    extreme = AccountState(
+        count=1,
+        log_amount_mean=24.0,
+        log_amount_m2=MAX_LOG_AMOUNT_M2,
+        last_time=T0,
+        velocity_count=[MAX_VELOCITY_COUNT] * VELOCITY_WINDOWS,
+        velocity_amount=[MAX_VELOCITY_AMOUNT] * VELOCITY_WINDOWS,
+    )
     f, (blob,), _ = features_of({"amount": 0.0, "event_time": T0}, states=[encode_state(extreme)])
     state = decode_state(blob)
     assert state.log_amount_m2 == MAX_LOG_AMOUNT_M2

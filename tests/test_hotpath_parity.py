@@ -82,10 +82,23 @@ def test_bad_values_raise_the_same_error(
     if not len(columns):
         return
     row = data.draw(st.integers(0, len(columns) - 1))
-    column = data.draw(st.sampled_from(
-        ["amount", "event_time", "latitude", "longitude", "type", "country", "balances_known",
-         "origin_before", "destination_after", "account_slot", "geo_known"]
-    ))
+    column = data.draw(
+        st.sampled_from(
+            [
+                "amount",
+                "event_time",
+                "latitude",
+                "longitude",
+                "type",
+                "country",
+                "balances_known",
+                "origin_before",
+                "destination_after",
+                "account_slot",
+                "geo_known",
+            ]
+        )
+    )
     value = data.draw(st.sampled_from([np.nan, np.inf, -np.inf, -1.0, 1e19, 91.0, 200.0, 7, 16, 99]))
     array = getattr(columns, column)
     try:

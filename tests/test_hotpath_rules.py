@@ -58,9 +58,12 @@ def matches(programs: list[RuleProgram], *rows: dict[str, object]) -> list[list[
 
 def test_comparisons_logic_and_sets() -> None:
     amount_over = rule().field("amount").const(500).op(Op.GT).build()
-    transfer_or_cash_out = rule().field("type").in_set(
-        [field_value("type", "TRANSFER"), field_value("type", "CASH_OUT")]
-    ).build()
+    transfer_or_cash_out = (
+        rule()
+        .field("type")
+        .in_set([field_value("type", "TRANSFER"), field_value("type", "CASH_OUT")])
+        .build()
+    )
     big_transfer = (
         rule().field("amount").const(500).op(Op.GT).field("type").const(2).op(Op.EQ).op(Op.AND).build()
     )
@@ -94,7 +97,9 @@ def test_arithmetic_and_division_by_zero() -> None:
     product = rule().field("amount").const(3).op(Op.MUL).const(50).op(Op.SUB).const(250).op(Op.EQ).build()
     assert matches(
         [ratio, negated, product],
-        {"origin_before": 0.0}, {"origin_before": 10.0}, {"origin_before": 100.0},
+        {"origin_before": 0.0},
+        {"origin_before": 10.0},
+        {"origin_before": 100.0},
     ) == [[0, 1, 0], [1, 1, 1], [1, 1, 1]]
 
 
@@ -160,14 +165,26 @@ def test_validation_names_the_problem(program: RuleProgram, message: str) -> Non
 
 def test_binary_form_round_trips_and_refuses_damage() -> None:
     program = (
-        rule().field("country").in_set([country_code("DE"), country_code("FR")]).feature("new_device")
-        .op(Op.AND).field("amount").const(2.5).op(Op.GT).op(Op.OR).build()
+        rule()
+        .field("country")
+        .in_set([country_code("DE"), country_code("FR")])
+        .feature("new_device")
+        .op(Op.AND)
+        .field("amount")
+        .const(2.5)
+        .op(Op.GT)
+        .op(Op.OR)
+        .build()
     )
     blob = program.to_bytes()
     assert RuleProgram.from_bytes(blob) == program
     assert program.max_stack_depth == 3
-    damages = [(blob[:-3], "truncated"), (blob + b"\0", "trailing"), (b"XYZ" + blob[3:], "format"),
-               (b"", "truncated")]
+    damages = [
+        (blob[:-3], "truncated"),
+        (blob + b"\0", "trailing"),
+        (b"XYZ" + blob[3:], "format"),
+        (b"", "truncated"),
+    ]
     for damaged, message in damages:
         with pytest.raises(InvalidRuleProgram, match=message):
             RuleProgram.from_bytes(damaged)
@@ -180,8 +197,21 @@ def test_rule_set_arrays_are_read_only() -> None:
 
 
 # Random valid programs: expression trees over features, fields, constants and sets, in postfix.
-CONSTANTS = [0.0, 1.0, -1.0, 0.5, 60.0, 1_000.0, 1e18, -1e300, 1e300, *COUNTRIES[1:],
-             *(id_value(value) for value in IDS[1:4]), 2.0, 3.0]
+CONSTANTS = [
+    0.0,
+    1.0,
+    -1.0,
+    0.5,
+    60.0,
+    1_000.0,
+    1e18,
+    -1e300,
+    1e300,
+    *COUNTRIES[1:],
+    *(id_value(value) for value in IDS[1:4]),
+    2.0,
+    3.0,
+]
 UNARY = [Op.NEG, Op.ABS, Op.NOT, Op.IS_MISSING]
 BINARY = [Op.ADD, Op.SUB, Op.MUL, Op.DIV, Op.LT, Op.LE, Op.GT, Op.GE, Op.EQ, Op.NE, Op.AND, Op.OR]
 Step = tuple[str, object]

@@ -45,22 +45,40 @@ async def _forge_chain(database_url: str, dated: timedelta = timedelta(days=-1))
             await connection.execute(
                 "INSERT INTO ledger.idempotency_keys "
                 "(idempotency_key, sequence, transaction_id, recorded_at) VALUES ($1, $2, $3, $4)",
-                record.idempotency_key, sequence, record.transaction_id, recorded_at,
+                record.idempotency_key,
+                sequence,
+                record.transaction_id,
+                recorded_at,
             )
             await connection.execute(
                 "INSERT INTO ledger.decisions (sequence, chain_id, recorded_at, idempotency_key, "
                 "transaction_id, fingerprint, account_id, counterparty_id, amount, currency, outcome, "
                 "risk_score, transaction_bytes, decision_bytes, entry_hash) "
                 "VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9::numeric, $10, $11, $12, $13, $14, $15)",
-                sequence, chain_id, recorded_at, record.idempotency_key, record.transaction_id,
-                record.fingerprint, record.account_id, record.counterparty_id, str(record.amount),
-                record.currency, record.outcome, record.risk_score, record.transaction_bytes,
-                record.decision_bytes, previous,
+                sequence,
+                chain_id,
+                recorded_at,
+                record.idempotency_key,
+                record.transaction_id,
+                record.fingerprint,
+                record.account_id,
+                record.counterparty_id,
+                str(record.amount),
+                record.currency,
+                record.outcome,
+                record.risk_score,
+                record.transaction_bytes,
+                record.decision_bytes,
+                previous,
             )
             await connection.execute(
                 "SELECT ledger.apply_balance_movements(ARRAY[ROW($1, '', '', ''::bytea, $2, $3, $4, $5, "
                 "'APPROVE', 0, ''::bytea, ''::bytea, ''::bytea)]::ledger.entry_row[])",
-                sequence, record.account_id, record.counterparty_id, str(record.amount), record.currency,
+                sequence,
+                record.account_id,
+                record.counterparty_id,
+                str(record.amount),
+                record.currency,
             )
     finally:
         await connection.close()
@@ -137,13 +155,16 @@ async def test_a_later_checkpoint_records_only_the_heads_that_moved(written: str
     assert (await verify_ledger(written)).ok
 
 
-@pytest.mark.parametrize("statement", [
-    "INSERT INTO ledger.checkpoints DEFAULT VALUES",
-    "INSERT INTO ledger.checkpoint_heads VALUES (1, 1, 1, '\\x00')",
-    "UPDATE ledger.checkpoint_heads SET entry_hash = '\\x00'",
-    "DELETE FROM ledger.checkpoints",
-    "SELECT ledger.take_checkpoint(interval '5 minutes')",
-])
+@pytest.mark.parametrize(
+    "statement",
+    [
+        "INSERT INTO ledger.checkpoints DEFAULT VALUES",
+        "INSERT INTO ledger.checkpoint_heads VALUES (1, 1, 1, '\\x00')",
+        "UPDATE ledger.checkpoint_heads SET entry_hash = '\\x00'",
+        "DELETE FROM ledger.checkpoints",
+        "SELECT ledger.take_checkpoint(interval '5 minutes')",
+    ],
+)
 async def test_the_writer_role_cannot_write_checkpoints(written: str, statement: str) -> None:
     await take_checkpoint(written)
     connection = await connect_as_writer(written, connect_timeout_s=5, application_name="test")

@@ -65,7 +65,12 @@ async def _wait_until_replayed(writer: LedgerWriter, timeout_s: float = 30.0) ->
 @pytest.mark.slow
 async def test_kill_9_mid_batch_loses_no_acknowledged_decision(database_url: str, tmp_path: Path) -> None:
     process = await asyncio.create_subprocess_exec(
-        sys.executable, "-c", WRITER_PROCESS, database_url, str(tmp_path), str(TESTS_DIR),
+        sys.executable,
+        "-c",
+        WRITER_PROCESS,
+        database_url,
+        str(tmp_path),
+        str(TESTS_DIR),
         stdout=asyncio.subprocess.PIPE,
     )
     acknowledged: list[str] = []
@@ -172,9 +177,7 @@ async def test_slow_postgres_sends_groups_to_the_spool_until_it_recovers(
     assert report.ok, report
 
 
-async def test_full_spool_refuses_and_a_later_writer_replays_it(
-    database_url: str, tmp_path: Path
-) -> None:
+async def test_full_spool_refuses_and_a_later_writer_replays_it(database_url: str, tmp_path: Path) -> None:
     nowhere = f"postgresql://postgres@127.0.0.1:{free_port()}/none"  # nothing listens there
     settings = ledger_settings(nowhere, tmp_path, ledger_spool_max_bytes=20_000)
     writer = LedgerWriter(settings, name="outage")

@@ -46,8 +46,9 @@ async def test_migrate_refuses_a_changed_migration(database_url: str) -> None:
 
 
 @pytest.mark.parametrize("table", LEDGER_TABLES)
-@pytest.mark.parametrize("statement", ["UPDATE {table} SET recorded_at = now()", "DELETE FROM {table}",
-                                       "TRUNCATE {table}"])
+@pytest.mark.parametrize(
+    "statement", ["UPDATE {table} SET recorded_at = now()", "DELETE FROM {table}", "TRUNCATE {table}"]
+)
 async def test_service_role_cannot_change_ledger_rows(filled_ledger: str, table: str, statement: str) -> None:
     if "recorded_at" in statement and table == "ledger.chains":
         statement = "UPDATE {table} SET writer = 'forged'"

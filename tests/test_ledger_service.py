@@ -22,14 +22,16 @@ async def ledger_stub(database_url: str, tmp_path: Path) -> AsyncIterator[ledger
     settings = ledger_settings(database_url, tmp_path)
     writer = LedgerWriter(settings, name="service")
     await writer.start()
-    await writer.submit([
-        make_record("tx-1", account="alice", counterparty="bob", amount="100.50"),
-        make_record("tx-2", account="bob", counterparty="alice", amount="0.25"),
-        make_record("tx-3", account="alice", counterparty="carol", amount="7", outcome="DECLINE"),
-        make_record("tx-4", account="alice", counterparty="bob", amount="1000", currency="JPY"),
-        make_record("tx-5", account="dave", counterparty="alice", amount="3.10", outcome="REVIEW"),
-        make_record("tx-6", account="erin", counterparty="frank", amount="1.00", outcome="DECLINE"),
-    ])
+    await writer.submit(
+        [
+            make_record("tx-1", account="alice", counterparty="bob", amount="100.50"),
+            make_record("tx-2", account="bob", counterparty="alice", amount="0.25"),
+            make_record("tx-3", account="alice", counterparty="carol", amount="7", outcome="DECLINE"),
+            make_record("tx-4", account="alice", counterparty="bob", amount="1000", currency="JPY"),
+            make_record("tx-5", account="dave", counterparty="alice", amount="3.10", outcome="REVIEW"),
+            make_record("tx-6", account="erin", counterparty="frank", amount="1.00", outcome="DECLINE"),
+        ]
+    )
     await writer.close()
     servicer = await LedgerServicer.open(settings)
     server = grpc.aio.server(options=[("grpc.so_reuseport", 0)])
@@ -100,8 +102,10 @@ async def test_list_history_rejects_bad_requests(ledger_stub: ledger_pb2_grpc.Le
     for request, field in (
         (ledger_pb2.ListHistoryRequest(account_id="alice", page_size=1001), "page_size"),
         (ledger_pb2.ListHistoryRequest(account_id="alice", page_token="not-a-token"), "page_token"),
-        (ledger_pb2.ListHistoryRequest(account_id="alice", page_token=encode_page_token("bob", 5)),
-         "page_token"),
+        (
+            ledger_pb2.ListHistoryRequest(account_id="alice", page_token=encode_page_token("bob", 5)),
+            "page_token",
+        ),
     ):
         with pytest.raises(grpc.aio.AioRpcError) as error:
             await ledger_stub.ListHistory(request)

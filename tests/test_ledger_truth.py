@@ -179,8 +179,10 @@ def test_with_redis_and_postgres_both_away_nothing_is_acknowledged(
             redis.stop()
             postgres.stop()
             try:
-                reused = [transaction(f"both-reused-{i}", f"OTHER-{i}", idempotency_key=f"both-key-{i}")
-                          for i in range(50)]
+                reused = [
+                    transaction(f"both-reused-{i}", f"OTHER-{i}", idempotency_key=f"both-key-{i}")
+                    for i in range(50)
+                ]
                 fresh = [transaction(f"both-new-{i}", "NEW") for i in range(20)]
                 codes = []
                 for message in reused + fresh:

@@ -37,17 +37,23 @@ async def test_submit_commits_and_returns_sequences(writer: LedgerWriter, databa
     finally:
         await connection.close()
     assert [(row["transaction_id"], row["sequence"]) for row in rows] == [
-        ("tx-1", acks[0].sequence), ("tx-2", acks[1].sequence)
+        ("tx-1", acks[0].sequence),
+        ("tx-2", acks[1].sequence),
     ]
 
 
 async def test_both_ways_store_the_same_values(writer: LedgerWriter, database_url: str) -> None:
     """All-new keys take the one-statement way; a group with a stored key takes the general way."""
     odd = {"account": 'quote"d back\\slash {brace,comma} ', "counterparty": "", "amount": "0.10"}
-    new = [make_record("tx-odd-1", **odd),
-           *(make_record(f"tx-new-{i}", amount=f"{i + 1}.5") for i in range(3))]
-    retried = [make_record("tx-new-0", amount="1.5"), make_record("tx-odd-2", **odd),
-               *(make_record(f"tx-general-{i}", amount=f"{i + 1}.25") for i in range(3))]
+    new = [
+        make_record("tx-odd-1", **odd),
+        *(make_record(f"tx-new-{i}", amount=f"{i + 1}.5") for i in range(3)),
+    ]
+    retried = [
+        make_record("tx-new-0", amount="1.5"),
+        make_record("tx-odd-2", **odd),
+        *(make_record(f"tx-general-{i}", amount=f"{i + 1}.25") for i in range(3)),
+    ]
     assert not any(ack.existed for ack in await writer.submit(new))
     acks = await writer.submit(retried)
     assert acks[0].existed and not acks[0].conflict and not any(ack.existed for ack in acks[1:])
@@ -126,11 +132,19 @@ async def test_balances_equal_the_sum_of_approved_movements(writer: LedgerWriter
         outcome = ["APPROVE", "APPROVE", "REVIEW", "DECLINE"][i % 4 if i % 5 else 0]
         currency = "EUR" if i % 3 else "JPY"
         amount = f"{(i * 37) % 1000 + 1}.{i % 100:02d}" if currency == "EUR" else str(i * 13 + 1)
-        plan.append(make_record(f"tx-{i}", account=origin, counterparty=target, amount=amount,
-                                currency=currency, outcome=outcome))
+        plan.append(
+            make_record(
+                f"tx-{i}",
+                account=origin,
+                counterparty=target,
+                amount=amount,
+                currency=currency,
+                outcome=outcome,
+            )
+        )
     plan.append(make_record("tx-cash-out", account="A", counterparty="", amount="0.01", outcome="APPROVE"))
     for start in range(0, len(plan), 25):
-        await writer.submit(plan[start:start + 25])
+        await writer.submit(plan[start : start + 25])
     await writer.submit(plan[:10])  # retries move no money twice
     expected: dict[tuple[str, str], Decimal] = {}
     for record in plan:

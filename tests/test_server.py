@@ -26,7 +26,6 @@ from sentinel.v1 import decision_pb2, scoring_pb2, scoring_pb2_grpc
 pytestmark = pytest.mark.slow
 
 
-
 def test_concurrent_same_account_updates_are_exact(server: ServerProcess, redis_url: str) -> None:
     clients = stubs(server.address, 8)
     count = 200

@@ -47,15 +47,26 @@ FLOAT_FIELDS = (
 )
 
 
-
 def rebuild(redis_url: str, database_url: str, *args: str) -> tuple[int, dict[str, Any]]:
     """Run the command as an operator does; its exit status and JSON summary."""
     done = subprocess.run(
         [
-            sys.executable, "-m", "sentinel.cli", "state", "rebuild",
-            "--redis-url", redis_url, "--database-url", database_url, "--json", *args,
+            sys.executable,
+            "-m",
+            "sentinel.cli",
+            "state",
+            "rebuild",
+            "--redis-url",
+            redis_url,
+            "--database-url",
+            database_url,
+            "--json",
+            *args,
         ],
-        capture_output=True, text=True, timeout=120, check=False,
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
     )
     assert done.stdout, done.stderr
     return done.returncode, json.loads(done.stdout)
