@@ -20,7 +20,7 @@ COMMAND_MODULES = (
     "sentinel.server.commands",
     "sentinel.server.dlq_commands",
     "sentinel.server.state_commands",
-    "sentinel.dev",
+    "sentinel.server.dev_commands",
     "sentinel.bench.commands",
     "sentinel.server.rules.commands",
     "sentinel.ledger.commands",
