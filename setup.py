@@ -97,8 +97,8 @@ def hotpath_extensions() -> list[Extension]:
         )
         for name in HOTPATH_EXTENSIONS
     ]
-    # _constants.pxd (numbers shared with Python), _state.pxd and _checks.pxd are inline C "headers"
-    # shared by the modules.
+    # _constants.pxd (numbers shared with Python), _state.pxd, _checks.pxd and _protowire.pxd are inline
+    # C "headers" shared by the modules.
     return cythonize(
         extensions,
         include_path=["hotpath"],

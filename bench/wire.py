@@ -96,7 +96,7 @@ def measure(transactions: int, accounts: int, repeats: int) -> dict[str, Any]:
         ],
         generation=1,
     )
-    table = rule_table(rule_set)
+    table = rule_table(rule_set.rules)
     rng = np.random.default_rng(7)
     scores = rng.random(transactions).astype(np.float32)
     matches = np.zeros((transactions, len(rule_set)), dtype=np.uint8)

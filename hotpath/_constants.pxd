@@ -31,6 +31,25 @@ cpdef enum:
     STATE_OUT_OF_RANGE
     STATE_BAD_LOCATION
 
+# --- Decisions (respond.py) ----------------------------------------------------------------------------
+# Outcome numbers: sentinel.v1.Outcome.
+cpdef enum:
+    OUTCOME_APPROVE = 1
+    OUTCOME_REVIEW
+    OUTCOME_DECLINE
+
+# Rule action numbers: sentinel.v1.RuleAction.
+cpdef enum:
+    ACTION_DECLINE = 1
+    ACTION_REVIEW
+    ACTION_ALLOW
+    ACTION_TAG
+
+# What an item of a scoring response is (the kinds of respond.score_batch_response and stream_responses).
+cpdef enum:
+    KIND_DECISION = 1
+    KIND_ERROR
+
 # --- Transactions (columns.py) -------------------------------------------------------------------------
 # Transaction type codes: the numbers of sentinel.v1.TransactionType.
 cpdef enum:

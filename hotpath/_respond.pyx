@@ -31,18 +31,20 @@ from libc.math cimport fabs, floor, signbit
 from libc.stdint cimport int32_t, int64_t, uint8_t, uint64_t
 from libc.string cimport memcpy, memset
 
+from _constants cimport (
+    ACTION_ALLOW,
+    ACTION_DECLINE,
+    ACTION_REVIEW,
+    ACTION_TAG,
+    KIND_DECISION,
+    KIND_ERROR,
+    OUTCOME_APPROVE,
+    OUTCOME_DECLINE,
+    OUTCOME_REVIEW,
+)
+from _protowire cimport scan_varint, varint_size
+
 cdef enum:
-    # decision.proto Outcome and RuleAction numbers
-    APPROVE = 1
-    REVIEW = 2
-    DECLINE = 3
-    ACTION_DECLINE = 1
-    ACTION_REVIEW = 2
-    ACTION_ALLOW = 3
-    ACTION_TAG = 4
-    # item kinds of the response builders
-    KIND_DECISION = 1
-    KIND_ERROR = 2
     # reasons that are not a rule's own (negative entries of a row's reason list)
     R_MODEL_HIGH = -1
     R_MODEL_ELEVATED = -2
@@ -55,14 +57,6 @@ cdef enum:
 
 
 # ---------------------------------------------------------------------------------------- wire helpers
-cdef inline Py_ssize_t varint_size(uint64_t value) noexcept nogil:
-    cdef Py_ssize_t size = 1
-    while value >= 0x80:
-        value >>= 7
-        size += 1
-    return size
-
-
 cdef inline uint8_t* put_varint(uint8_t* p, uint64_t value) noexcept nogil:
     while value >= 0x80:
         p[0] = <uint8_t>(value | 0x80)
@@ -100,48 +94,25 @@ cdef inline uint8_t* put_double(uint8_t* p, uint8_t tag, double value) noexcept 
 
 cdef inline Py_ssize_t field_end(const uint8_t* data, Py_ssize_t size, Py_ssize_t at, uint64_t* number) noexcept nogil:
     """The end of the top-level field starting at ``at`` (its number in ``number``); -1 when malformed."""
-    cdef uint64_t tag = 0, length = 0, wire_type
-    cdef int shift = 0
-    cdef uint8_t byte
-    while True:
-        if at >= size or shift > 63:
-            return -1
-        byte = data[at]
-        at += 1
-        tag |= <uint64_t>(byte & 0x7F) << shift
-        shift += 7
-        if byte < 0x80:
-            break
+    cdef uint64_t tag, value, wire_type
+    at = scan_varint(data, size, at, &tag)
+    if at < 0:
+        return -1
     number[0] = tag >> 3
     if number[0] == 0 or number[0] > 536870911:
         return -1
     wire_type = tag & 7
     if wire_type == 0:
-        shift = 0
-        while True:
-            if at >= size or shift > 63:
-                return -1
-            byte = data[at]
-            at += 1
-            shift += 7
-            if byte < 0x80:
-                return at
+        return scan_varint(data, size, at, &value)
     if wire_type == 1:
         return at + 8 if at + 8 <= size else -1
     if wire_type == 5:
         return at + 4 if at + 4 <= size else -1
     if wire_type == 2:
-        shift = 0
-        while True:
-            if at >= size or shift > 63:
-                return -1
-            byte = data[at]
-            at += 1
-            length |= <uint64_t>(byte & 0x7F) << shift
-            shift += 7
-            if byte < 0x80:
-                break
-        return at + <Py_ssize_t>length if length <= <uint64_t>(size - at) else -1
+        at = scan_varint(data, size, at, &value)
+        if at < 0:
+            return -1
+        return at + <Py_ssize_t>value if value <= <uint64_t>(size - at) else -1
     return -1  # groups (3, 4) and the unused wire types 6, 7
 
 
@@ -435,7 +406,7 @@ def encode_decisions(
                 risk = risk_clamped
 
             # The outcome and its reasons (indices of rules, or R_* for the others), policy order.
-            outcome = APPROVE
+            outcome = OUTCOME_APPROVE
             reasons = 0
             allow = -1
             blocked = False
@@ -462,18 +433,18 @@ def encode_decisions(
                     if rules.shadow[j] or not (action == ACTION_DECLINE or action == ACTION_REVIEW):
                         continue
                     if action == ACTION_DECLINE:
-                        outcome = DECLINE
-                    elif outcome == APPROVE:
-                        outcome = REVIEW
+                        outcome = OUTCOME_DECLINE
+                    elif outcome == OUTCOME_APPROVE:
+                        outcome = OUTCOME_REVIEW
                     row_reasons[reasons] = j
                     reasons += 1
                 if model_score >= decline_threshold:
-                    outcome = DECLINE
+                    outcome = OUTCOME_DECLINE
                     row_reasons[reasons] = R_MODEL_HIGH
                     reasons += 1
                 elif model_score >= review_threshold:
-                    if outcome == APPROVE:
-                        outcome = REVIEW
+                    if outcome == OUTCOME_APPROVE:
+                        outcome = OUTCOME_REVIEW
                     row_reasons[reasons] = R_MODEL_ELEVATED
                     reasons += 1
             for t in range(hits):
@@ -482,8 +453,8 @@ def encode_decisions(
                     row_reasons[reasons] = j
                     reasons += 1
             if degraded:
-                if fail_closed and outcome == APPROVE:
-                    outcome = REVIEW
+                if fail_closed and outcome == OUTCOME_APPROVE:
+                    outcome = OUTCOME_REVIEW
                     row_reasons[reasons] = R_FAIL_CLOSED
                 else:
                     row_reasons[reasons] = R_DEGRADED

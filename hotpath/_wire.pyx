@@ -73,13 +73,14 @@ from _constants cimport (
     TYPE_DEBIT,
     TYPE_PAYMENT,
 )
+from _protowire cimport varint_size
 
 from sentinel.hotpath import wire
 from sentinel.hotpath.columns import _DTYPES as COLUMN_DTYPES
 from sentinel.hotpath.columns import ROW_PROBLEMS, TransactionColumns
 from sentinel.hotpath.errors import InvalidTransactionValue
 from sentinel.hotpath.schema import CHANNELS
-from sentinel.hotpath.wire import DecodedTransactions, WireDecodeError, canonical_transaction
+from sentinel.hotpath.wire import UNDECODABLE, DecodedTransactions, WireDecodeError, canonical_transaction
 
 cnp.import_array()
 
@@ -193,14 +194,6 @@ cdef inline const uint8_t* fail(Wire* w, int error, const uint8_t* at) noexcept 
         w.error = error
         w.error_at = at - w.base
     return NULL
-
-
-cdef inline Py_ssize_t varint_size(uint64_t value) noexcept nogil:
-    cdef Py_ssize_t size = 1
-    while value >= 0x80:
-        value >>= 7
-        size += 1
-    return size
 
 
 cdef inline const uint8_t* read_varint(
@@ -336,6 +329,32 @@ cdef inline const uint8_t* read_text(
     return p + length
 
 
+cdef inline const uint8_t* next_field(
+    Wire* w, const uint8_t* p, const uint8_t* end, uint32_t* field, uint32_t* wire_type, uint32_t* last, Txn* t
+) noexcept nogil:
+    """The next field's tag in a sub-message of ``t``: one out of ascending order, or with a tag longer
+    than a byte, makes the transaction non-canonical."""
+    cdef bint one_byte
+    p = read_tag(w, p, end, field, wire_type, &one_byte)
+    if p != NULL:
+        if field[0] <= last[0] or not one_byte:
+            t.canonical = False
+        last[0] = field[0]
+    return p
+
+
+cdef inline const uint8_t* read_implicit_text(
+    Wire* w, const uint8_t* p, const uint8_t* end, Text* text, Txn* t
+) noexcept nogil:
+    """A proto3 string without presence: written empty, or with a longer length than needed, it is not
+    what the deterministic serializer writes."""
+    cdef bint minimal
+    p = read_text(w, p, end, text, &minimal)
+    if p != NULL and (text.size == 0 or not minimal):
+        t.canonical = False
+    return p
+
+
 cdef const uint8_t* skip_group(
     Wire* w, const uint8_t* p, const uint8_t* end, uint32_t group, int depth
 ) noexcept nogil:
@@ -422,22 +441,14 @@ cdef const uint8_t* read_money(
     Wire* w, const uint8_t* p, const uint8_t* end, int depth, Txn* t
 ) noexcept nogil:
     cdef uint32_t field, wire_type, last = 0
-    cdef bint one_byte, minimal
     while p < end:
-        p = read_tag(w, p, end, &field, &wire_type, &one_byte)
+        p = next_field(w, p, end, &field, &wire_type, &last, t)
         if p == NULL:
             return NULL
-        if field <= last or not one_byte:
-            t.canonical = False
-        last = field
         if field == 1 and wire_type == LENGTH:
-            p = read_text(w, p, end, &t.amount, &minimal)
-            if p != NULL and (t.amount.size == 0 or not minimal):
-                t.canonical = False
+            p = read_implicit_text(w, p, end, &t.amount, t)
         elif field == 2 and wire_type == LENGTH:
-            p = read_text(w, p, end, &t.currency, &minimal)
-            if p != NULL and (t.currency.size == 0 or not minimal):
-                t.canonical = False
+            p = read_implicit_text(w, p, end, &t.currency, t)
         else:
             p = skip_value(w, p, end, field, wire_type, depth)
             t.canonical = False
@@ -450,16 +461,12 @@ cdef const uint8_t* read_timestamp(
     Wire* w, const uint8_t* p, const uint8_t* end, int depth, Txn* t
 ) noexcept nogil:
     cdef uint32_t field, wire_type, last = 0
-    cdef bint one_byte
     cdef uint64_t raw
     cdef Py_ssize_t size
     while p < end:
-        p = read_tag(w, p, end, &field, &wire_type, &one_byte)
+        p = next_field(w, p, end, &field, &wire_type, &last, t)
         if p == NULL:
             return NULL
-        if field <= last or not one_byte:
-            t.canonical = False
-        last = field
         if field == 1 and wire_type == VARINT:
             p = read_varint(w, p, end, &raw, &size)
             if p != NULL:
@@ -490,14 +497,10 @@ cdef const uint8_t* read_geo(
     Wire* w, const uint8_t* p, const uint8_t* end, int depth, Txn* t
 ) noexcept nogil:
     cdef uint32_t field, wire_type, last = 0
-    cdef bint one_byte, minimal
     while p < end:
-        p = read_tag(w, p, end, &field, &wire_type, &one_byte)
+        p = next_field(w, p, end, &field, &wire_type, &last, t)
         if p == NULL:
             return NULL
-        if field <= last or not one_byte:
-            t.canonical = False
-        last = field
         if field <= 2 and wire_type == FIXED64:
             if end - p < 8:
                 return fail(w, WIRE_TRUNCATED, p)
@@ -509,9 +512,7 @@ cdef const uint8_t* read_geo(
                 t.longitude = read_double(p)
             p += 8
         elif field == 3 and wire_type == LENGTH:
-            p = read_text(w, p, end, &t.country, &minimal)
-            if p != NULL and (t.country.size == 0 or not minimal):
-                t.canonical = False
+            p = read_implicit_text(w, p, end, &t.country, t)
         else:
             p = skip_value(w, p, end, field, wire_type, depth)
             t.canonical = False
@@ -524,14 +525,11 @@ cdef const uint8_t* read_balances(
     Wire* w, const uint8_t* p, const uint8_t* end, int depth, Txn* t
 ) noexcept nogil:
     cdef uint32_t field, wire_type, last = 0
-    cdef bint one_byte, minimal
+    cdef bint minimal
     while p < end:
-        p = read_tag(w, p, end, &field, &wire_type, &one_byte)
+        p = next_field(w, p, end, &field, &wire_type, &last, t)
         if p == NULL:
             return NULL
-        if field <= last or not one_byte:
-            t.canonical = False
-        last = field
         if field <= 4 and wire_type == LENGTH:  # optional strings: written even when empty
             p = read_text(w, p, end, &t.balances[field - 1], &minimal)
             t.balances_known |= 1 << (field - 1)
@@ -590,7 +588,7 @@ cdef const uint8_t* read_transaction(
 ) noexcept nogil:
     """Check a Transaction (``depth``: its remaining budget) and, when canonical, read its fields."""
     cdef uint32_t field, wire_type, last = 0
-    cdef bint one_byte, minimal
+    cdef bint one_byte
     cdef Py_ssize_t length
     cdef const uint8_t* start
     cdef Text key, value, previous_key
@@ -619,9 +617,7 @@ cdef const uint8_t* read_transaction(
                 text = &t.device_id
             else:
                 text = &t.ip_address
-            p = read_text(w, p, end, text, &minimal)
-            if p != NULL and (text.size == 0 or not minimal):
-                t.canonical = False
+            p = read_implicit_text(w, p, end, text, t)
         elif wire_type == VARINT and field == 5:
             p = read_int32(w, p, end, &t.kind, &t.canonical)
         elif wire_type == VARINT and field == 9:
@@ -1084,7 +1080,7 @@ cdef class WireDecoder:
                     j += 1
                 if not parsed:
                     rows.errors.append(
-                        (i, [("transaction", f"the request could not be parsed: {_wire_error(&w)}")])
+                        (i, [("transaction", UNDECODABLE + _wire_error(&w))])
                     )
                     continue
                 if spans.count == 0:  # no transaction: validated as an empty one
@@ -1105,7 +1101,7 @@ cdef class WireDecoder:
                 try:
                     self._take(rows, i, &t, data, size, False, now)
                 except WireDecodeError as exc:  # never: the decoder parses what protobuf parses
-                    rows.errors.append((i, [("transaction", f"the request could not be parsed: {exc}")]))
+                    rows.errors.append((i, [("transaction", f"{UNDECODABLE}{exc}")]))
         finally:
             PyMem_Free(spans.items)
         return rows.result()

@@ -30,13 +30,17 @@ import numpy as np
 import numpy.typing as npt
 
 from sentinel.hotpath import _respond
-
-# decision.proto RuleAction numbers
-ACTION_DECLINE, ACTION_REVIEW, ACTION_ALLOW, ACTION_TAG = 1, 2, 3, 4
-# decision.proto Outcome numbers (the values of EncodedDecisions.outcomes)
-OUTCOME_APPROVE, OUTCOME_REVIEW, OUTCOME_DECLINE = 1, 2, 3
-# What each item of a response is (the ``kinds`` of the response builders)
-KIND_DECISION, KIND_ERROR = 1, 2
+from sentinel.hotpath._constants import (
+    ACTION_ALLOW,
+    ACTION_DECLINE,
+    ACTION_REVIEW,
+    ACTION_TAG,
+    KIND_DECISION,
+    KIND_ERROR,
+    OUTCOME_APPROVE,
+    OUTCOME_DECLINE,
+    OUTCOME_REVIEW,
+)
 
 _Array = TypeVar("_Array", bound=npt.NDArray[np.generic])
 _INT64 = (-(2**63), 2**63 - 1)

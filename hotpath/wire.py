@@ -46,6 +46,11 @@ EARLIEST_EVENT_TIME = 946_684_800  # 2000-01-01T00:00:00Z
 MAX_WIRE_DEPTH = 100
 
 
+# How an item whose bytes are no message at all is described (its one violation, on field
+# "transaction", starts with this); the server answers it as undecodable, not as an invalid transaction.
+UNDECODABLE = "the request could not be parsed: "
+
+
 class WireDecodeError(ValueError):
     """A request body is no valid protobuf message of the method's request type (where protobuf's
     ``FromString`` raises DecodeError); the message says what is wrong and at which byte."""
@@ -100,6 +105,7 @@ __all__ = [
     "MAX_PRINTABLE_ID_LENGTH",
     "MAX_TRANSACTION_BYTES",
     "MAX_WIRE_DEPTH",
+    "UNDECODABLE",
     "DecodedTransactions",
     "WireDecodeError",
     "canonical_transaction",

@@ -18,7 +18,7 @@ import numpy as np
 
 from sentinel.hotpath import DecodedTransactions, TransactionColumns
 from sentinel.hotpath.rows import Records
-from sentinel.server.requests import BatchResult, Decided, Rejection, ScoringRequest
+from sentinel.server.requests import BatchResult, Rejection, ScoringRequest
 from sentinel.server.state_store import Fold
 
 _COLUMNS = TransactionColumns.__slots__
@@ -98,11 +98,6 @@ class ScoringBatch:
     @property
     def deadline_or_none(self) -> float | None:
         return None if math.isinf(self.deadline) else self.deadline
-
-    def decided(self, row: int) -> Decided | None:
-        """The row's decision, when it has one."""
-        result = self.results[row]
-        return result if isinstance(result, Decided) else None
 
     def answers(self) -> list[BatchResult]:
         """Every row's result (a row no stage answered is an internal error, never silence)."""

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from prometheus_client import Counter, Histogram
 
-STAGES = ("queue_wait", "state", "features", "rules", "model", "outcome", "ledger", "settle")
 _LATENCY_BUCKETS = (
     0.0001,
     0.00025,

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import time
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 from typing import NoReturn, Protocol
 
 import grpc
@@ -31,6 +31,7 @@ from sentinel.hotpath import (
     score_response,
     stream_responses,
 )
+from sentinel.hotpath.wire import UNDECODABLE
 from sentinel.server import metrics
 from sentinel.server.batching import Coalescer
 from sentinel.server.deadletter import DeadLetters
@@ -44,8 +45,6 @@ from sentinel.v1 import errors_pb2, scoring_pb2, transaction_pb2
 
 log = structlog.get_logger("sentinel.decisions")
 
-UNDECODABLE = "the request could not be parsed: "  # how the decoder describes bytes that are no message
-
 
 class DecisionMaker(Protocol):
     """Decides the valid rows of a call's decoded transactions, in order."""
@@ -54,6 +53,11 @@ class DecisionMaker(Protocol):
         """One decision (or a rejection with its status) per valid row, same order; ``deadline``
         (``time.monotonic()``): when the caller gives up, which bounds how long the ledger may take."""
         ...
+
+
+def _invalid(violations: list[tuple[str, str]]) -> InvalidTransaction:
+    """The decoder's violations of an item as the error the servicer answers and dead-letters."""
+    return InvalidTransaction([FieldViolation(field, description) for field, description in violations])
 
 
 def _undecodable(violations: list[tuple[str, str]]) -> str | None:
@@ -110,7 +114,7 @@ class ScoringServicer:
         self,
         method: str,
         decoded: DecodedTransactions,
-        messages: Sequence[transaction_pb2.Transaction | None],
+        messages: Mapping[int, transaction_pb2.Transaction | None] | Sequence[transaction_pb2.Transaction],
     ) -> dict[int, errors_pb2.ItemError]:
         """The item error of each invalid or undecodable item (logged, counted, dead-lettered);
         ``messages[item]``: the item parsed by protobuf, for the dead letter (None: not parseable)."""
@@ -121,9 +125,7 @@ class ScoringServicer:
                 self._note_undecodable(method, reason)
                 errors[item] = item_error(grpc.StatusCode.INVALID_ARGUMENT, reason)
                 continue
-            error = InvalidTransaction(
-                [FieldViolation(field, description) for field, description in violations]
-            )
+            error = _invalid(violations)
             message = messages[item]
             self._reject(method, error, message if message is not None else transaction_pb2.Transaction())
             errors[item] = item_error(grpc.StatusCode.INVALID_ARGUMENT, str(error), error.violations)
@@ -154,9 +156,7 @@ class ScoringServicer:
             if reason is not None:
                 self._note_undecodable("Score", reason)
                 await abort(context, grpc.StatusCode.INVALID_ARGUMENT, reason)
-            error = InvalidTransaction(
-                [FieldViolation(field, description) for field, description in violations]
-            )
+            error = _invalid(violations)
             self._reject("Score", error, scoring_pb2.ScoreRequest.FromString(request).transaction)
             await abort_invalid(context, error)
         (result,) = await self._decision_maker.decide(decoded, _deadline(context))
@@ -254,17 +254,17 @@ class ScoringServicer:
         started = time.perf_counter()
         decoded = self._decoder.decode_singles(bodies, time.time())
         errors: dict[int, errors_pb2.ItemError] = {}
+        items = decoded.items.tolist()
         ids = [""] * decoded.count
-        for row, item in enumerate(decoded.items.tolist()):
+        for row, item in enumerate(items):
             ids[item] = decoded.transaction_ids[row]
-        if decoded.errors:
-            messages = [_parsed_transaction(bodies[item]) for item in range(len(bodies))]
+        if decoded.errors:  # only the invalid messages are parsed, for their ids and dead letters
+            messages = {item: _parsed_transaction(bodies[item]) for item, _ in decoded.errors}
             errors = self._item_errors("ScoreStream", decoded, messages)
-            for item in errors:
-                message = messages[item]
+            for item, message in messages.items():
                 ids[item] = message.transaction_id if message is not None else ""
         results = await self._decision_maker.decide(decoded, deadline) if decoded.transaction_ids else []
-        row_waits = [waits[item] for item in decoded.items.tolist()]
+        row_waits = [waits[item] for item in items]
         self._decision_log.write(decoded.transaction_ids, results, started, row_waits)
         return stream_responses(ids, *_answers(decoded.count, decoded.items, results, errors))
 

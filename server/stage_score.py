@@ -10,7 +10,7 @@ stage). rules: the compiled rule programs. model: one onnxruntime run. outcome: 
 from __future__ import annotations
 
 import time
-from collections import Counter
+from collections.abc import Sequence
 
 import numpy as np
 import numpy.typing as npt
@@ -29,15 +29,14 @@ from sentinel.model_export.reloader import ActiveModel
 from sentinel.server import metrics
 from sentinel.server.batch import ScoringBatch
 from sentinel.server.requests import Decided
-from sentinel.server.rules.compiler import CompiledRuleSet, RuleSource
+from sentinel.server.rules.compiler import CompiledRule, CompiledRuleSet, RuleSource
 from sentinel.server.state_store import Admission, Fold, features_and_states, journal_rows
 
 log = structlog.get_logger("sentinel.pipeline")
 
 
-def rule_table(rule_set: CompiledRuleSet) -> RuleTable:
-    """The rule set's columns as the compiled outcome stage reads them."""
-    rules = rule_set.rules
+def rule_table(rules: Sequence[CompiledRule]) -> RuleTable:
+    """Compiled rules (a rule set's columns, in order) as the compiled outcome stage reads them."""
     return RuleTable(
         [rule.rule_id for rule in rules],
         [rule.version for rule in rules],
@@ -97,16 +96,16 @@ class ScoreStage:
             taken = batch.columns.take(rows)
             takeover_features, _ = features_and_states(taken, list(new_states))
             self._decide(batch, rows, takeover_features, taken)
-        appended = Counter(batch.requests[i].account_id for i in admitted)
+        appended = np.bincount(batch.columns.account_slot[own], minlength=len(batch.accounts)).tolist()
         for account, slot in slot_of.items():
             value, state = accounts[account], new_states[slot]
-            journal_length = len(value.journal) // ROW_SIZE + appended[account]
+            journal_length = len(value.journal) // ROW_SIZE + appended[slot]
             if journal_length and state is not None:
                 batch.folds.append(Fold(account, value.version, state, journal_length))
 
     def _table(self, rule_set: CompiledRuleSet) -> RuleTable:
         if self._tables is None or self._tables[0] is not rule_set:
-            self._tables = (rule_set, rule_table(rule_set))
+            self._tables = (rule_set, rule_table(rule_set.rules))
         return self._tables[1]
 
     def _decide(
@@ -136,9 +135,10 @@ class ScoreStage:
 
         review, decline = self._settings.review_threshold, self._settings.decline_threshold
         requests = batch.requests
+        ids = [requests[i].transaction_id for i in rows]
         encoded = encode_decisions(
             self._table(rule_set),
-            [requests[i].transaction_id for i in rows],
+            ids,
             [requests[i].idempotency_key for i in rows],
             scores,
             matches,
@@ -160,7 +160,7 @@ class ScoreStage:
         ):
             results[row] = Decided(decision, outcome, risk, degraded, version)
         if matches.shape[1]:
-            self._count_hits(rule_set, matches, [requests[i].transaction_id for i in rows])
+            self._count_hits(rule_set, matches, ids)
         metrics.STAGE_SECONDS.labels("outcome").observe(time.perf_counter() - after_model)
 
     @staticmethod

@@ -18,23 +18,26 @@ from iso4217 import Currency
 
 from sentinel.hotpath.wire import (
     EARLIEST_EVENT_TIME,
+    MAX_ATTRIBUTE_KEY_LENGTH,
     MAX_ATTRIBUTE_VALUE,
     MAX_ATTRIBUTES,
+    MAX_DEVICE_ID_LENGTH,
     MAX_ID_LENGTH,
+    MAX_PRINTABLE_ID_LENGTH,
     MAX_TRANSACTION_BYTES,
 )
 from sentinel.server.errors import FieldViolation, InvalidTransaction
 from sentinel.v1 import transaction_pb2
 
 _ID = re.compile(rf"[A-Za-z0-9._:\-]{{1,{MAX_ID_LENGTH}}}")
-_PRINTABLE_128 = re.compile(r"[^\x00-\x1f\x7f]{1,128}")
+_PRINTABLE_ID = re.compile(rf"[^\x00-\x1f\x7f]{{1,{MAX_PRINTABLE_ID_LENGTH}}}")
 _AMOUNT = re.compile(r"(?P<int>[0-9]{1,18})(?:\.(?P<frac>[0-9]+))?")
 _BALANCE = re.compile(r"-?[0-9]{1,18}(?:\.[0-9]{1,8})?")
 # All four balances at once, one per line: the common case costs one match instead of four.
 _FOUR_BALANCES = re.compile(rf"{_BALANCE.pattern}(?:\n{_BALANCE.pattern}){{3}}")
 _BALANCE_FIELDS = ("origin_before", "origin_after", "destination_before", "destination_after")
 _COUNTRY = re.compile(r"[A-Z]{2}")
-_ATTRIBUTE_KEY = re.compile(r"[A-Za-z0-9_.\-]{1,64}")
+_ATTRIBUTE_KEY = re.compile(rf"[A-Za-z0-9_.\-]{{1,{MAX_ATTRIBUTE_KEY_LENGTH}}}")
 # Dotted-quad IPv4 exactly as ipaddress accepts it (no leading zeros); anything else goes to ipaddress.
 _OCTET = r"(?:25[0-5]|2[0-4][0-9]|1[0-9][0-9]|[1-9]?[0-9])"
 _IPV4 = re.compile(rf"{_OCTET}(?:\.{_OCTET}){{3}}")
@@ -98,10 +101,10 @@ def validate_transaction(
     account_id = message.account_id
     if not account_id:
         bad("account_id", "is required")
-    elif not _PRINTABLE_128.fullmatch(account_id):
+    elif not _PRINTABLE_ID.fullmatch(account_id):
         bad("account_id", "must be 1 to 128 printable characters")
     counterparty_id = message.counterparty_id
-    if counterparty_id and not _PRINTABLE_128.fullmatch(counterparty_id):
+    if counterparty_id and not _PRINTABLE_ID.fullmatch(counterparty_id):
         bad("counterparty_id", "must be at most 128 printable characters")
     kind = message.type
     if kind == 0:
@@ -151,8 +154,8 @@ def validate_transaction(
 
     if message.HasField("geo"):
         _check_geo(message.geo, bad)
-    if len(message.device_id) > 128:
-        bad("device_id", "must be at most 128 characters")
+    if len(message.device_id) > MAX_DEVICE_ID_LENGTH:
+        bad("device_id", f"must be at most {MAX_DEVICE_ID_LENGTH} characters")
     ip = message.ip_address
     if ip and not _IPV4.fullmatch(ip):
         try:

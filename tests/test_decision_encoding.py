@@ -36,6 +36,7 @@ from sentinel.server.outcome import Thresholds, Verdict, outcome_of
 from sentinel.server.rules.compiler import CompiledRule, build_rule_set, compile_expression, compile_rule
 from sentinel.server.rules.definitions import Rule, RuleAction, RuleMode
 from sentinel.server.rules.rulefiles import default_rule_specs
+from sentinel.server.stage_score import rule_table
 from sentinel.server.stored_decisions import sequence_field as _sequence_field
 from sentinel.v1 import decision_pb2, errors_pb2, scoring_pb2
 
@@ -59,16 +60,6 @@ REFERENCE_THRESHOLDS = Thresholds(review=0.5, decline=0.9)
 
 
 # ------------------------------------------------------------------------------------------- reference
-def table_of(rules: Sequence[CompiledRule]) -> RuleTable:
-    """The RuleTable of compiled rules (columns in the given order), as the server would build it."""
-    return RuleTable(
-        [r.rule_id for r in rules],
-        [r.version for r in rules],
-        [r.action.proto for r in rules],
-        [r.priority for r in rules],
-        [r.severity for r in rules],
-        [r.shadow for r in rules],
-    )
 
 
 def reference_decision(
@@ -122,7 +113,7 @@ def check_batch(
 ) -> list[bytes]:
     """Encode a batch and assert every row equals the reference; the decision bytes."""
     encoded = encode_decisions(
-        table_of(rules),
+        rule_table(rules),
         ids,
         keys,
         scores,
@@ -468,7 +459,7 @@ def test_non_contiguous_and_empty_inputs() -> None:
         fail_closed=False,
     )
     empty = encode_decisions(
-        table_of(rules),
+        rule_table(rules),
         [],
         [],
         np.zeros(0, np.float32),

@@ -22,6 +22,7 @@ from server_helpers import ledger_ids, stubs, transaction
 
 from sentinel.ledger.verify import verify_ledger
 from sentinel.localservices import LocalPostgres, LocalRedis
+from sentinel.server.state_store import claim_key
 from sentinel.serverprocess import ServerProcess
 from sentinel.v1 import scoring_pb2
 
@@ -76,6 +77,16 @@ def private_postgres(services_dir: Path) -> Iterator[tuple[LocalPostgres, str]]:
         yield postgres, postgres.dsn("ledger_truth")
     finally:
         postgres.stop()
+
+
+@pytest.fixture
+def private_redis(services_dir: Path) -> Iterator[LocalRedis]:
+    """A Redis of the test's own, which it may stop."""
+    redis = LocalRedis(services_dir / f"ledger-truth-redis-{uuid.uuid4().hex[:8]}").start()
+    try:
+        yield redis
+    finally:
+        redis.stop()
 
 
 def _wait_until_recorded(database_url: str, ids: list[str], timeout_s: float = 90.0) -> list[str]:
@@ -160,78 +171,72 @@ def test_keys_reused_while_postgres_is_away_are_refused_not_acknowledged(
 
 
 def test_with_redis_and_postgres_both_away_nothing_is_acknowledged(
-    tmp_path: Path, services_dir: Path, private_postgres: tuple[LocalPostgres, str]
+    tmp_path: Path, private_redis: LocalRedis, private_postgres: tuple[LocalPostgres, str]
 ) -> None:
     """No Redis claim and no Postgres: nothing can tell a reused key from a new one, so the spool must not
     acknowledge (its replay would have to drop what it answered): every call is UNAVAILABLE, retryable."""
     postgres, database_url = private_postgres
-    redis = LocalRedis(services_dir / f"ledger-truth-redis-{uuid.uuid4().hex[:8]}").start()
-    try:
-        with ServerProcess(
-            tmp_path / "server", redis_url=redis.url, database_url=database_url, ledger_commit_timeout_s=0.5
-        ) as server:
-            (stub,) = stubs(server.address, 1)
-            originals = [
-                transaction(f"both-{i}", "ORIGINAL", idempotency_key=f"both-key-{i}") for i in range(50)
+    with ServerProcess(
+        tmp_path / "server",
+        redis_url=private_redis.url,
+        database_url=database_url,
+        ledger_commit_timeout_s=0.5,
+    ) as server:
+        (stub,) = stubs(server.address, 1)
+        originals = [transaction(f"both-{i}", "ORIGINAL", idempotency_key=f"both-key-{i}") for i in range(50)]
+        reply = stub.ScoreBatch(scoring_pb2.ScoreBatchRequest(transactions=originals), timeout=10)
+        assert all(result.HasField("decision") for result in reply.results)
+        private_redis.stop()
+        postgres.stop()
+        try:
+            reused = [
+                transaction(f"both-reused-{i}", f"OTHER-{i}", idempotency_key=f"both-key-{i}")
+                for i in range(50)
             ]
-            reply = stub.ScoreBatch(scoring_pb2.ScoreBatchRequest(transactions=originals), timeout=10)
-            assert all(result.HasField("decision") for result in reply.results)
-            redis.stop()
-            postgres.stop()
-            try:
-                reused = [
-                    transaction(f"both-reused-{i}", f"OTHER-{i}", idempotency_key=f"both-key-{i}")
-                    for i in range(50)
-                ]
-                fresh = [transaction(f"both-new-{i}", "NEW") for i in range(20)]
-                codes = []
-                for message in reused + fresh:
-                    with pytest.raises(grpc.RpcError) as caught:
-                        stub.Score(scoring_pb2.ScoreRequest(transaction=message), timeout=5)
-                    codes.append(caught.value.code())
-                assert set(codes) == {grpc.StatusCode.UNAVAILABLE}
-            finally:
-                postgres.start()
-    finally:
-        redis.stop()
+            fresh = [transaction(f"both-new-{i}", "NEW") for i in range(20)]
+            codes = []
+            for message in reused + fresh:
+                with pytest.raises(grpc.RpcError) as caught:
+                    stub.Score(scoring_pb2.ScoreRequest(transaction=message), timeout=5)
+                codes.append(caught.value.code())
+            assert set(codes) == {grpc.StatusCode.UNAVAILABLE}
+        finally:
+            postgres.start()
     assert ledger_ids(database_url, [f"both-reused-{i}" for i in range(50)]) == {}
     assert len(ledger_ids(database_url, [m.transaction_id for m in originals])) == 50
 
 
 def test_a_key_reused_after_its_claim_expired_during_an_outage_is_kept_as_answered(
-    tmp_path: Path, services_dir: Path, private_postgres: tuple[LocalPostgres, str]
+    tmp_path: Path, private_redis: LocalRedis, private_postgres: tuple[LocalPostgres, str]
 ) -> None:
     """The one case the spool cannot tell: a key whose Redis claim expired (idempotency_ttl_s) reused while
     Postgres is away. It is acknowledged; the replay finds the key taken and keeps the decision exactly
     as answered in ledger.replay_conflicts (never drops it), and verify names it."""
     postgres, database_url = private_postgres
-    redis = LocalRedis(services_dir / f"ledger-truth-redis-{uuid.uuid4().hex[:8]}").start()
-    try:
-        with ServerProcess(
-            tmp_path / "server", redis_url=redis.url, database_url=database_url, ledger_commit_timeout_s=0.5
-        ) as server:
-            (stub,) = stubs(server.address, 1)
-            originals = [
-                transaction(f"aged-{i}", "ORIGINAL", idempotency_key=f"aged-key-{i}") for i in range(30)
-            ]
-            stub.ScoreBatch(scoring_pb2.ScoreBatchRequest(transactions=originals), timeout=10)
-            assert _wait_until_recorded(database_url, [m.transaction_id for m in originals]) == []
-            client = redis_client.Redis.from_url(redis.url)
-            time.sleep(0.5)  # the claims' settle runs after the answer
-            assert client.delete(*[f"sentinel:i:{{aged-key-{i}}}" for i in range(30)]) == 30  # as if expired
-            client.close()
-            postgres.stop()
-            answered: dict[str, bytes] = {}
-            try:
-                for i in range(30):
-                    message = transaction(f"aged-reused-{i}", f"OTHER-{i}", idempotency_key=f"aged-key-{i}")
-                    reply = stub.Score(scoring_pb2.ScoreRequest(transaction=message), timeout=5)
-                    answered[message.transaction_id] = reply.decision.SerializeToString(deterministic=True)
-            finally:
-                postgres.start()
-            kept = _wait_for_replay_conflicts(database_url, len(answered))
-    finally:
-        redis.stop()
+    with ServerProcess(
+        tmp_path / "server",
+        redis_url=private_redis.url,
+        database_url=database_url,
+        ledger_commit_timeout_s=0.5,
+    ) as server:
+        (stub,) = stubs(server.address, 1)
+        originals = [transaction(f"aged-{i}", "ORIGINAL", idempotency_key=f"aged-key-{i}") for i in range(30)]
+        stub.ScoreBatch(scoring_pb2.ScoreBatchRequest(transactions=originals), timeout=10)
+        assert _wait_until_recorded(database_url, [m.transaction_id for m in originals]) == []
+        client = redis_client.Redis.from_url(private_redis.url)
+        time.sleep(0.5)  # the claims' settle runs after the answer
+        assert client.delete(*[claim_key(f"aged-key-{i}") for i in range(30)]) == 30  # as if expired
+        client.close()
+        postgres.stop()
+        answered: dict[str, bytes] = {}
+        try:
+            for i in range(30):
+                message = transaction(f"aged-reused-{i}", f"OTHER-{i}", idempotency_key=f"aged-key-{i}")
+                reply = stub.Score(scoring_pb2.ScoreRequest(transaction=message), timeout=5)
+                answered[message.transaction_id] = reply.decision.SerializeToString(deterministic=True)
+        finally:
+            postgres.start()
+        kept = _wait_for_replay_conflicts(database_url, len(answered))
     assert kept == answered
     assert ledger_ids(database_url, list(answered)) == {}
     report = asyncio.run(verify_ledger(database_url))

@@ -564,7 +564,7 @@ def test_limits_are_the_server_validation_limits() -> None:
     assert hotpath_wire.MAX_TRANSACTION_BYTES == validate.MAX_TRANSACTION_BYTES
     assert hotpath_wire.EARLIEST_EVENT_TIME == validate.EARLIEST_EVENT_TIME
     # the literal limits of validate.py's regular expressions and messages
-    assert validate._PRINTABLE_128.pattern.endswith(f"{{1,{hotpath_wire.MAX_PRINTABLE_ID_LENGTH}}}")
+    assert validate._PRINTABLE_ID.pattern.endswith(f"{{1,{hotpath_wire.MAX_PRINTABLE_ID_LENGTH}}}")
     assert validate._ATTRIBUTE_KEY.pattern.endswith(f"{{1,{hotpath_wire.MAX_ATTRIBUTE_KEY_LENGTH}}}")
     assert hotpath_wire.MAX_DEVICE_ID_LENGTH == 128
     assert set(TRANSACTION_TYPES.values()) == validate._TYPES
