@@ -25,6 +25,7 @@ COMMAND_MODULES = (
     "sentinel.server.rules.commands",
     "sentinel.ledger.commands",
     "sentinel.model_export.commands",
+    "sentinel.model_export.evaluate_command",
 )
 
 Handler = Callable[[argparse.Namespace], int]
