@@ -18,7 +18,17 @@ def encode_decisions(
     model_version: str,
     decided_at_seconds: int,
     decided_at_nanos: int,
-) -> tuple[npt.NDArray[np.uint8], npt.NDArray[np.float64], list[bytes]]: ...
+    shadow_version: str | None = None,
+    shadow_scores: npt.NDArray[np.float32] | None = None,
+    shadow_review_threshold: float = 0.0,
+    shadow_decline_threshold: float = 0.0,
+) -> tuple[
+    npt.NDArray[np.uint8],
+    npt.NDArray[np.float64],
+    list[bytes],
+    npt.NDArray[np.uint8] | None,
+    npt.NDArray[np.float64] | None,
+]: ...
 def score_response(payload: bytes, ledger_sequence: int, replayed: bool) -> bytes: ...
 def score_batch_response(
     kinds: npt.NDArray[np.uint8],

@@ -7,7 +7,10 @@ writes each row's ``sentinel.v1.Decision`` straight to protobuf bytes, identical
 proto3 defaults left out (an empty string, a false bool, an integer 0, a double whose bits are all 0,
 so -0.0 IS written), ``decided_at`` always written (as ``62 00`` when it is the epoch), doubles as
 little-endian fixed64, negative integers as 10-byte varints. The risk score is computed with the same
-float operations in the same order, so the doubles are identical too.
+float operations in the same order, so the doubles are identical too. Given a shadow model's scores,
+each Decision also gets field 13 (``ShadowScore``: that model's version, score, and the risk score and
+outcome the same policy gives with its scores and thresholds, the same matched rules and degraded mode),
+written after ``decided_at`` as the generated classes write it.
 
 The ``score_*``/``stream_*`` functions wrap serialized Decision and ItemError bytes into the responses
 of Score, ScoreBatch and ScoreStream, splicing the answer-time fields of a decision (``ledger_sequence``
@@ -252,6 +255,125 @@ cdef struct Rules:
     Py_ssize_t* reason_sizes
 
 
+cdef inline Py_ssize_t apply_policy(
+    const Rules* rules,
+    const Py_ssize_t* selected,
+    Py_ssize_t hits,
+    double model_score,
+    double review_threshold,
+    double decline_threshold,
+    bint degraded,
+    bint fail_closed,
+    Py_ssize_t* row_reasons,
+    int* outcome_out,
+    double* risk_out,
+) noexcept nogil:
+    """``outcome_of`` for one row: the outcome, the risk score and the reasons (indices of rules, or R_*
+    for the others, policy order; their count is returned) given the row's matched rules ``selected``
+    (in the table's order) and a model score with its thresholds."""
+    cdef Py_ssize_t t, j, reasons = 0, allow = -1
+    cdef bint blocked = False
+    cdef int64_t top_blocking = 0
+    cdef double complement, risk, risk_clamped
+    cdef int outcome = OUTCOME_APPROVE
+    cdef uint8_t action
+
+    # Noisy-OR over the active ones, in that order; then min(1.0, max(0.0, x)) as Python does it (NaN
+    # gives 0.0).
+    complement = 1.0 - model_score
+    for t in range(hits):
+        j = selected[t]
+        if not rules.shadow[j]:
+            complement *= 1.0 - rules.severities[j]
+    risk = 1.0 - complement
+    risk_clamped = 0.0
+    if risk > risk_clamped:
+        risk_clamped = risk
+    risk = 1.0
+    if risk_clamped < risk:
+        risk = risk_clamped
+
+    for t in range(hits):
+        j = selected[t]
+        if rules.shadow[j]:
+            continue
+        action = rules.actions[j]
+        if action == ACTION_ALLOW:
+            if allow < 0:
+                allow = j
+        elif action == ACTION_DECLINE or action == ACTION_REVIEW:
+            if not blocked or rules.priorities[j] > top_blocking:
+                top_blocking = rules.priorities[j]
+            blocked = True
+    if allow >= 0 and (not blocked or top_blocking <= rules.priorities[allow]):
+        row_reasons[reasons] = allow
+        reasons += 1
+    else:
+        for t in range(hits):
+            j = selected[t]
+            action = rules.actions[j]
+            if rules.shadow[j] or not (action == ACTION_DECLINE or action == ACTION_REVIEW):
+                continue
+            if action == ACTION_DECLINE:
+                outcome = OUTCOME_DECLINE
+            elif outcome == OUTCOME_APPROVE:
+                outcome = OUTCOME_REVIEW
+            row_reasons[reasons] = j
+            reasons += 1
+        if model_score >= decline_threshold:
+            outcome = OUTCOME_DECLINE
+            row_reasons[reasons] = R_MODEL_HIGH
+            reasons += 1
+        elif model_score >= review_threshold:
+            if outcome == OUTCOME_APPROVE:
+                outcome = OUTCOME_REVIEW
+            row_reasons[reasons] = R_MODEL_ELEVATED
+            reasons += 1
+    for t in range(hits):
+        j = selected[t]
+        if not rules.shadow[j] and rules.actions[j] == ACTION_TAG:
+            row_reasons[reasons] = j
+            reasons += 1
+    if degraded:
+        if fail_closed and outcome == OUTCOME_APPROVE:
+            outcome = OUTCOME_REVIEW
+            row_reasons[reasons] = R_FAIL_CLOSED
+        else:
+            row_reasons[reasons] = R_DEGRADED
+        reasons += 1
+    if reasons == 0:
+        row_reasons[reasons] = R_LOW_RISK
+        reasons += 1
+    outcome_out[0] = outcome
+    risk_out[0] = risk
+    return reasons
+
+
+cdef inline Py_ssize_t double_size(double value) noexcept nogil:
+    """Bytes ``put_double`` writes for ``value`` (a tag and 8 bytes, none for +0.0)."""
+    cdef uint64_t bits
+    memcpy(&bits, &value, 8)
+    return 9 if bits else 0
+
+
+cdef inline uint8_t* put_shadow(
+    uint8_t* p, const char* version, Py_ssize_t version_size, double model_score, double risk, int outcome
+) noexcept nogil:
+    """Decision field 13, ShadowScore{model_version = 1, model_score = 2, risk_score = 3, outcome = 4}."""
+    cdef Py_ssize_t inner = 2 + double_size(model_score) + double_size(risk)
+    if version_size:
+        inner += 1 + varint_size(<uint64_t>version_size) + version_size
+    p[0] = 0x6A
+    p = put_varint(p + 1, <uint64_t>inner)
+    if version_size:
+        p = put_len_field(p, 0x0A, version, version_size)
+    p = put_double(p, 0x11, model_score)
+    p = put_double(p, 0x19, risk)
+    p[0] = 0x20
+    p[1] = <uint8_t>outcome
+    return p + 2
+
+
 def encode_decisions(
     table,
     list transaction_ids,
@@ -265,8 +387,13 @@ def encode_decisions(
     str model_version,
     int64_t decided_at_seconds,
     int32_t decided_at_nanos,
+    str shadow_version=None,
+    const float[:] shadow_scores=None,
+    double shadow_review_threshold=0.0,
+    double shadow_decline_threshold=0.0,
 ):
-    """(outcomes uint8 [n], risk_scores float64 [n], decision_bytes list[bytes]); see respond.py."""
+    """(outcomes uint8 [n], risk_scores float64 [n], decision_bytes list[bytes], shadow_outcomes uint8 [n]
+    or None, shadow_risk_scores float64 [n] or None); see respond.py."""
     cdef Py_ssize_t n = model_scores.shape[0]
     cdef Py_ssize_t r = table.size
     if len(transaction_ids) != n or len(idempotency_keys) != n or matches.shape[0] != n:
@@ -274,6 +401,11 @@ def encode_decisions(
             f"{len(transaction_ids)} transaction ids, {len(idempotency_keys)} idempotency keys, "
             f"{n} model scores and {matches.shape[0]} match rows: they must be as many"
         )
+    cdef bint with_shadow = shadow_version is not None
+    if with_shadow != (shadow_scores is not None):
+        raise ValueError("a shadow model needs both its version and its scores")
+    if with_shadow and shadow_scores.shape[0] != n:
+        raise ValueError(f"{shadow_scores.shape[0]} shadow model scores for {n} rows: they must be as many")
     if matches.shape[1] != r:
         raise ValueError(f"matches has {matches.shape[1]} columns, the rule table {r} rules")
 
@@ -307,6 +439,10 @@ def encode_decisions(
         stamp_end[0] = 0x10
         stamp_end = put_varint(stamp_end + 1, <uint64_t><int64_t>decided_at_nanos)
     cdef Py_ssize_t stamp_size = stamp_end - stamp
+    cdef Py_ssize_t shadow_version_size = 0
+    cdef const char* shadow_version_text = NULL
+    if with_shadow:
+        shadow_version_text = PyUnicode_AsUTF8AndSize(shadow_version, &shadow_version_size)
 
     # Every row's bytes are at most `fixed` plus its two ids.
     cdef Py_ssize_t fixed = (
@@ -315,6 +451,8 @@ def encode_decisions(
         + max(len(high_suffix), len(elevated_suffix), len(low_suffix))
         + max(len(fail_closed_reason), len(degraded_reason))
     )
+    if with_shadow:  # field 13: tag, length, version (tag, length, text), two doubles, outcome
+        fixed += (1 + 10) + (1 + 10 + shadow_version_size) + 9 + 9 + 2
     cdef Rules rules
     cdef Py_ssize_t j, t
     rules.count = r
@@ -335,6 +473,13 @@ def encode_decisions(
     cdef uint8_t[::1] outcome_out = outcomes
     cdef double[::1] risk_out = risks
     cdef list encoded = [None] * n
+    shadow_outcomes = np.empty(n, dtype=np.uint8) if with_shadow else None
+    shadow_risks = np.empty(n, dtype=np.float64) if with_shadow else None
+    cdef uint8_t[::1] shadow_outcome_out
+    cdef double[::1] shadow_risk_out
+    if with_shadow:
+        shadow_outcome_out = shadow_outcomes
+        shadow_risk_out = shadow_risks
 
     cdef Py_ssize_t capacity = 0
     cdef uint8_t* buffer = NULL
@@ -342,13 +487,11 @@ def encode_decisions(
     cdef Py_ssize_t* row_reasons = NULL
     cdef const char* transaction_id
     cdef const char* key
-    cdef Py_ssize_t id_size, key_size, needed, hits, reasons, allow, score_size
+    cdef Py_ssize_t id_size, key_size, needed, hits, reasons, score_size
     cdef char score[SCORE_TEXT_MAX]
-    cdef bint blocked, has_score
-    cdef int64_t top_blocking
-    cdef double model_score, complement, risk, risk_clamped
-    cdef int outcome
-    cdef uint8_t action
+    cdef bint has_score
+    cdef double model_score, risk, shadow_score, shadow_risk
+    cdef int outcome, shadow_outcome
     cdef uint8_t* p
     cdef Py_ssize_t i, k, reason
     try:
@@ -390,78 +533,11 @@ def encode_decisions(
                     selected[hits] = j
                     hits += 1
 
-            # Noisy-OR over the active ones, in that order; then min(1.0, max(0.0, x)) as Python does
-            # it (NaN gives 0.0).
-            complement = 1.0 - model_score
-            for t in range(hits):
-                j = selected[t]
-                if not rules.shadow[j]:
-                    complement *= 1.0 - rules.severities[j]
-            risk = 1.0 - complement
-            risk_clamped = 0.0
-            if risk > risk_clamped:
-                risk_clamped = risk
-            risk = 1.0
-            if risk_clamped < risk:
-                risk = risk_clamped
-
-            # The outcome and its reasons (indices of rules, or R_* for the others), policy order.
-            outcome = OUTCOME_APPROVE
-            reasons = 0
-            allow = -1
-            blocked = False
-            top_blocking = 0
-            for t in range(hits):
-                j = selected[t]
-                if rules.shadow[j]:
-                    continue
-                action = rules.actions[j]
-                if action == ACTION_ALLOW:
-                    if allow < 0:
-                        allow = j
-                elif action == ACTION_DECLINE or action == ACTION_REVIEW:
-                    if not blocked or rules.priorities[j] > top_blocking:
-                        top_blocking = rules.priorities[j]
-                    blocked = True
-            if allow >= 0 and (not blocked or top_blocking <= rules.priorities[allow]):
-                row_reasons[reasons] = allow
-                reasons += 1
-            else:
-                for t in range(hits):
-                    j = selected[t]
-                    action = rules.actions[j]
-                    if rules.shadow[j] or not (action == ACTION_DECLINE or action == ACTION_REVIEW):
-                        continue
-                    if action == ACTION_DECLINE:
-                        outcome = OUTCOME_DECLINE
-                    elif outcome == OUTCOME_APPROVE:
-                        outcome = OUTCOME_REVIEW
-                    row_reasons[reasons] = j
-                    reasons += 1
-                if model_score >= decline_threshold:
-                    outcome = OUTCOME_DECLINE
-                    row_reasons[reasons] = R_MODEL_HIGH
-                    reasons += 1
-                elif model_score >= review_threshold:
-                    if outcome == OUTCOME_APPROVE:
-                        outcome = OUTCOME_REVIEW
-                    row_reasons[reasons] = R_MODEL_ELEVATED
-                    reasons += 1
-            for t in range(hits):
-                j = selected[t]
-                if not rules.shadow[j] and rules.actions[j] == ACTION_TAG:
-                    row_reasons[reasons] = j
-                    reasons += 1
-            if degraded:
-                if fail_closed and outcome == OUTCOME_APPROVE:
-                    outcome = OUTCOME_REVIEW
-                    row_reasons[reasons] = R_FAIL_CLOSED
-                else:
-                    row_reasons[reasons] = R_DEGRADED
-                reasons += 1
-            if reasons == 0:
-                row_reasons[reasons] = R_LOW_RISK
-                reasons += 1
+            # The outcome, the risk score and the reasons, policy order.
+            reasons = apply_policy(
+                &rules, selected, hits, model_score, review_threshold, decline_threshold, degraded,
+                fail_closed, row_reasons, &outcome, &risk,
+            )
 
             has_score = False
             for k in range(reasons):
@@ -469,7 +545,8 @@ def encode_decisions(
                     has_score = True
             score_size = format_score(model_score, score) if has_score else 0
 
-            # Decision fields 1-7, 9, 11, 12 (8 and 10 are set when the decision is answered).
+            # Decision fields 1-7, 9, 11, 12, then 13 with a shadow model (8 and 10 are set when the
+            # decision is answered).
             p = buffer
             if id_size:
                 p = put_len_field(p, 0x0A, transaction_id, id_size)
@@ -513,6 +590,17 @@ def encode_decisions(
             if key_size:
                 p = put_len_field(p, 0x5A, key, key_size)
             p = put_len_field(p, 0x62, stamp, stamp_size)
+            if with_shadow:
+                # The shadow model's opinion: the same policy, matched rules and mode, its score and
+                # thresholds (its reasons are not written: row_reasons is reused as scratch).
+                shadow_score = <double>shadow_scores[i]
+                apply_policy(
+                    &rules, selected, hits, shadow_score, shadow_review_threshold, shadow_decline_threshold,
+                    degraded, fail_closed, row_reasons, &shadow_outcome, &shadow_risk,
+                )
+                p = put_shadow(p, shadow_version_text, shadow_version_size, shadow_score, shadow_risk, shadow_outcome)
+                shadow_outcome_out[i] = <uint8_t>shadow_outcome
+                shadow_risk_out[i] = shadow_risk
 
             outcome_out[i] = <uint8_t>outcome
             risk_out[i] = risk
@@ -525,7 +613,7 @@ def encode_decisions(
         PyMem_Free(rules.hit_sizes)
         PyMem_Free(rules.reasons)
         PyMem_Free(rules.reason_sizes)
-    return outcomes, risks, encoded
+    return outcomes, risks, encoded, shadow_outcomes, shadow_risks
 
 
 # ------------------------------------------------------------------------------------------ responses

@@ -9,6 +9,11 @@ Per micro-batch, after the rules and the model::
     # encoded.decision_bytes[i] == Decision(...).SerializeToString(deterministic=True), as the
     # server's outcome policy (sentinel.server.outcome.outcome_of) and pipeline build it today
 
+    # with a shadow (challenger) model's scores of the same rows, each Decision also carries its
+    # opinion (field 13, ShadowScore), decided by the same compiled policy in the same pass:
+    encoded = encode_decisions(..., shadow=ShadowModel(version, shadow_scores, review, decline))
+    encoded.shadow_outcomes, encoded.shadow_risk_scores   # what the shadow model would have decided
+
 and per call, once every item is answered::
 
     score_batch_response(kinds, payloads, ledger_sequences, replayed) -> ScoreBatchResponse bytes
@@ -137,12 +142,27 @@ class RuleTable:
         return self.size
 
 
+class ShadowModel(NamedTuple):
+    """A shadow (challenger) model's scores of the batch's rows, with what it needs to decide them.
+
+    ``model_scores``: float32 [n], the same rows as the active model's scores. The thresholds are the
+    shadow model's own (its metadata's), not the active model's nor any override of them."""
+
+    model_version: str
+    model_scores: npt.NDArray[np.float32]
+    review_threshold: float
+    decline_threshold: float
+
+
 class EncodedDecisions(NamedTuple):
-    """The decisions of a batch: outcome numbers, risk scores and serialized Decisions, by row."""
+    """The decisions of a batch: outcome numbers, risk scores and serialized Decisions, by row; with a
+    shadow model, also the outcomes and risk scores it would have given (None without one)."""
 
     outcomes: npt.NDArray[np.uint8]
     risk_scores: npt.NDArray[np.float64]
     decision_bytes: list[bytes]
+    shadow_outcomes: npt.NDArray[np.uint8] | None = None
+    shadow_risk_scores: npt.NDArray[np.float64] | None = None
 
 
 def encode_decisions(
@@ -159,6 +179,7 @@ def encode_decisions(
     model_version: str,
     decided_at_seconds: int,
     decided_at_nanos: int,
+    shadow: ShadowModel | None = None,
 ) -> EncodedDecisions:
     """Decide and serialize every row: ``model_scores`` float32 [n], ``matches`` uint8 [n, len(table)]
     (nonzero: rule j matched row i; r may be 0).
@@ -167,25 +188,36 @@ def encode_decisions(
     rules_fired, reasons, model_version, degraded, idempotency_key, decided_at)`` with the Verdict of
     ``outcome_of(float(model_scores[i]), matched rules, Thresholds(review, decline), degraded=...,
     fail_closed=...)``, serialized deterministically; ``ledger_sequence`` and ``replayed`` are left
-    unset (they are set when answering). ValueError on mismatched lengths, OverflowError when
+    unset (they are set when answering).
+
+    With ``shadow``, every Decision also gets ``shadow = ShadowScore(model_version, model_score,
+    risk_score, outcome)``: ``model_score`` is ``float(shadow.model_scores[i])``, and ``outcome`` and
+    ``risk_score`` are those of ``outcome_of(model_score, the same matched rules, Thresholds(shadow's
+    review, decline), degraded=..., fail_closed=...)``, computed by the same compiled policy in the same
+    pass (its reasons are not kept); they are also returned as ``shadow_outcomes`` and
+    ``shadow_risk_scores``. The rest of each Decision is what it is without a shadow.
+
+    ValueError on mismatched lengths, OverflowError when
     ``decided_at_nanos`` does not fit in int32 or ``decided_at_seconds`` in int64,
     UnicodeEncodeError for strings with lone surrogates.
     """
-    outcomes, risks, encoded = _respond.encode_decisions(
-        table,
-        transaction_ids,
-        idempotency_keys,
-        model_scores,
-        matches,
-        review_threshold,
-        decline_threshold,
-        degraded,
-        fail_closed,
-        model_version,
-        decided_at_seconds,
-        decided_at_nanos,
+    return EncodedDecisions(
+        *_respond.encode_decisions(
+            table,
+            transaction_ids,
+            idempotency_keys,
+            model_scores,
+            matches,
+            review_threshold,
+            decline_threshold,
+            degraded,
+            fail_closed,
+            model_version,
+            decided_at_seconds,
+            decided_at_nanos,
+            *(() if shadow is None else shadow),  # version, scores, review and decline thresholds
+        )
     )
-    return EncodedDecisions(outcomes, risks, encoded)
 
 
 def score_batch_response(
@@ -237,6 +269,7 @@ __all__ = [
     "OUTCOME_REVIEW",
     "EncodedDecisions",
     "RuleTable",
+    "ShadowModel",
     "encode_decisions",
     "score_batch_response",
     "score_response",

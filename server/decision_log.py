@@ -7,6 +7,10 @@ context, level, timestamp). What changes is the cost: the parts every line of a 
 timestamp, model version) are rendered once, and the lines are written with one call. Transaction ids
 need no JSON escaping: validation allows only ``[A-Za-z0-9._:-]`` in them. Console logs (a terminal)
 and levels above info fall back to structlog or to nothing.
+
+While a shadow model is set, a decision's event also has ``shadow``: that model's version, score, risk
+score and outcome (``{"model_version": ..., "model_score": ..., "risk_score": ..., "outcome": ...}``),
+its version rendered once per call like the model version; without one the line is unchanged.
 """
 
 from __future__ import annotations
@@ -21,7 +25,7 @@ import structlog
 
 from sentinel.logs import json_lines_out
 from sentinel.server.outcome import OUTCOME_NAMES
-from sentinel.server.requests import Decided
+from sentinel.server.requests import Decided, ShadowOpinion
 
 log = structlog.get_logger("sentinel.decisions")
 
@@ -67,10 +71,11 @@ class DecisionLog:
             if version is None:
                 version = versions[answer.model_version] = orjson.dumps(answer.model_version).decode()
             latency = elapsed_ms + waits[i] * 1000 if waits else elapsed_ms
+            shadow_field = "" if answer.shadow is None else _shadow_field(answer.shadow, versions)
             lines.append(
                 f'{{"transaction_id":"{ids[i]}","outcome":"{OUTCOME_NAMES[answer.outcome]}",'
                 f'"risk_score":{round(answer.risk_score, 4)},"model_version":{version},'
-                f'"degraded":{_BOOL[answer.degraded]},"replayed":{_BOOL[answer.replayed]},'
+                f'"degraded":{_BOOL[answer.degraded]},"replayed":{_BOOL[answer.replayed]},{shadow_field}'
                 f'"latency_ms":{round(latency, 3)},"event":"decision",'
             )
         end = tail.decode() + "\n"
@@ -88,6 +93,7 @@ class DecisionLog:
         for i in chosen:
             answer: Decided = answers[i]  # type: ignore[assignment]
             latency = elapsed_ms + waits[i] * 1000 if waits else elapsed_ms
+            shadow = {} if answer.shadow is None else {"shadow": _shadow_event(answer.shadow)}
             log.info(
                 "decision",
                 transaction_id=ids[i],
@@ -96,5 +102,26 @@ class DecisionLog:
                 model_version=answer.model_version,
                 degraded=answer.degraded,
                 replayed=answer.replayed,
+                **shadow,
                 latency_ms=round(latency, 3),
             )
+
+
+def _shadow_field(shadow: ShadowOpinion, versions: dict[str, str]) -> str:
+    """``"shadow":{...},`` of a JSON line; ``versions``: the call's versions rendered so far."""
+    version = versions.get(shadow.model_version)
+    if version is None:
+        version = versions[shadow.model_version] = orjson.dumps(shadow.model_version).decode()
+    return (
+        f'"shadow":{{"model_version":{version},"model_score":{round(shadow.model_score, 4)},'
+        f'"risk_score":{round(shadow.risk_score, 4)},"outcome":"{OUTCOME_NAMES[shadow.outcome]}"}},'
+    )
+
+
+def _shadow_event(shadow: ShadowOpinion) -> dict[str, object]:
+    return {
+        "model_version": shadow.model_version,
+        "model_score": round(shadow.model_score, 4),
+        "risk_score": round(shadow.risk_score, 4),
+        "outcome": OUTCOME_NAMES[shadow.outcome],
+    }

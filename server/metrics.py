@@ -2,7 +2,8 @@
 
 Workers write to memory-mapped files in ``PROMETHEUS_MULTIPROC_DIR`` (prometheus_client's multiprocess
 mode, see ``metrics_export``); the supervisor serves the sum of all workers on ``/metrics``.
-Stage names match the pipeline: queue_wait, state, features, rules, model, outcome, ledger, settle.
+Stage names match the pipeline: queue_wait, state, features, rules, model, shadow (the shadow model's
+run, only while one is set: ``sentinel model shadow``), outcome, ledger, settle.
 """
 
 from __future__ import annotations
@@ -35,6 +36,12 @@ DEGRADED = Counter("sentinel_degraded_decisions", "Decisions made without some i
 REPLAYS = Counter("sentinel_replayed_decisions", "Idempotent replays answered from stored decisions.")
 INVALID = Counter("sentinel_invalid_transactions", "Transactions rejected by validation.", ["method"])
 RULE_HITS = Counter("sentinel_rule_hits", "Rule matches by rule and mode.", ["rule_id", "mode"])
+SHADOW_OUTCOMES = Counter(
+    "sentinel_shadow_outcomes",
+    "Decisions made while a shadow model was set, by their outcome and the one the shadow model would "
+    "have given (active != shadow: a disagreement).",
+    ["active", "shadow"],
+)
 BATCH_SIZE = Histogram(
     "sentinel_batch_size",
     "Transactions per micro-batch.",

@@ -25,10 +25,19 @@ class Rejection:
     message: str
 
 
+class ShadowOpinion(NamedTuple):
+    """What the shadow model would have decided (the Decision's ``shadow`` field), for the logs."""
+
+    model_version: str
+    model_score: float
+    outcome: int  # sentinel.v1.Outcome number
+    risk_score: float
+
+
 class Decided(NamedTuple):
     """A transaction's decision as answered: the serialized Decision as stored (deterministic, no
     ledger sequence, not flagged as a replay) and the answer-time fields the response adds, with what
-    logs and metrics read from it."""
+    logs and metrics read from it (``shadow``: set when a shadow model scored it too)."""
 
     decision: bytes
     outcome: int  # sentinel.v1.Outcome number
@@ -37,6 +46,7 @@ class Decided(NamedTuple):
     model_version: str
     ledger_sequence: int = 0
     replayed: bool = False
+    shadow: ShadowOpinion | None = None
 
 
 Result = Decided | Rejection

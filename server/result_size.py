@@ -2,7 +2,8 @@
 
 A batch whose response would pass the message limit must be refused up front: refused after its
 decisions were committed, the caller holds no answer for decisions the ledger has (issue 14). A
-Decision's size is bounded: ids by validation, rules fired and reasons by the rule set in force.
+Decision's size is bounded: ids by validation, rules fired and reasons by the rule set in force, the
+shadow model's opinion by the longest model version.
 """
 
 from __future__ import annotations
@@ -41,6 +42,10 @@ def _largest_result(rule_set: CompiledRuleSet) -> int:
         degraded=True,
         replayed=True,
         decided_at=timestamp_pb2.Timestamp(seconds=-1, nanos=999_999_999),
+        # Whether a shadow model is set or not (a replay may carry one from earlier).
+        shadow=decision_pb2.ShadowScore(
+            model_version="x" * _MODEL_VERSION_LENGTH, model_score=0.5, risk_score=0.5, outcome=DECLINE
+        ),
     )
     for rule in rule_set.rules:
         alone = outcome_of(0.0, [rule], _ANY_THRESHOLDS, degraded=False, fail_closed=False)

@@ -3,8 +3,10 @@ to serialized decisions, one compiled call each per batch.
 
 features: the hot path computes each admitted row's features on exactly the state Redis placed before
 it (base + earlier journal rows) and the accounts' states after the batch (folded later by the state
-stage). rules: the compiled rule programs. model: one onnxruntime run. outcome: the policy of
-``server/outcome.py`` (its Python twin), compiled, writes each row's Decision bytes.
+stage). rules: the compiled rule programs. model: one onnxruntime run. shadow (only while a shadow
+model is set): one onnxruntime run of the shadow model on the same features. outcome: the policy of
+``server/outcome.py`` (its Python twin), compiled, writes each row's Decision bytes, with the shadow
+model's opinion (same policy and rule matches, its own thresholds) in each Decision's ``shadow`` field.
 """
 
 from __future__ import annotations
@@ -24,11 +26,14 @@ from sentinel.hotpath import (
     encode_decisions,
     evaluate_rules,
 )
+from sentinel.hotpath.respond import EncodedDecisions, ShadowModel
 from sentinel.hotpath.rows import ROW_SIZE, columns_of
+from sentinel.model_export.registry import LoadedModel
 from sentinel.model_export.reloader import ActiveModel
 from sentinel.server import metrics
 from sentinel.server.batch import ScoringBatch
-from sentinel.server.requests import Decided
+from sentinel.server.outcome import OUTCOME_NAMES
+from sentinel.server.requests import Decided, ShadowOpinion
 from sentinel.server.rules.compiler import CompiledRule, CompiledRuleSet, RuleSource
 from sentinel.server.state_store import Admission, Fold, features_and_states, journal_rows
 
@@ -128,10 +133,16 @@ class ScoreStage:
         after_rules = time.perf_counter()
         metrics.STAGE_SECONDS.labels("rules").observe(after_rules - started)
 
-        model = self._model.current
+        model, shadow_model = self._model.current, self._model.shadow
         scores = model.scorer.score(features)
         after_model = time.perf_counter()
         metrics.STAGE_SECONDS.labels("model").observe(after_model - after_rules)
+        shadow = None
+        if shadow_model is not None:
+            shadow = self._shadow_scores(shadow_model, features)
+            after_shadow = time.perf_counter()
+            metrics.STAGE_SECONDS.labels("shadow").observe(after_shadow - after_model)
+            after_model = after_shadow
 
         review, decline = self._settings.review_threshold, self._settings.decline_threshold
         requests = batch.requests
@@ -149,19 +160,67 @@ class ScoreStage:
             model_version=model.version,
             decided_at_seconds=batch.decided_at_ns // 1_000_000_000,
             decided_at_nanos=batch.decided_at_ns % 1_000_000_000,
+            shadow=shadow,
         )
         results, version = batch.results, model.version
-        for row, decision, outcome, risk in zip(
+        if shadow is None:
+            for row, decision, outcome, risk in zip(
+                rows.tolist(),
+                encoded.decision_bytes,
+                encoded.outcomes.tolist(),
+                encoded.risk_scores.tolist(),
+                strict=True,
+            ):
+                results[row] = Decided(decision, outcome, risk, degraded, version)
+        else:
+            self._shadow_results(batch, rows, encoded, shadow, degraded, version)
+        if matches.shape[1]:
+            self._count_hits(rule_set, matches, ids)
+        metrics.STAGE_SECONDS.labels("outcome").observe(time.perf_counter() - after_model)
+
+    @staticmethod
+    def _shadow_scores(shadow_model: LoadedModel, features: npt.NDArray[np.float32]) -> ShadowModel | None:
+        """The shadow model's scores of the batch with its own thresholds (never the settings' overrides,
+        which are the active model's); None, logged, when it fails: a shadow model never fails a batch."""
+        try:
+            shadow_scores = shadow_model.scorer.score(features)
+        except Exception as exc:
+            log.error("shadow_model_failed", version=shadow_model.version, error=str(exc))
+            return None
+        thresholds = shadow_model.metadata.thresholds
+        return ShadowModel(shadow_model.version, shadow_scores, thresholds.review, thresholds.decline)
+
+    @staticmethod
+    def _shadow_results(
+        batch: ScoringBatch,
+        rows: npt.NDArray[np.intp],
+        encoded: EncodedDecisions,
+        shadow: ShadowModel,
+        degraded: bool,
+        version: str,
+    ) -> None:
+        """The rows' answers with the shadow model's opinion, and the batch's (active, shadow) outcome
+        pairs counted (one bincount, one counter increment per pair that occurs)."""
+        assert encoded.shadow_outcomes is not None and encoded.shadow_risk_scores is not None
+        results, shadow_version = batch.results, shadow.model_version
+        for row, decision, outcome, risk, shadow_score, shadow_outcome, shadow_risk in zip(
             rows.tolist(),
             encoded.decision_bytes,
             encoded.outcomes.tolist(),
             encoded.risk_scores.tolist(),
+            shadow.model_scores.tolist(),
+            encoded.shadow_outcomes.tolist(),
+            encoded.shadow_risk_scores.tolist(),
             strict=True,
         ):
-            results[row] = Decided(decision, outcome, risk, degraded, version)
-        if matches.shape[1]:
-            self._count_hits(rule_set, matches, ids)
-        metrics.STAGE_SECONDS.labels("outcome").observe(time.perf_counter() - after_model)
+            opinion = ShadowOpinion(shadow_version, shadow_score, shadow_outcome, shadow_risk)
+            results[row] = Decided(decision, outcome, risk, degraded, version, shadow=opinion)
+        pairs = np.bincount(
+            encoded.outcomes.astype(np.intp) * 4 + encoded.shadow_outcomes, minlength=16
+        ).tolist()
+        for pair, count in enumerate(pairs):
+            if count:
+                metrics.SHADOW_OUTCOMES.labels(OUTCOME_NAMES[pair // 4], OUTCOME_NAMES[pair % 4]).inc(count)
 
     @staticmethod
     def _count_hits(rule_set: CompiledRuleSet, matches: npt.NDArray[np.uint8], ids: list[str]) -> None:

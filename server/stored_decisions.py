@@ -6,7 +6,7 @@ the protobuf message instead of taking the compiled path.
 
 from __future__ import annotations
 
-from sentinel.server.requests import Decided
+from sentinel.server.requests import Decided, ShadowOpinion
 from sentinel.v1 import decision_pb2
 
 
@@ -17,6 +17,7 @@ def stored_decision(data: bytes, ledger_sequence: int = 0) -> Decided:
     sequence = message.ledger_sequence or ledger_sequence
     message.ledger_sequence = 0
     message.replayed = False
+    shadow = message.shadow if message.HasField("shadow") else None
     return Decided(
         message.SerializeToString(deterministic=True),
         message.outcome,
@@ -25,6 +26,9 @@ def stored_decision(data: bytes, ledger_sequence: int = 0) -> Decided:
         message.model_version,
         sequence,
         True,
+        None
+        if shadow is None
+        else ShadowOpinion(shadow.model_version, shadow.model_score, shadow.outcome, shadow.risk_score),
     )
 
 

@@ -25,14 +25,16 @@ from sentinel.hotpath import TransactionColumnsBuilder, build_features_stateless
 from sentinel.hotpath.respond import (
     KIND_DECISION,
     KIND_ERROR,
+    EncodedDecisions,
     RuleTable,
+    ShadowModel,
     encode_decisions,
     score_batch_response,
     score_response,
     stream_responses,
 )
 from sentinel.server.errors import FieldViolation, item_error
-from sentinel.server.outcome import Thresholds, Verdict, outcome_of
+from sentinel.server.outcome import APPROVE, DECLINE, REVIEW, Thresholds, Verdict, outcome_of
 from sentinel.server.rules.compiler import CompiledRule, build_rule_set, compile_expression, compile_rule
 from sentinel.server.rules.definitions import Rule, RuleAction, RuleMode
 from sentinel.server.rules.rulefiles import default_rule_specs
@@ -74,8 +76,10 @@ def reference_decision(
     fail_closed: bool,
     model_version: str,
     decided_at: timestamp_pb2.Timestamp,
+    shadow: decision_pb2.ShadowScore | None = None,
 ) -> tuple[Verdict, bytes]:
-    """What server/pipeline.py ``_decide_rows`` computes and stores for one row."""
+    """What server/pipeline.py ``_decide_rows`` computes and stores for one row (with ``shadow``: a
+    shadow model's opinion, see reference_shadow)."""
     matched = [rules[int(j)] for j in np.flatnonzero(row)]
     verdict = outcome_of(score, matched, thresholds, degraded=degraded, fail_closed=fail_closed)
     decision = decision_pb2.Decision(
@@ -89,8 +93,28 @@ def reference_decision(
         degraded=degraded,
         idempotency_key=key,
         decided_at=decided_at,
+        shadow=shadow,
     )
     return verdict, decision.SerializeToString(deterministic=True)
+
+
+def reference_shadow(
+    rules: Sequence[CompiledRule],
+    row: npt.NDArray[np.uint8],
+    score: float,
+    thresholds: Thresholds,
+    *,
+    model_version: str,
+    degraded: bool,
+    fail_closed: bool,
+) -> tuple[Verdict, decision_pb2.ShadowScore]:
+    """A shadow model's opinion of one row: the same policy (``outcome_of``) on the same matched rules and
+    mode, with its score and its own thresholds."""
+    matched = [rules[int(j)] for j in np.flatnonzero(row)]
+    verdict = outcome_of(score, matched, thresholds, degraded=degraded, fail_closed=fail_closed)
+    return verdict, decision_pb2.ShadowScore(
+        model_version=model_version, model_score=score, risk_score=verdict.risk_score, outcome=verdict.outcome
+    )
 
 
 def bits(value: float) -> int:
@@ -110,8 +134,25 @@ def check_batch(
     model_version: str = "iforest-7",
     seconds: int = 1_700_000_000,
     nanos: int = 123_456_789,
+    shadow: tuple[str, npt.NDArray[np.float32], Thresholds] | None = None,
 ) -> list[bytes]:
-    """Encode a batch and assert every row equals the reference; the decision bytes."""
+    """Encode a batch and assert every row equals the reference; the decision bytes. ``shadow``: a
+    shadow model's version, scores and thresholds (then checked by check_shadow too)."""
+    if shadow is not None:
+        return check_shadow(
+            rules,
+            ids,
+            keys,
+            scores,
+            matches,
+            thresholds,
+            shadow,
+            degraded=degraded,
+            fail_closed=fail_closed,
+            model_version=model_version,
+            seconds=seconds,
+            nanos=nanos,
+        ).decision_bytes
     encoded = encode_decisions(
         rule_table(rules),
         ids,
@@ -146,7 +187,109 @@ def check_batch(
         assert encoded.decision_bytes[i] == expected, (i, decision_pb2.Decision.FromString(expected))
         assert encoded.outcomes[i] == verdict.outcome
         assert bits(float(encoded.risk_scores[i])) == bits(verdict.risk_score)
+    assert encoded.shadow_outcomes is None and encoded.shadow_risk_scores is None
     return encoded.decision_bytes
+
+
+def check_shadow(
+    rules: Sequence[CompiledRule],
+    ids: list[str],
+    keys: list[str],
+    scores: npt.NDArray[np.float32],
+    matches: npt.NDArray[np.uint8],
+    thresholds: Thresholds,
+    shadow: tuple[str, npt.NDArray[np.float32], Thresholds],
+    *,
+    degraded: bool,
+    fail_closed: bool,
+    model_version: str,
+    seconds: int,
+    nanos: int,
+) -> EncodedDecisions:
+    """Encode a batch with a shadow model and assert, row by row:
+
+    - the bytes equal the generated classes' serialization of the reference Decision with its
+      ``shadow`` (the policy's Python twin, ``outcome_of``, run with the shadow's score and thresholds);
+    - they are the bytes without a shadow followed by field 13 alone: the shadow changes nothing else;
+    - the shadow outcomes and risk scores equal what the compiled encoder decides when the shadow model
+      is encoded as the active one (its scores, its thresholds, the same rules and mode).
+    """
+    shadow_version, shadow_scores, shadow_thresholds = shadow
+    table = rule_table(rules)
+    common: dict[str, Any] = {
+        "degraded": degraded,
+        "fail_closed": fail_closed,
+        "model_version": model_version,
+        "decided_at_seconds": seconds,
+        "decided_at_nanos": nanos,
+    }
+    encoded = encode_decisions(
+        table,
+        ids,
+        keys,
+        scores,
+        matches,
+        thresholds.review,
+        thresholds.decline,
+        **common,
+        shadow=ShadowModel(
+            shadow_version, shadow_scores, shadow_thresholds.review, shadow_thresholds.decline
+        ),
+    )
+    plain = encode_decisions(
+        table, ids, keys, scores, matches, thresholds.review, thresholds.decline, **common
+    )
+    as_active = encode_decisions(
+        table,
+        ids,
+        keys,
+        shadow_scores,
+        matches,
+        shadow_thresholds.review,
+        shadow_thresholds.decline,
+        **common,
+    )
+    assert encoded.shadow_outcomes is not None and encoded.shadow_risk_scores is not None
+    assert encoded.shadow_outcomes.dtype == np.uint8 and encoded.shadow_outcomes.shape == (len(ids),)
+    assert encoded.shadow_risk_scores.dtype == np.float64 and encoded.shadow_risk_scores.shape == (len(ids),)
+    assert encoded.shadow_outcomes.tolist() == as_active.outcomes.tolist()
+    assert [bits(r) for r in encoded.shadow_risk_scores.tolist()] == [
+        bits(r) for r in as_active.risk_scores.tolist()
+    ]
+    assert encoded.outcomes.tolist() == plain.outcomes.tolist()
+    assert [bits(r) for r in encoded.risk_scores.tolist()] == [bits(r) for r in plain.risk_scores.tolist()]
+    decided_at = timestamp_pb2.Timestamp(seconds=seconds, nanos=nanos)
+    for i in range(len(ids)):
+        shadow_verdict, opinion = reference_shadow(
+            rules,
+            matches[i],
+            float(shadow_scores[i]),
+            shadow_thresholds,
+            model_version=shadow_version,
+            degraded=degraded,
+            fail_closed=fail_closed,
+        )
+        verdict, expected = reference_decision(
+            rules,
+            matches[i],
+            float(scores[i]),
+            thresholds,
+            transaction_id=ids[i],
+            key=keys[i],
+            degraded=degraded,
+            fail_closed=fail_closed,
+            model_version=model_version,
+            decided_at=decided_at,
+            shadow=opinion,
+        )
+        assert encoded.decision_bytes[i] == expected, (i, decision_pb2.Decision.FromString(expected))
+        assert encoded.decision_bytes[i] == plain.decision_bytes[i] + (
+            decision_pb2.Decision(shadow=opinion).SerializeToString(deterministic=True)
+        )
+        assert encoded.outcomes[i] == verdict.outcome
+        assert encoded.shadow_outcomes[i] == shadow_verdict.outcome
+        assert bits(float(encoded.shadow_risk_scores[i])) == bits(shadow_verdict.risk_score)
+    return encoded
 
 
 # ------------------------------------------------------------------------------------------ strategies
@@ -268,6 +411,131 @@ def test_decisions_equal_the_reference_bytes(
 ) -> None:
     rules, ids, keys, scores, matches, thresholds, options = batch
     check_batch(rules, ids, keys, scores, matches, thresholds, **options)
+
+
+@st.composite
+def shadows(draw: st.DrawFn, n: int) -> tuple[str, npt.NDArray[np.float32], Thresholds]:
+    """A shadow model's version, scores of ``n`` rows and thresholds."""
+    review = draw(thresholds_values)
+    decline = draw(st.one_of(thresholds_values, st.just(review)))
+    values = [draw(st.one_of(scores_32, st.sampled_from([review, decline]))) for _ in range(n)]
+    version = draw(st.one_of(texts, st.just("x" * 200)))  # a length of 2 varint bytes too
+    return version, as_float32(values), Thresholds(review, decline)
+
+
+@settings(max_examples=400, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(batches(), st.data())
+def test_decisions_with_a_shadow_model_equal_the_reference_bytes(
+    batch: tuple[
+        list[CompiledRule],
+        list[str],
+        list[str],
+        npt.NDArray[np.float32],
+        npt.NDArray[np.uint8],
+        Thresholds,
+        dict[str, Any],
+    ],
+    data: st.DataObject,
+) -> None:
+    """Field 13 (ShadowScore) after decided_at, byte for byte the generated classes' serialization, its
+    outcome and risk by the same policy as the Decision's with the shadow's score and thresholds."""
+    rules, ids, keys, scores, matches, thresholds, options = batch
+    shadow = data.draw(shadows(len(ids)))
+    check_batch(rules, ids, keys, scores, matches, thresholds, **options, shadow=shadow)
+
+
+def test_shadow_model_with_the_default_rules() -> None:
+    """The shipped rules, every subset matching, every mode: the shadow's outcome is the active policy's
+    with its score and thresholds; a shadow with the active model's scores and thresholds agrees."""
+    created = dt.datetime(2024, 1, 1, tzinfo=dt.UTC)
+    compiled = [
+        compile_rule(Rule(spec, version=i + 3, author="test", created_at=created))
+        for i, spec in enumerate(default_rule_specs())
+    ]
+    rules = build_rule_set(compiled, generation=1).rules
+    r = len(rules)
+    subsets = np.array([[(m >> j) & 1 for j in range(r)] for m in range(1 << min(r, 8))], dtype=np.uint8)
+    if r > 8:
+        subsets = np.concatenate((subsets, np.ones((len(subsets), r - 8), np.uint8)), axis=1)
+    n = len(subsets)
+    ids, keys = [f"txn-{i}" for i in range(n)], [f"key-{i}" for i in range(n)]
+    for score, shadow_score in ((0.3, 0.95), (0.95, 0.3), (0.6, 0.6), (0.0, 1.0)):
+        for degraded in (False, True):
+            for fail_closed in (False, True):
+                active_scores = np.full(n, score, dtype=np.float32)
+                encoded = check_shadow(
+                    rules,
+                    ids,
+                    keys,
+                    active_scores,
+                    subsets,
+                    REFERENCE_THRESHOLDS,
+                    ("challenger-2", np.full(n, shadow_score, dtype=np.float32), Thresholds(0.55, 0.65)),
+                    degraded=degraded,
+                    fail_closed=fail_closed,
+                    model_version="iforest-7",
+                    seconds=1_700_000_000,
+                    nanos=5,
+                )
+                same = check_shadow(
+                    rules,
+                    ids,
+                    keys,
+                    active_scores,
+                    subsets,
+                    REFERENCE_THRESHOLDS,
+                    ("twin", active_scores, REFERENCE_THRESHOLDS),
+                    degraded=degraded,
+                    fail_closed=fail_closed,
+                    model_version="iforest-7",
+                    seconds=1_700_000_000,
+                    nanos=5,
+                )
+                assert same.shadow_outcomes is not None and encoded.shadow_outcomes is not None
+                assert same.shadow_outcomes.tolist() == same.outcomes.tolist()
+                # Row 0 matches no rule: its shadow outcome is the shadow score against the shadow's
+                # thresholds (0.55, 0.65), never the active ones (0.5, 0.9).
+                by_thresholds = (
+                    DECLINE if shadow_score >= 0.65 else REVIEW if shadow_score >= 0.55 else APPROVE
+                )
+                if degraded and fail_closed and by_thresholds == APPROVE:
+                    by_thresholds = REVIEW
+                assert encoded.shadow_outcomes[0] == by_thresholds
+
+
+def test_shadow_model_inputs_are_checked() -> None:
+    table = RuleTable(["a"], [1], [1], [0], [0.5], [False])
+    scores = np.zeros(2, np.float32)
+    arguments: dict[str, Any] = {
+        "degraded": False,
+        "fail_closed": False,
+        "model_version": "m",
+        "decided_at_seconds": 0,
+        "decided_at_nanos": 0,
+    }
+    with pytest.raises(ValueError, match="shadow model scores"):
+        encode_decisions(
+            table, ["a", "b"], ["k", "l"], scores, np.zeros((2, 1), np.uint8), 0.5, 0.9, **arguments,
+            shadow=ShadowModel("s", np.zeros(3, np.float32), 0.5, 0.9),
+        )  # fmt: skip
+    with pytest.raises(ValueError):  # a float64 array is not silently rounded
+        encode_decisions(
+            table, ["a", "b"], ["k", "l"], scores, np.zeros((2, 1), np.uint8), 0.5, 0.9, **arguments,
+            shadow=ShadowModel("s", np.zeros(2), 0.5, 0.9),  # type: ignore[arg-type]
+        )  # fmt: skip
+    from sentinel.hotpath import _respond
+
+    with pytest.raises(ValueError, match="version and its scores"):
+        _respond.encode_decisions(
+            table, ["a", "b"], ["k", "l"], scores, np.zeros((2, 1), np.uint8), 0.5, 0.9, False, False, "m",
+            0, 0, None, np.zeros(2, np.float32),
+        )  # fmt: skip
+    empty = encode_decisions(
+        table, [], [], np.zeros(0, np.float32), np.zeros((0, 1), np.uint8), 0.5, 0.9, **arguments,
+        shadow=ShadowModel("s", np.zeros(0, np.float32), 0.5, 0.9),
+    )  # fmt: skip
+    assert empty.decision_bytes == [] and empty.shadow_outcomes is not None
+    assert empty.shadow_outcomes.shape == (0,)
 
 
 @settings(max_examples=300, deadline=None)
@@ -623,6 +891,16 @@ decisions = st.builds(
     replayed=st.sampled_from([False, False, True]),
     idempotency_key=texts,
     decided_at=st.builds(timestamp_pb2.Timestamp, seconds=st.integers(*INT64), nanos=st.integers(*INT32)),
+    shadow=st.one_of(
+        st.none(),
+        st.builds(
+            decision_pb2.ShadowScore,
+            model_version=texts,
+            model_score=st.floats(width=32, allow_nan=False),
+            risk_score=st.floats(0.0, 1.0),
+            outcome=st.sampled_from([1, 2, 3]),
+        ),
+    ),
 )
 errors = st.builds(
     errors_pb2.ItemError,
@@ -758,6 +1036,47 @@ def test_responses_around_encoded_decisions() -> None:
     kinds, payloads, sequences_array, replayed = wire_inputs(answers, seqs, flags)
     assert payloads[0] == data[0]
     assert score_batch_response(kinds, payloads, sequences_array, replayed) == response.SerializeToString()
+
+
+def test_responses_around_decisions_with_a_shadow() -> None:
+    """The answer-time fields 8 and 10 are spliced before field 13: every response equals the generated
+    classes' message with the answered decision, shadow included."""
+    rules = [
+        CompiledRule("big", 2, RuleAction.REVIEW, 100, 0.3, RuleMode.ACTIVE, PROGRAM),
+        CompiledRule("watch", 9, RuleAction.DECLINE, 50, 0.1, RuleMode.SHADOW, PROGRAM),
+    ]
+    n = 4
+    data = check_batch(
+        rules,
+        [f"t{i}" for i in range(n)],
+        [f"k{i}" for i in range(n)],
+        np.linspace(0, 1, n, dtype=np.float32),
+        np.array([[1, 0], [0, 1], [0, 0], [1, 1]], np.uint8),
+        REFERENCE_THRESHOLDS,
+        degraded=False,
+        fail_closed=False,
+        shadow=("challenger", np.linspace(1, 0, n, dtype=np.float32), Thresholds(0.3, 0.6)),
+    )
+    answers: list[decision_pb2.Decision | errors_pb2.ItemError] = [
+        decision_pb2.Decision.FromString(d) for d in data
+    ]
+    assert all(answer.HasField("shadow") for answer in answers)
+    seqs, flags = [0, 7, 2**40, 1], [False, True, True, False]
+    response = scoring_pb2.ScoreBatchResponse()
+    for answer in expected_answers(answers, seqs, flags):
+        _fill(response.results.add(), answer)
+    kinds, payloads, sequences_array, replayed = wire_inputs(answers, seqs, flags)
+    assert payloads == data
+    assert score_batch_response(kinds, payloads, sequences_array, replayed) == response.SerializeToString()
+    for payload, sequence, flag in zip(data, seqs, flags, strict=True):
+        single = scoring_pb2.ScoreResponse()
+        single.decision.CopyFrom(answered(payload, sequence, flag))
+        assert score_response(payload, sequence, flag) == single.SerializeToString(deterministic=True)
+    streamed = stream_responses([f"t{i}" for i in range(n)], kinds, payloads, sequences_array, replayed)
+    for i, (message, answer) in enumerate(zip(streamed, expected_answers(answers, seqs, flags), strict=True)):
+        expected = scoring_pb2.ScoreStreamResponse(transaction_id=f"t{i}")
+        _fill(expected, answer)
+        assert message == expected.SerializeToString(deterministic=True)
 
 
 def test_response_builders_check_their_inputs() -> None:

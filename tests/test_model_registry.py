@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import json
 import os
 from pathlib import Path
 
@@ -199,3 +200,187 @@ async def test_watch_survives_a_failing_poll(registry: ModelRegistry, tmp_path: 
     finally:
         watcher.cancel()
     assert active.current.version == "m2"
+
+
+# ------------------------------------------------------------------------------------------ shadow model
+def copy_default_model(root: Path, version: str, review: float, decline: float) -> Path:
+    """The packaged default model published into ``root`` as ``version`` with other thresholds: a second
+    model that loads under the hot path's schema (same ONNX file, so onnx_sha256 still matches)."""
+    source = default_model_directory()
+    metadata = ModelMetadata.read(source)
+    thresholds = metadata.thresholds.model_copy(update={"review": review, "decline": decline})
+    changed = metadata.model_copy(update={"version": version, "thresholds": thresholds})
+    return publish_model(root, (source / MODEL_FILE).read_bytes(), changed)
+
+
+def test_shadow_pointer_names_a_checked_model_other_than_the_active_one(registry: ModelRegistry) -> None:
+    _publish(registry.root, "m1", seed=1)
+    _publish(registry.root, "m2", seed=2)
+    _publish(registry.root, "bad", seed=3, schema=OTHER_SCHEMA)
+    registry.activate("m1")
+    assert registry.shadow_version() is None and registry.load_shadow() is None
+
+    model = registry.set_shadow("m2")
+    assert model is not None and model.version == "m2"
+    assert registry.shadow_pointer == registry.root / "SHADOW" and registry.shadow_pointer.is_file()
+    assert registry.shadow_version() == "m2" and registry.active_version() == "m1"
+    loaded = registry.load_shadow()
+    assert loaded is not None and loaded.version == "m2"
+    assert not list(registry.root.glob(".*.tmp"))  # written through a temporary file, renamed
+
+    listed = {entry.version: entry for entry in registry.entries()}
+    assert listed["m2"].shadow and not listed["m2"].active
+    assert listed["m1"].active and not listed["m1"].shadow
+    assert not any(entry.shadow for entry in listed.values() if entry.version != "m2")
+
+    with pytest.raises(ModelLoadError, match="m1 is the active model"):
+        registry.set_shadow("m1")
+    with pytest.raises(ModelSchemaMismatch):
+        registry.set_shadow("bad")
+    with pytest.raises(ModelLoadError, match="no model nope"):
+        registry.set_shadow("nope")
+    assert registry.shadow_version() == "m2"  # refusals leave the pointer alone
+
+    assert registry.set_shadow(None) is None
+    assert registry.shadow_version() is None and not registry.shadow_pointer.exists()
+    assert registry.set_shadow(None) is None  # removing no pointer is fine
+    assert not any(entry.shadow for entry in registry.entries())
+
+
+def test_activating_the_shadow_model_promotes_it(registry: ModelRegistry) -> None:
+    _publish(registry.root, "m1", seed=1)
+    _publish(registry.root, "m2", seed=2)
+    registry.activate("m1")
+    registry.set_shadow("m2")
+    registry.activate("m2")
+    assert registry.active_version() == "m2" and registry.shadow_version() is None
+
+
+def test_the_packaged_default_serving_without_active_cannot_be_its_own_shadow(tmp_path: Path) -> None:
+    registry = ModelRegistry(tmp_path / "models", HOT_PATH_SCHEMA)
+    default = default_model_directory().name
+    with pytest.raises(ModelLoadError, match="is the active model"):
+        registry.set_shadow(default)
+    copy_default_model(registry.root, "challenger-1", review=0.3, decline=0.4)
+    shadow = registry.set_shadow("challenger-1")
+    assert shadow is not None and shadow.metadata.thresholds.review == 0.3
+    listed = {entry.version: entry for entry in registry.entries()}
+    assert listed[default].active and listed[default].packaged and not listed[default].shadow
+    assert listed["challenger-1"].shadow and not listed["challenger-1"].active
+
+
+def test_active_model_follows_the_shadow_pointer_and_ignores_a_bad_shadow(registry: ModelRegistry) -> None:
+    _publish(registry.root, "m1", seed=1)
+    _publish(registry.root, "m2", seed=2)
+    _publish(registry.root, "m3", seed=3)
+    _publish(registry.root, "bad", seed=4, schema=OTHER_SCHEMA)
+    registry.activate("m1")
+    registry.set_shadow("m2")
+    active = ActiveModel(registry)
+    assert active.current.version == "m1"
+    assert active.shadow is not None and active.shadow.version == "m2"
+    assert not active.pointer_changed()
+
+    registry.set_shadow("m3")
+    assert active.pointer_changed()
+    assert not active.reload()  # the active model did not change...
+    assert active.shadow is not None and active.shadow.version == "m3"  # ...the shadow did
+    assert active.current.version == "m1" and not active.pointer_changed()
+
+    # A pointer written by hand naming an unusable model: logged and ignored, scoring goes on.
+    registry.shadow_pointer.write_text("bad\n")
+    os.utime(registry.shadow_pointer, ns=(1, 1))
+    assert active.pointer_changed()
+    active.reload()
+    assert active.shadow is None and active.current.version == "m1"
+
+    registry.set_shadow("m2")
+    active.reload()
+    assert active.shadow is not None and active.shadow.version == "m2"
+    registry.set_shadow(None)
+    active.reload()
+    assert active.shadow is None
+
+    # A worker starts whatever SHADOW names: an unusable shadow never stops it.
+    registry.shadow_pointer.write_text("bad\n")
+    started = ActiveModel(registry)
+    assert started.current.version == "m1" and started.shadow is None
+    registry.shadow_pointer.write_text("m1\n")  # the active version (written by hand): ignored
+    assert ActiveModel(registry).shadow is None
+
+    # The active model changing to the shadow's version drops the shadow in the same reload.
+    registry.set_shadow("m2")
+    promoted = ActiveModel(registry)
+    registry.pointer.write_text("m2\n")  # by hand, so SHADOW stays
+    os.utime(registry.pointer, ns=(2, 2))
+    assert promoted.reload()
+    assert promoted.current.version == "m2" and promoted.shadow is None
+
+
+async def test_watch_follows_the_shadow_pointer(registry: ModelRegistry) -> None:
+    _publish(registry.root, "m1", seed=1)
+    _publish(registry.root, "m2", seed=2)
+    registry.activate("m1")
+    active = ActiveModel(registry)
+    assert active.shadow is None
+    watcher = asyncio.create_task(active.watch(interval_s=0.01))
+    rows = np.random.default_rng(0).normal(size=(16, N_FEATURES)).astype(np.float32)
+    try:
+        registry.set_shadow("m2")
+        for _ in range(500):
+            shadow = active.shadow
+            if shadow is not None:
+                assert shadow.scorer.score(rows).shape == (16,)
+                break
+            await asyncio.sleep(0.005)
+        assert active.shadow is not None and active.shadow.version == "m2"
+        registry.set_shadow(None)
+        for _ in range(500):
+            if active.shadow is None:
+                break
+            await asyncio.sleep(0.005)
+    finally:
+        watcher.cancel()
+    assert active.shadow is None and active.current.version == "m1"
+
+
+def test_cli_sets_lists_and_removes_the_shadow_model(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    from sentinel.cli import main
+
+    root = tmp_path / "models"
+    monkeypatch.setenv("SENTINEL_MODEL_DIR", str(root))
+    monkeypatch.delenv("SENTINEL_CONFIG", raising=False)
+    copy_default_model(root, "champion-1", review=0.6, decline=0.7)
+    copy_default_model(root, "challenger-1", review=0.3, decline=0.4)
+    assert main(["model", "activate", "champion-1"]) == 0
+    assert main(["model", "shadow", "challenger-1"]) == 0
+    assert "shadow model challenger-1 (review>=0.300, decline>=0.400)" in capsys.readouterr().out
+    assert (root / "SHADOW").read_text() == "challenger-1\n"
+
+    assert main(["model", "list"]) == 0
+    lines = capsys.readouterr().out.splitlines()
+    assert any(line.startswith("* champion-1 ") for line in lines)
+    assert any(line.startswith("s challenger-1 ") for line in lines)
+    assert main(["model", "list", "--json"]) == 0
+    listed = {entry["version"]: entry for entry in json.loads(capsys.readouterr().out)}
+    assert listed["challenger-1"]["shadow"] is True and listed["challenger-1"]["active"] is False
+    assert listed["champion-1"]["shadow"] is False and listed["champion-1"]["active"] is True
+    assert sum(entry["shadow"] for entry in listed.values()) == 1
+
+    assert main(["model", "shadow", "champion-1"]) == 1
+    assert "champion-1 is the active model" in capsys.readouterr().err
+    assert main(["model", "shadow", "no-such-version"]) == 1
+    assert "no model no-such-version" in capsys.readouterr().err
+    assert (root / "SHADOW").read_text() == "challenger-1\n"
+
+    assert main(["model", "shadow", "--off"]) == 0
+    assert "shadow model challenger-1 off" in capsys.readouterr().out
+    assert not (root / "SHADOW").exists()
+    assert main(["model", "list", "--json"]) == 0
+    assert not any(entry["shadow"] for entry in json.loads(capsys.readouterr().out))
+    with pytest.raises(SystemExit):
+        main(["model", "shadow"])  # VERSION or --off
+    with pytest.raises(SystemExit):
+        main(["model", "shadow", "challenger-1", "--off"])

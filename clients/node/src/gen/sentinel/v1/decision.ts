@@ -170,7 +170,33 @@ export interface Decision {
   /** The idempotency key the decision is stored under. */
   idempotencyKey: string;
   /** When the server made the decision. */
-  decidedAt?: Date | undefined;
+  decidedAt?:
+    | Date
+    | undefined;
+  /**
+   * What the shadow model (a challenger, `sentinel model shadow VERSION`) would have decided; set
+   * only while a shadow model is configured. Recorded for comparison, never acted on: outcome,
+   * risk_score, model_score and reasons above ignore it.
+   */
+  shadow?: ShadowScore | undefined;
+}
+
+/**
+ * A challenger model's opinion of the same transaction, recorded for comparison (the
+ * sentinel_shadow_outcomes_total metric, decision logs, the ledger's stored decisions) and never acted
+ * on. It is computed with the same policy as the Decision: the same matched rules, the same degraded
+ * mode, and the shadow model's own thresholds (never the server's threshold overrides, which are for
+ * the active model).
+ */
+export interface ShadowScore {
+  /** Version of the shadow model. */
+  modelVersion: string;
+  /** The shadow model's own score from 0 to 1, as model_score is the active model's. */
+  modelScore: number;
+  /** The risk score the Decision would have had with the shadow model in place of the active one. */
+  riskScore: number;
+  /** The outcome the Decision would have had with the shadow model in place of the active one. */
+  outcome: Outcome;
 }
 
 function createBaseRuleHit(): RuleHit {
@@ -397,6 +423,7 @@ function createBaseDecision(): Decision {
     replayed: false,
     idempotencyKey: "",
     decidedAt: undefined,
+    shadow: undefined,
   };
 }
 
@@ -437,6 +464,9 @@ export const Decision: MessageFns<Decision> = {
     }
     if (message.decidedAt !== undefined) {
       Timestamp.encode(toTimestamp(message.decidedAt), writer.uint32(98).fork()).join();
+    }
+    if (message.shadow !== undefined) {
+      ShadowScore.encode(message.shadow, writer.uint32(106).fork()).join();
     }
     return writer;
   },
@@ -550,6 +580,14 @@ export const Decision: MessageFns<Decision> = {
             message.decidedAt = fromTimestamp(Timestamp.decode(reader, reader.uint32()));
             continue;
           }
+          case 13: {
+            if (tag !== 106) {
+              break;
+            }
+
+            message.shadow = ShadowScore.decode(reader, reader.uint32());
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -608,6 +646,7 @@ export const Decision: MessageFns<Decision> = {
         : isSet(object.decided_at)
         ? fromJsonTimestamp(object.decided_at)
         : undefined,
+      shadow: isSet(object.shadow) ? ShadowScore.fromJSON(object.shadow) : undefined,
     };
   },
 
@@ -649,6 +688,9 @@ export const Decision: MessageFns<Decision> = {
     if (message.decidedAt !== undefined) {
       obj.decidedAt = message.decidedAt.toISOString();
     }
+    if (message.shadow !== undefined) {
+      obj.shadow = ShadowScore.toJSON(message.shadow);
+    }
     return obj;
   },
 
@@ -669,6 +711,138 @@ export const Decision: MessageFns<Decision> = {
     message.replayed = object.replayed ?? false;
     message.idempotencyKey = object.idempotencyKey ?? "";
     message.decidedAt = object.decidedAt ?? undefined;
+    message.shadow = (object.shadow !== undefined && object.shadow !== null)
+      ? ShadowScore.fromPartial(object.shadow)
+      : undefined;
+    return message;
+  },
+};
+
+function createBaseShadowScore(): ShadowScore {
+  return { modelVersion: "", modelScore: 0, riskScore: 0, outcome: 0 };
+}
+
+export const ShadowScore: MessageFns<ShadowScore> = {
+  encode(message: ShadowScore, writer: BinaryWriter = new BinaryWriter()): BinaryWriter {
+    if (message.modelVersion !== "") {
+      writer.uint32(10).string(message.modelVersion);
+    }
+    if (message.modelScore !== 0) {
+      writer.uint32(17).double(message.modelScore);
+    }
+    if (message.riskScore !== 0) {
+      writer.uint32(25).double(message.riskScore);
+    }
+    if (message.outcome !== 0) {
+      writer.uint32(32).int32(message.outcome);
+    }
+    return writer;
+  },
+
+  decode(input: BinaryReader | Uint8Array, length?: number): ShadowScore {
+    const reader = input instanceof BinaryReader ? input : new BinaryReader(input);
+    const previousRecursionDepth = (reader as any).__tsProtoDecodeDepth ?? 0;
+    if (previousRecursionDepth >= 100) {
+      throw new globalThis.Error("protobuf decode recursion limit exceeded");
+    }
+    (reader as any).__tsProtoDecodeDepth = previousRecursionDepth + 1;
+    try {
+      const end = length === undefined ? reader.len : reader.pos + length;
+      const message = createBaseShadowScore();
+      while (reader.pos < end) {
+        const tag = reader.uint32();
+        switch (tag >>> 3) {
+          case 1: {
+            if (tag !== 10) {
+              break;
+            }
+
+            message.modelVersion = reader.string();
+            continue;
+          }
+          case 2: {
+            if (tag !== 17) {
+              break;
+            }
+
+            message.modelScore = reader.double();
+            continue;
+          }
+          case 3: {
+            if (tag !== 25) {
+              break;
+            }
+
+            message.riskScore = reader.double();
+            continue;
+          }
+          case 4: {
+            if (tag !== 32) {
+              break;
+            }
+
+            message.outcome = reader.int32() as any;
+            continue;
+          }
+        }
+        if ((tag & 7) === 4 || tag === 0) {
+          break;
+        }
+        reader.skip(tag & 7);
+      }
+      return message;
+    } finally {
+      (reader as any).__tsProtoDecodeDepth = previousRecursionDepth;
+    }
+  },
+
+  fromJSON(object: any): ShadowScore {
+    return {
+      modelVersion: isSet(object.modelVersion)
+        ? globalThis.String(object.modelVersion)
+        : isSet(object.model_version)
+        ? globalThis.String(object.model_version)
+        : "",
+      modelScore: isSet(object.modelScore)
+        ? globalThis.Number(object.modelScore)
+        : isSet(object.model_score)
+        ? globalThis.Number(object.model_score)
+        : 0,
+      riskScore: isSet(object.riskScore)
+        ? globalThis.Number(object.riskScore)
+        : isSet(object.risk_score)
+        ? globalThis.Number(object.risk_score)
+        : 0,
+      outcome: isSet(object.outcome) ? outcomeFromJSON(object.outcome) : 0,
+    };
+  },
+
+  toJSON(message: ShadowScore): unknown {
+    const obj: any = {};
+    if (message.modelVersion !== "") {
+      obj.modelVersion = message.modelVersion;
+    }
+    if (message.modelScore !== 0) {
+      obj.modelScore = floatToJson(message.modelScore);
+    }
+    if (message.riskScore !== 0) {
+      obj.riskScore = floatToJson(message.riskScore);
+    }
+    if (message.outcome !== 0) {
+      obj.outcome = outcomeToJSON(message.outcome);
+    }
+    return obj;
+  },
+
+  create<I extends Exact<DeepPartial<ShadowScore>, I>>(base?: I): ShadowScore {
+    return ShadowScore.fromPartial(base ?? ({} as any));
+  },
+  fromPartial<I extends Exact<DeepPartial<ShadowScore>, I>>(object: I): ShadowScore {
+    const message = createBaseShadowScore();
+    message.modelVersion = object.modelVersion ?? "";
+    message.modelScore = object.modelScore ?? 0;
+    message.riskScore = object.riskScore ?? 0;
+    message.outcome = object.outcome ?? 0;
     return message;
   },
 };
