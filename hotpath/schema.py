@@ -140,6 +140,30 @@ FEATURE_NAMES: tuple[str, ...] = tuple(FEATURE_DOCS)
 FEATURE_INDEX: MappingProxyType[str, int] = MappingProxyType(
     {name: index for index, name in enumerate(FEATURE_NAMES)}
 )
+# The features that depend on the account's earlier transactions (their neutral value when the
+# batch is scored without state). A model can only learn them from data where accounts have a
+# history; training leaves them out when its data has too little of it (model_export/training.py).
+STATEFUL_FEATURES: tuple[str, ...] = (
+    "state_known",
+    "first_transaction",
+    "log_amount_zscore",
+    "seconds_since_last",
+    "velocity_count_1m",
+    "velocity_count_1h",
+    "velocity_count_24h",
+    "velocity_amount_1m",
+    "velocity_amount_1h",
+    "velocity_amount_24h",
+    "travel_known",
+    "distance_km",
+    "speed_kmh",
+    "away_from_home",
+    "country_changed",
+    "new_counterparty",
+    "new_device",
+)
+if not set(STATEFUL_FEATURES) <= set(FEATURE_NAMES):
+    raise ImportError("STATEFUL_FEATURES names a feature the schema does not have")
 FEATURE_SCHEMA_HASH: str = hashlib.sha256(
     "\n".join([f"features v{FEATURE_SCHEMA_VERSION}", f"state v{c.STATE_VERSION}", *FEATURE_NAMES]).encode()
 ).hexdigest()

@@ -1,25 +1,32 @@
 """What a model directory says about its model: ``metadata.json``, validated when read.
 
 The metadata is what lets an operator (and the server) trust a model file: which feature schema it
-was trained for (the server refuses any other), on which data (sha256), with which libraries and
-parameters, how well it did on held-out data, and which score thresholds that data suggests.
+was trained for (the server refuses any other), on which data (sha256) split how, which features it
+was kept from and why, with which libraries and parameters, how well it did on validation data, and
+which score thresholds that data chose for which targets.
+
+Format 1 (the first models: Isolation Forests without a stored split) still reads; the fields added
+in format 2 take the values those models had.
 """
 
 from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 METADATA_FILE = "metadata.json"
 MODEL_FILE = "model.onnx"
-METADATA_FORMAT = 1
+METADATA_FORMAT = 2
 # A version is also a directory name: keep it to safe characters.
 VERSION_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9._-]{0,63}")
 
 Version = Annotated[str, StringConstraints(pattern=VERSION_PATTERN.pattern)]
+# isolation_forest: risk = the anomaly score 2^(-E[h(x)]/c(n)), fitted without labels.
+# gradient_boosting: risk = the predicted probability of fraud, fitted on the labels.
+ModelKind = Literal["isolation_forest", "gradient_boosting"]
 
 
 class _Frozen(BaseModel):
@@ -37,15 +44,30 @@ class TrainingData(_Frozen):
 
 
 class Thresholds(_Frozen):
-    """Model scores from which the decision policy should REVIEW or DECLINE, with the rule used."""
+    """Model scores from which the decision policy should REVIEW or DECLINE, with the rule used and
+    the validation precision each was chosen for (None: a format-1 model, chosen another way)."""
 
     review: float = Field(ge=0.0, le=1.0)
     decline: float = Field(ge=0.0, le=1.0)
     rule: str
+    review_precision_target: float | None = None
+    decline_precision_target: float | None = None
+
+
+class Split(_Frozen):
+    """How the training file was divided (sentinel.model_export.splits), and what each part held."""
+
+    method: str = "account hash"
+    validation_fraction: float
+    holdout_fraction: float
+    train_rows: int = Field(ge=0)
+    train_fraud_rows: int = Field(ge=0)
+    holdout_rows: int = Field(ge=0)
+    holdout_fraud_rows: int = Field(ge=0)
 
 
 class Metrics(_Frozen):
-    """Held-out evaluation of the anomaly score against the fraud labels."""
+    """Evaluation of the model's score against the fraud labels of the validation rows."""
 
     pr_auc: float
     roc_auc: float
@@ -63,14 +85,23 @@ class ModelMetadata(_Frozen):
 
     format: int = METADATA_FORMAT
     version: Version
+    kind: ModelKind = "isolation_forest"
     created_at: str = Field(description="UTC time of training, ISO 8601.")
     feature_schema_version: int
     feature_schema_hash: str = Field(pattern=r"^[0-9a-f]{64}$")
     feature_names: tuple[str, ...]
+    features_left_out: tuple[str, ...] = Field(
+        (), description="Features held constant in training, so the model never reads them."
+    )
+    features_left_out_reason: str | None = None
     onnx_sha256: str = Field(pattern=r"^[0-9a-f]{64}$")
     libraries: dict[str, str]
     parameters: dict[str, int | float | str | bool | None]
     training_data: TrainingData
+    split: Split | None = None
+    calibrated_from: Version | None = Field(
+        None, description="The model whose ONNX file this one reuses with new thresholds."
+    )
     metrics: Metrics
     thresholds: Thresholds
     parity_max_abs_diff: float = Field(description="Largest |ONNX - scikit-learn| score on held-out rows.")

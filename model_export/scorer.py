@@ -17,7 +17,8 @@ from sentinel.model_export import row_order
 # The interface of a fused export (fused_export.py writes it): float32 features in, risk out.
 # Defined here so that serving never imports scikit-learn, which only the export needs.
 INPUT_NAME = "features"
-# Anomaly score 2^(-E[h(x)]/c(n)) in 0..1: the risk the service reports (higher = more anomalous).
+# Risk in 0..1, higher = more suspicious: the anomaly score 2^(-E[h(x)]/c(n)) of an Isolation Forest,
+# the probability of fraud of gradient-boosted trees.
 RISK_OUTPUT = "risk"
 
 
@@ -39,8 +40,9 @@ def latency_session(model: bytes | Path) -> ort.InferenceSession:
     return ort.InferenceSession(source, latency_session_options(), providers=["CPUExecutionProvider"])
 
 
-class ForestScorer:
-    """Scores feature rows with a fused Isolation Forest export; ``version`` names the model.
+class ModelScorer:
+    """Scores feature rows with a fused export (either kind: both take ``features`` and give ``risk``);
+    ``version`` names the model.
 
     Batches of at least ``row_order.MIN_ROWS`` rows are scored in the model's row order (see
     ``sentinel.model_export.row_order``) when the model carries one, then returned in request order.
@@ -62,7 +64,8 @@ class ForestScorer:
             raise ValueError(f"model {version}: its row order names columns it does not have")
 
     def score(self, features: np.ndarray) -> np.ndarray:
-        """Risk (the anomaly score 2^(-E[h(x)]/c(n)), 0..1) of each row of float32 ``features[n, F]``."""
+        """Risk (0..1: the anomaly score or the probability of fraud) of each row of float32
+        ``features[n, F]``."""
         if features.dtype != np.float32 or features.ndim != 2 or features.shape[1] != self.feature_count:
             raise ValueError(
                 f"model {self.version} needs float32 features of shape (n, {self.feature_count}), "

@@ -16,7 +16,7 @@ from sentinel.model_export.fused_export import (
     float32_at_most,
     fused_onnx_model,
 )
-from sentinel.model_export.scorer import ForestScorer, latency_session
+from sentinel.model_export.scorer import ModelScorer, latency_session
 from sentinel.model_export.stock_export import STOCK_DECISION_FUNCTION_OUTPUT, stock_onnx_model
 
 N_FEATURES = 12
@@ -134,7 +134,7 @@ def test_stock_export_matches_sklearn(data: tuple[np.ndarray, np.ndarray]) -> No
 def test_scorer_returns_the_risk_and_checks_its_input(data: tuple[np.ndarray, np.ndarray]) -> None:
     train, test = data
     forest = IsolationForest(n_estimators=30, max_samples=128, random_state=0).fit(train)
-    scorer = ForestScorer(fused_onnx_model(forest).SerializeToString(), version="v-test")
+    scorer = ModelScorer(fused_onnx_model(forest).SerializeToString(), version="v-test")
     risk = scorer.score(test[:256])
     assert risk.shape == (256,)
     assert np.all((risk > 0) & (risk < 1))

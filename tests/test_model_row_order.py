@@ -9,7 +9,7 @@ from sklearn.ensemble import IsolationForest
 from sentinel.model_export import row_order
 from sentinel.model_export.fused_export import fused_onnx_model
 from sentinel.model_export.row_order import RowOrder, choose_row_order
-from sentinel.model_export.scorer import ForestScorer
+from sentinel.model_export.scorer import ModelScorer
 
 
 def _rows(n: int, seed: int) -> np.ndarray:
@@ -45,11 +45,11 @@ def test_ordered_batches_score_exactly_like_unordered_ones() -> None:
     train = _rows(3_000, seed=2)
     forest = IsolationForest(n_estimators=60, max_samples=256, random_state=0).fit(train)
     order = choose_row_order(forest, train)
-    ordered = ForestScorer(
+    ordered = ModelScorer(
         fused_onnx_model(forest, metadata={row_order.METADATA_KEY: order.to_json()}).SerializeToString(),
         version="ordered",
     )
-    plain = ForestScorer(fused_onnx_model(forest).SerializeToString(), version="plain")
+    plain = ModelScorer(fused_onnx_model(forest).SerializeToString(), version="plain")
     assert ordered.row_order == order and plain.row_order is None
     batch = _rows(10_000, seed=3)
     for size in (1, row_order.MIN_ROWS - 1, row_order.MIN_ROWS, 256, 10_000):
@@ -63,4 +63,4 @@ def test_a_row_order_naming_missing_columns_is_refused() -> None:
     bad = RowOrder(binary_columns=(1, 2), sort_column=train.shape[1])
     model = fused_onnx_model(forest, metadata={row_order.METADATA_KEY: bad.to_json()})
     with pytest.raises(ValueError, match="row order names columns"):
-        ForestScorer(model.SerializeToString(), version="bad")
+        ModelScorer(model.SerializeToString(), version="bad")
