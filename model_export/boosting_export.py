@@ -50,19 +50,13 @@ from dataclasses import dataclass
 
 import numpy as np
 import onnx
-from onnx import TensorProto, helper, numpy_helper
+from onnx import TensorProto, helper
 from sklearn.ensemble import HistGradientBoostingClassifier
 from sklearn.exceptions import NotFittedError
 from sklearn.utils.validation import check_is_fitted
 
-from sentinel.model_export.fused_export import (
-    _BRANCH_LEQ,
-    ONNX_ML_OPSET,
-    ONNX_OPSET,
-    _TreeEnsembleArrays,
-    float32_at_most,
-)
 from sentinel.model_export.scorer import INPUT_NAME, RISK_OUTPUT
+from sentinel.model_export.tree_ensemble import TreeEnsembleArrays, onnx_model
 
 # The raw log-odds of fraud (the tree operator's output, before the sigmoid).
 LOG_ODDS_OUTPUT = "log_odds"
@@ -88,7 +82,7 @@ def boosting_onnx_model(
     n_features = int(model.n_features_in_)
     baseline = float(np.asarray(model._baseline_prediction).reshape(-1)[0])
     columns = np.arange(n_features)
-    tree = _TreeEnsembleArrays()
+    tree = TreeEnsembleArrays()
     for index, (predictor,) in enumerate(model._predictors):
         nodes = predictor.nodes
         if nodes["is_categorical"].any():  # _check_exportable refuses these; never route by a bitset
@@ -97,44 +91,16 @@ def boosting_onnx_model(
         values = nodes["value"] + (baseline if index == 0 else 0.0)
         tree.add(_PredictorTree.of(nodes), columns, values, nan_inputs)
 
-    ensemble = helper.make_node(
-        "TreeEnsemble",
-        [INPUT_NAME],
-        [LOG_ODDS_OUTPUT],
-        domain="ai.onnx.ml",
-        aggregate_function=1,  # SUM
-        n_targets=1,
-        tree_roots=tree.roots,
-        nodes_featureids=tree.feature_ids,
-        nodes_splits=numpy_helper.from_array(float32_at_most(np.array(tree.splits)), "nodes_splits"),
-        nodes_modes=numpy_helper.from_array(np.full(len(tree.splits), _BRANCH_LEQ, np.uint8), "nodes_modes"),
-        nodes_truenodeids=tree.true_ids,
-        nodes_trueleafs=tree.true_is_leaf,
-        nodes_falsenodeids=tree.false_ids,
-        nodes_falseleafs=tree.false_is_leaf,
-        leaf_targetids=[0] * len(tree.leaf_weights),
-        leaf_weights=numpy_helper.from_array(np.array(tree.leaf_weights, np.float32), "leaf_weights"),
-    )
-    if nan_inputs:
-        ensemble.attribute.append(
-            helper.make_attribute("nodes_missing_value_tracks_true", tree.missing_tracks_true)
-        )
+    ensemble = tree.node(LOG_ODDS_OUTPUT, nan_inputs)
     graph = helper.make_graph(
         [ensemble, helper.make_node("Sigmoid", [LOG_ODDS_OUTPUT], [RISK_OUTPUT])],
         "hist_gradient_boosting_fused",
         [helper.make_tensor_value_info(INPUT_NAME, TensorProto.FLOAT, [None, n_features])],
         [helper.make_tensor_value_info(RISK_OUTPUT, TensorProto.FLOAT, [None, 1])],
     )
-    onnx_model = helper.make_model(
-        graph,
-        opset_imports=[helper.make_opsetid("", ONNX_OPSET), helper.make_opsetid("ai.onnx.ml", ONNX_ML_OPSET)],
-        producer_name="sentinel.model_export",
-        doc_string=f"HistGradientBoostingClassifier ({len(model._predictors)} iterations) fused export",
+    return onnx_model(
+        graph, f"HistGradientBoostingClassifier ({len(model._predictors)} iterations) fused export", metadata
     )
-    onnx_model.ir_version = 10
-    helper.set_model_props(onnx_model, dict(metadata or {}))
-    onnx.checker.check_model(onnx_model)
-    return onnx_model
 
 
 def _check_exportable(model: HistGradientBoostingClassifier) -> None:
@@ -164,7 +130,7 @@ def _check_exportable(model: HistGradientBoostingClassifier) -> None:
 @dataclass(frozen=True)
 class _PredictorTree:
     """One HGB tree (TreePredictor.nodes) seen through the scikit-learn ``tree_`` attribute names that
-    ``_TreeEnsembleArrays.add`` reads, so both exports share one TreeEnsemble layout.
+    ``TreeEnsembleArrays.add`` reads, so both exports share one TreeEnsemble layout.
 
     The predictor numbers nodes depth first (children after their parent), as ``add`` requires.
     """

@@ -21,14 +21,15 @@ weights and leaves listed apart from the interior nodes, so the file is about 3x
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING
 
 import numpy as np
 import onnx
-from onnx import TensorProto, helper, numpy_helper
+from onnx import TensorProto, helper
 from sklearn.ensemble._iforest import _average_path_length
 
 from sentinel.model_export.scorer import INPUT_NAME, RISK_OUTPUT
+from sentinel.model_export.tree_ensemble import TreeEnsembleArrays, onnx_model
 
 if TYPE_CHECKING:
     from sklearn.ensemble import IsolationForest
@@ -39,22 +40,10 @@ PATH_LENGTH_OUTPUT = "mean_path_length"
 SCORE_SAMPLES_OUTPUT = "score_samples"
 DECISION_FUNCTION_OUTPUT = "decision_function"
 
-ONNX_OPSET = 21
-ONNX_ML_OPSET = 5  # TreeEnsemble
-_BRANCH_LEQ = 0  # TreeEnsemble nodes_modes value
-
 
 def average_path_length(n_samples: int) -> float:
     """c(n): the average path length of an unsuccessful search in a binary search tree of n items."""
     return float(_average_path_length(np.array([n_samples]))[0])
-
-
-def float32_at_most(thresholds: np.ndarray) -> np.ndarray:
-    """The largest float32 not above each float64 threshold (so float32 ``x <= t`` is unchanged)."""
-    rounded = thresholds.astype(np.float32)
-    above = rounded.astype(np.float64) > thresholds
-    rounded[above] = np.nextafter(rounded[above], np.float32(-np.inf))
-    return rounded
 
 
 def fused_onnx_model(
@@ -74,7 +63,7 @@ def fused_onnx_model(
         raise ValueError("an IsolationForest fitted on fewer than 2 samples per tree has no anomaly score")
     n_trees = len(forest.estimators_)
     n_features = int(forest.n_features_in_)
-    tree = _TreeEnsembleArrays()
+    tree = TreeEnsembleArrays()
     for index, (estimator, columns) in enumerate(
         zip(forest.estimators_, forest.estimators_features_, strict=True)
     ):
@@ -84,28 +73,7 @@ def fused_onnx_model(
         )
         tree.add(estimator.tree_, np.asarray(columns), contribution / n_trees, nan_inputs)
 
-    ensemble = helper.make_node(
-        "TreeEnsemble",
-        [INPUT_NAME],
-        [PATH_LENGTH_OUTPUT],
-        domain="ai.onnx.ml",
-        aggregate_function=1,  # SUM
-        n_targets=1,
-        tree_roots=tree.roots,
-        nodes_featureids=tree.feature_ids,
-        nodes_splits=numpy_helper.from_array(float32_at_most(np.array(tree.splits)), "nodes_splits"),
-        nodes_modes=numpy_helper.from_array(np.full(len(tree.splits), _BRANCH_LEQ, np.uint8), "nodes_modes"),
-        nodes_truenodeids=tree.true_ids,
-        nodes_trueleafs=tree.true_is_leaf,
-        nodes_falsenodeids=tree.false_ids,
-        nodes_falseleafs=tree.false_is_leaf,
-        leaf_targetids=[0] * len(tree.leaf_weights),
-        leaf_weights=numpy_helper.from_array(np.array(tree.leaf_weights, np.float32), "leaf_weights"),
-    )
-    if nan_inputs:
-        ensemble.attribute.append(
-            helper.make_attribute("nodes_missing_value_tracks_true", tree.missing_tracks_true)
-        )
+    ensemble = tree.node(PATH_LENGTH_OUTPUT, nan_inputs)
     inverse_c = 1.0 / average_path_length(forest.max_samples_)
     constants = [
         helper.make_tensor("minus_inverse_c", TensorProto.FLOAT, [], [-inverse_c]),
@@ -130,88 +98,8 @@ def fused_onnx_model(
         outputs,
         initializer=constants,
     )
-    model = helper.make_model(
+    return onnx_model(
         graph,
-        opset_imports=[helper.make_opsetid("", ONNX_OPSET), helper.make_opsetid("ai.onnx.ml", ONNX_ML_OPSET)],
-        producer_name="sentinel.model_export",
-        doc_string=f"IsolationForest ({n_trees} trees, max_samples {forest.max_samples_}) fused export",
+        f"IsolationForest ({n_trees} trees, max_samples {forest.max_samples_}) fused export",
+        metadata,
     )
-    model.ir_version = 10
-    helper.set_model_props(model, dict(metadata or {}))
-    onnx.checker.check_model(model)
-    return model
-
-
-class _TreeEnsembleArrays:
-    """The attribute arrays of the TreeEnsemble operator, filled one scikit-learn tree at a time.
-
-    TreeEnsemble lists interior nodes and leaves apart; a child is an index into one or the other.
-    """
-
-    def __init__(self) -> None:
-        self.roots: list[int] = []
-        self.feature_ids: list[int] = []
-        self.splits: list[float] = []
-        self.true_ids: list[int] = []
-        self.true_is_leaf: list[int] = []
-        self.false_ids: list[int] = []
-        self.false_is_leaf: list[int] = []
-        self.missing_tracks_true: list[int] = []
-        self.leaf_weights: list[float] = []
-
-    def add(self, tree: Any, columns: np.ndarray, node_values: np.ndarray, nan_inputs: bool) -> None:
-        """Append one tree; ``columns`` maps its feature indices to input columns (max_features < 1).
-
-        ``node_values[i]`` is what a row ending in node i contributes (used at leaves). A subtree
-        whose leaves all contribute the same value becomes one leaf: every row reaching it gets that
-        value whichever way it goes, so the walk can stop there (about 20 % fewer interior nodes).
-        """
-        left = tree.children_left
-        right = tree.children_right
-        uniform = _uniform_subtree_values(left, right, node_values)
-        terminal = ~np.isnan(uniform)
-        reachable = np.zeros(len(left), dtype=bool)
-        reachable[0] = True
-        for node in range(len(left)):  # scikit-learn numbers children after their parent
-            if reachable[node] and not terminal[node]:
-                reachable[left[node]] = reachable[right[node]] = True
-        interior = np.flatnonzero(reachable & ~terminal)
-        leaves = np.flatnonzero(reachable & terminal)
-        # Position of every kept node among this operator's interior nodes or among its leaves.
-        position = np.full(len(left), -1, dtype=np.int64)
-        position[interior] = len(self.splits) + np.arange(len(interior))
-        position[leaves] = len(self.leaf_weights) + np.arange(len(leaves))
-        self.leaf_weights.extend(uniform[leaves].tolist())
-        if terminal[0]:
-            # A tree that is one leaf (constant sample, or all leaves equal): one split whose both
-            # sides lead there.
-            self.roots.append(len(self.splits))
-            self.feature_ids.append(0)
-            self.splits.append(0.0)
-            self.true_ids.append(int(position[0]))
-            self.false_ids.append(int(position[0]))
-            self.true_is_leaf.append(1)
-            self.false_is_leaf.append(1)
-            if nan_inputs:
-                self.missing_tracks_true.append(0)
-            return
-        self.roots.append(int(position[0]))
-        self.feature_ids.extend(columns[tree.feature[interior]].tolist())
-        self.splits.extend(tree.threshold[interior].tolist())
-        self.true_ids.extend(position[left[interior]].tolist())
-        self.true_is_leaf.extend(terminal[left[interior]].astype(int).tolist())
-        self.false_ids.extend(position[right[interior]].tolist())
-        self.false_is_leaf.extend(terminal[right[interior]].astype(int).tolist())
-        if nan_inputs:
-            self.missing_tracks_true.extend(tree.missing_go_to_left[interior].astype(int).tolist())
-
-
-def _uniform_subtree_values(left: np.ndarray, right: np.ndarray, node_values: np.ndarray) -> np.ndarray:
-    """For every node, the value all leaves of its subtree share, or NaN when they differ."""
-    uniform = np.full(len(left), np.nan)
-    for node in range(len(left) - 1, -1, -1):  # children before parents
-        if left[node] == -1:
-            uniform[node] = node_values[node]
-        elif uniform[left[node]] == uniform[right[node]]:  # NaN never compares equal
-            uniform[node] = uniform[left[node]]
-    return uniform

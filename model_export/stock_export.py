@@ -12,7 +12,7 @@ import onnx
 from skl2onnx import to_onnx
 from sklearn.ensemble import IsolationForest
 
-from sentinel.model_export.fused_export import ONNX_OPSET
+from sentinel.model_export.tree_ensemble import ONNX_OPSET
 
 # skl2onnx's outputs: the inlier/outlier label and decision_function.
 STOCK_DECISION_FUNCTION_OUTPUT = "scores"

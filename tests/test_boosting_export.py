@@ -13,12 +13,12 @@ from onnx import TensorProto, helper
 from sklearn.ensemble import HistGradientBoostingClassifier, HistGradientBoostingRegressor
 
 from sentinel.hotpath import FEATURE_COUNT
-from sentinel.model_export import boosting_export
+from sentinel.model_export import tree_ensemble
 from sentinel.model_export.boosting_export import LOG_ODDS_OUTPUT, boosting_onnx_model
-from sentinel.model_export.fused_export import float32_at_most
 from sentinel.model_export.paysim import read_paysim
 from sentinel.model_export.scorer import INPUT_NAME, RISK_OUTPUT, ModelScorer, latency_session
 from sentinel.model_export.training import replay_features
+from sentinel.model_export.tree_ensemble import float32_at_most
 
 PAYSIM_SAMPLE = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "paysim_sample.csv"
 PARITY = 1e-5
@@ -160,7 +160,7 @@ def test_thresholds_between_float32_values_are_rounded_down() -> None:
     rows = _boundary_rows(model, train)
     expected = model.decision_function(rows)
     assert np.abs(_log_odds(boosting_onnx_model(model), rows) - expected).max() <= LOG_ODDS_PARITY
-    with mock.patch.object(boosting_export, "float32_at_most", lambda t: t.astype(np.float32)):
+    with mock.patch.object(tree_ensemble, "float32_at_most", lambda t: t.astype(np.float32)):
         nearest = _log_odds(boosting_onnx_model(model), rows)
     assert (np.abs(nearest - expected) > LOG_ODDS_PARITY).sum() > 10  # the check above has teeth
 

@@ -13,11 +13,11 @@ from sentinel.model_export.fused_export import (
     PATH_LENGTH_OUTPUT,
     RISK_OUTPUT,
     SCORE_SAMPLES_OUTPUT,
-    float32_at_most,
     fused_onnx_model,
 )
 from sentinel.model_export.scorer import ModelScorer, latency_session
 from sentinel.model_export.stock_export import STOCK_DECISION_FUNCTION_OUTPUT, stock_onnx_model
+from sentinel.model_export.tree_ensemble import float32_at_most
 
 N_FEATURES = 12
 PARITY = 1e-5
