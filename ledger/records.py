@@ -19,8 +19,13 @@ from sentinel.v1 import decision_pb2, transaction_pb2
 
 Outcome = Literal["APPROVE", "REVIEW", "DECLINE"]
 OUTCOMES: frozenset[str] = frozenset({"APPROVE", "REVIEW", "DECLINE"})
-_CURRENCY = re.compile(r"^[A-Z]{3}$")
+_CURRENCY = re.compile(r"[A-Z]{3}")
+# What PostgreSQL cannot store in a text column: NUL, and lone surrogates (they have no UTF-8 form).
+_UNSTORABLE_TEXT = re.compile("[\x00\ud800-\udfff]")
 FINGERPRINT_BYTES = 32
+# PostgreSQL's numeric holds at most this many digits before the decimal point, and this many after it.
+NUMERIC_MAX_INTEGER_DIGITS = 131_072
+NUMERIC_MAX_FRACTION_DIGITS = 16_383
 
 
 class AckStatus(enum.Enum):
@@ -53,13 +58,20 @@ class LedgerRecord:
             if not getattr(self, name):
                 raise ValueError(f"{name} must not be empty")
         texts = (self.transaction_id, self.idempotency_key, self.account_id, self.counterparty_id)
-        if any("\x00" in text for text in texts):
-            raise ValueError("ledger text fields must not contain NUL characters")
+        if _UNSTORABLE_TEXT.search("".join(texts)):
+            raise ValueError("ledger text fields must not contain NUL characters or lone surrogates")
         if len(self.fingerprint) != FINGERPRINT_BYTES:
             raise ValueError(f"fingerprint must be {FINGERPRINT_BYTES} bytes (sha256)")
-        if not isinstance(self.amount, Decimal) or not self.amount.is_finite() or self.amount <= 0:
-            raise ValueError(f"amount must be a finite Decimal greater than zero (got {self.amount!r})")
-        if not _CURRENCY.match(self.currency):
+        amount = self.amount
+        if not isinstance(amount, Decimal) or not amount.is_finite() or amount <= 0:
+            raise ValueError(f"amount must be a finite Decimal greater than zero (got {amount!r})")
+        fraction_digits = -int(amount.as_tuple().exponent)  # an int: the amount is finite
+        if amount.adjusted() >= NUMERIC_MAX_INTEGER_DIGITS or fraction_digits > NUMERIC_MAX_FRACTION_DIGITS:
+            raise ValueError(
+                f"amount must have at most {NUMERIC_MAX_INTEGER_DIGITS} digits before the decimal point "
+                f"and {NUMERIC_MAX_FRACTION_DIGITS} after it, PostgreSQL's bounds (got {amount:.6e})"
+            )
+        if not _CURRENCY.fullmatch(self.currency):
             raise ValueError(f"currency must be an ISO 4217 code such as EUR (got {self.currency!r})")
         if self.outcome not in OUTCOMES:
             raise ValueError(f"outcome must be one of {sorted(OUTCOMES)} (got {self.outcome!r})")

@@ -25,6 +25,18 @@ from sentinel.ledger.records import LedgerRecord
 
 _FRAME = struct.Struct(">II")  # payload length, CRC-32 of the payload
 _SEGMENT_GLOB = "segment-*.spool"
+# The JSON fields of a record (encode_record): strings, base64 strings, and the risk score, a number.
+_TEXT_FIELDS = (
+    "transaction_id",
+    "idempotency_key",
+    "account_id",
+    "counterparty_id",
+    "amount",
+    "currency",
+    "outcome",
+)
+_BLOB_FIELDS = ("fingerprint", "transaction_bytes", "decision_bytes")
+_FIELDS = frozenset((*_TEXT_FIELDS, *_BLOB_FIELDS, "risk_score"))
 
 
 class SpoolFullError(RuntimeError):
@@ -32,7 +44,8 @@ class SpoolFullError(RuntimeError):
 
 
 class SpoolCorruptError(RuntimeError):
-    """A frame before the end of a segment fails its checksum: the file was damaged on disk."""
+    """A segment holds a damaged frame before its end (its checksum fails: the file was damaged on disk),
+    or a frame whose payload is no record (see decode_record)."""
 
 
 def encode_record(record: LedgerRecord) -> bytes:
@@ -56,21 +69,67 @@ def encode_record(record: LedgerRecord) -> bytes:
 
 
 def decode_record(payload: bytes) -> LedgerRecord:
-    """The inverse of encode_record."""
-    fields = json.loads(payload)
-    return LedgerRecord(
-        transaction_id=fields["transaction_id"],
-        idempotency_key=fields["idempotency_key"],
-        fingerprint=base64.b64decode(fields["fingerprint"]),
-        account_id=fields["account_id"],
-        counterparty_id=fields["counterparty_id"],
-        amount=Decimal(fields["amount"]),
-        currency=fields["currency"],
-        outcome=fields["outcome"],
-        risk_score=fields["risk_score"],
-        transaction_bytes=base64.b64decode(fields["transaction_bytes"]),
-        decision_bytes=base64.b64decode(fields["decision_bytes"]),
-    )
+    """The inverse of encode_record; SpoolCorruptError for a payload it cannot have written.
+
+    Such a payload passed its frame's checksum, so it is on disk as it was written: a foreign or edited
+    file, never a crash. It is refused whole (every field present with encode_record's type, nothing
+    else, and the record's own checks), never guessed into a record that would fail replay later."""
+    try:
+        fields = json.loads(payload)
+        if not isinstance(fields, dict) or fields.keys() != _FIELDS:
+            raise ValueError(f"not a JSON object of the fields {', '.join(sorted(_FIELDS))}")
+        wrong = [name for name in (*_TEXT_FIELDS, *_BLOB_FIELDS) if type(fields[name]) is not str]
+        if type(fields["risk_score"]) is not float:
+            wrong.append("risk_score")
+        if wrong:
+            raise ValueError(f"wrong JSON types for {', '.join(wrong)}")
+        return LedgerRecord(
+            transaction_id=fields["transaction_id"],
+            idempotency_key=fields["idempotency_key"],
+            fingerprint=base64.b64decode(fields["fingerprint"], validate=True),
+            account_id=fields["account_id"],
+            counterparty_id=fields["counterparty_id"],
+            amount=Decimal(fields["amount"]),
+            currency=fields["currency"],
+            outcome=fields["outcome"],
+            risk_score=fields["risk_score"],
+            transaction_bytes=base64.b64decode(fields["transaction_bytes"], validate=True),
+            decision_bytes=base64.b64decode(fields["decision_bytes"], validate=True),
+        )
+    # JSON, UTF-8 and base64 errors and the record's checks are ValueErrors, Decimal's are ArithmeticErrors,
+    # and JSON nested too deeply is a RecursionError.
+    except (ValueError, ArithmeticError, RecursionError) as exc:
+        raise SpoolCorruptError(f"no spooled record: {exc}") from None
+
+
+def encode_frames(records: list[LedgerRecord]) -> bytes:
+    """Records as the frames of a segment: payload length, CRC-32 of the payload, encode_record's payload."""
+    frames = []
+    for record in records:
+        payload = encode_record(record)
+        frames.append(_FRAME.pack(len(payload), zlib.crc32(payload)) + payload)
+    return b"".join(frames)
+
+
+def decode_frames(data: bytes, source: str) -> list[LedgerRecord]:
+    """The records of a segment's bytes, in order, without a torn final frame; SpoolCorruptError (naming
+    ``source`` and the byte) for a damaged frame before the end or a frame that holds no record."""
+    records, offset = [], 0
+    while offset + _FRAME.size <= len(data):
+        length, checksum = _FRAME.unpack_from(data, offset)
+        payload = data[offset + _FRAME.size : offset + _FRAME.size + length]
+        if len(payload) < length:
+            break  # torn final frame: the append never completed, so nobody was acknowledged
+        if zlib.crc32(payload) != checksum:
+            if offset + _FRAME.size + length >= len(data):
+                break
+            raise SpoolCorruptError(f"{source}: bad checksum in the frame at byte {offset}")
+        try:
+            records.append(decode_record(payload))
+        except SpoolCorruptError as exc:
+            raise SpoolCorruptError(f"{source}: the frame at byte {offset}: {exc}") from None
+        offset += _FRAME.size + length
+    return records
 
 
 def _fsync_directory(directory: Path) -> None:
@@ -110,11 +169,7 @@ class Spool:
 
     def append(self, records: list[LedgerRecord]) -> None:
         """Append ``records`` and fsync; raises SpoolFullError (nothing written) past ``max_bytes``."""
-        frames = []
-        for record in records:
-            payload = encode_record(record)
-            frames.append(_FRAME.pack(len(payload), zlib.crc32(payload)) + payload)
-        data = b"".join(frames)
+        data = encode_frames(records)
         others = self._siblings_bytes()
         if others + self._size + len(data) > self.max_bytes:
             raise SpoolFullError(
@@ -177,20 +232,7 @@ class Spool:
 
     def read(self, segment: Path) -> list[LedgerRecord]:
         """The records of a segment, in order, without a torn final frame."""
-        data = segment.read_bytes()
-        records, offset = [], 0
-        while offset + _FRAME.size <= len(data):
-            length, checksum = _FRAME.unpack_from(data, offset)
-            payload = data[offset + _FRAME.size : offset + _FRAME.size + length]
-            if len(payload) < length:
-                break  # torn final frame: the append never completed, so nobody was acknowledged
-            if zlib.crc32(payload) != checksum:
-                if offset + _FRAME.size + length >= len(data):
-                    break
-                raise SpoolCorruptError(f"{segment}: bad checksum in the frame at byte {offset}")
-            records.append(decode_record(payload))
-            offset += _FRAME.size + length
-        return records
+        return decode_frames(segment.read_bytes(), str(segment))
 
     def remove(self, segment: Path) -> None:
         """Delete a replayed segment."""

@@ -33,6 +33,7 @@ import ast
 import difflib
 import enum
 import math
+import re
 from collections.abc import Callable
 from dataclasses import dataclass
 from types import MappingProxyType
@@ -258,7 +259,7 @@ class _Checker:
 
     def __init__(self, expression: str) -> None:
         self.expression = expression
-        self.lines = expression.splitlines() or [""]
+        self.lines = _lines(expression)
         self.multiline = len(self.lines) > 1
         self.features: dict[str, None] = {}
         self.fields: dict[str, None] = {}
@@ -547,6 +548,19 @@ class _Checker:
 
 TYPE_NAMES: tuple[str, ...] = tuple(TRANSACTION_TYPES)
 CHANNEL_NAMES: tuple[str, ...] = tuple(CHANNELS)
+
+
+# Where Python's tokenizer ends a line. str.splitlines also ends one at a form feed, \x85, \u2028 ...,
+# which Python reads as whitespace or inside a string: positions would then name lines Python never saw.
+_LINE_END = re.compile(r"\r\n|\r|\n")
+
+
+def _lines(expression: str) -> list[str]:
+    """The lines of ``expression`` as Python numbers them (a final line break starts no line)."""
+    lines = _LINE_END.split(expression)
+    if len(lines) > 1 and not lines[-1]:
+        lines.pop()
+    return lines
 
 
 def _a(noun: str) -> str:

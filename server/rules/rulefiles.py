@@ -9,7 +9,7 @@ its multi-line literal strings (``'''...'''``) hold expressions with quotes unch
 
 from __future__ import annotations
 
-import json
+import re
 import tomllib
 from importlib import resources
 from pathlib import Path
@@ -35,6 +35,8 @@ def parse_rule_file(text: str, source: str = "<rules>") -> list[RuleSpec]:
         document = tomllib.loads(text)
     except tomllib.TOMLDecodeError as exc:
         raise RuleFileError(f"{source}: not valid TOML: {exc}") from None
+    except RecursionError:  # tomllib recurses into arrays and inline tables without a bound of its own
+        raise RuleFileError(f"{source}: not valid TOML: arrays or tables nested too deeply") from None
     unknown = sorted(set(document) - {"rule"})
     if unknown:
         raise RuleFileError(f"{source}: unknown top-level key {unknown[0]!r} (rules are [[rule]] tables)")
@@ -44,6 +46,8 @@ def parse_rule_file(text: str, source: str = "<rules>") -> list[RuleSpec]:
     specs: list[RuleSpec] = []
     seen: set[str] = set()
     for number, table in enumerate(tables, start=1):
+        if not isinstance(table, dict):
+            raise RuleFileError(f"{source}: rule #{number} is not a table (rules are [[rule]] tables)")
         name = f"rule {table.get('id', f'#{number}')!s}"
         try:
             spec = RuleSpec.from_mapping(table)
@@ -59,11 +63,22 @@ def parse_rule_file(text: str, source: str = "<rules>") -> list[RuleSpec]:
     return specs
 
 
+# What a TOML string cannot hold as it is: control characters but tab (a multi-line string also holds
+# line feeds; a carriage return there is read as part of a line end). A basic string escapes them, and
+# its quote and backslash. Not with json.dumps: it writes characters past U+FFFF as surrogate pairs
+# ("\ud83d\ude00"), which TOML refuses.
+_CONTROL = re.compile(r"[\x00-\x08\x0a-\x1f\x7f]")
+_TO_ESCAPE = re.compile(r'["\\\x00-\x08\x0a-\x1f\x7f]')
+_ESCAPES = {'"': '\\"', "\\": "\\\\", "\b": "\\b", "\n": "\\n", "\f": "\\f", "\r": "\\r"}
+
+
 def _toml_string(text: str) -> str:
-    """A TOML string: multi-line literal when possible (expressions keep their quotes), else basic."""
-    if "\n" in text.strip() and "'''" not in text:
-        return f"'''\n{text.strip()}\n'''"
-    return json.dumps(text)  # JSON string escapes are valid TOML basic-string escapes
+    """A TOML string that reads back as ``text`` (stripped, as rule files are read): multi-line literal
+    when possible (expressions keep their quotes), else basic."""
+    stripped = text.strip()
+    if "\n" in stripped and "'''" not in text and not _CONTROL.search(stripped.replace("\n", "")):
+        return f"'''\n{stripped}\n'''"
+    return '"' + _TO_ESCAPE.sub(lambda found: _ESCAPES.get(found[0], f"\\u{ord(found[0]):04x}"), text) + '"'
 
 
 def to_toml(rule: Rule) -> str:
