@@ -9,7 +9,7 @@ STAMP := $(VENV)/.sentinel-installed
 # Reinstall when the build inputs change or a module is added (strict editable installs link files).
 SOURCES := pyproject.toml setup.py $(wildcard proto/sentinel/v1/*.proto) \
 	$(wildcard hotpath/*.pyx hotpath/*.pxd) \
-	core server server/rules hotpath ledger ledger/migrations model_export model_export/default_model clients/python bench
+	core server server/rules hotpath ledger ledger/migrations model_export model_export/default_model clients/python bench fuzz
 BUILD_DEPS := "setuptools>=69" wheel "grpcio-tools>=1.85" "cython>=3.1" "numpy>=2.0"
 
 .PHONY: install run test test-debug lint typecheck system-packages test-system-packages bench-tools test-bench-tools \

@@ -30,6 +30,7 @@ PACKAGE_DIRS = {
     "sentinel.model_export": "model_export",
     "sentinel.clients": "clients/python",
     "sentinel.bench": "bench",
+    "sentinel.fuzz": "fuzz",
 }
 
 

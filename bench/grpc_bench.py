@@ -43,6 +43,7 @@ from sentinel.bench.report import (
     cpu_summary,
     format_table,
     machine_description,
+    overload_summary,
     plot_latency,
     result_fields,
     server_count_summary,
@@ -50,7 +51,7 @@ from sentinel.bench.report import (
 )
 from sentinel.bench.scenarios import ALL_SCENARIOS, DEFAULT_STREAM_LENGTH, SCENARIOS, Scenario
 from sentinel.bench.server_metrics import scrape_server_counts
-from sentinel.config import load_settings
+from sentinel.config import Settings, load_settings
 from sentinel.serverprocess import ServerProcess, ServerStartError, wait_until_serving
 
 # Distinct calls' worth of messages in a ghz data file (used round-robin, ids unique per call).
@@ -95,6 +96,7 @@ class Measurement:
     server_count: dict[str, Any] | None
     cpu: dict[str, dict[str, float]]  # see bench/cpu.py
     problems: list[str] = field(default_factory=list)
+    expected_statuses: dict[str, int] = field(default_factory=dict)  # calls with a status the run expects
 
 
 def _serialized(messages: list[Message]) -> list[bytes]:
@@ -174,14 +176,21 @@ def choose_tool(requested: str, scenarios: list[Scenario]) -> str:
     """ghz when asked for or when available (``auto``), else h2load; BenchError if missing.
 
     Scenarios with live event times (hot-account) run with grpcio, the one tool that builds every
-    call: ``auto`` picks it, ghz and h2load are refused with the reason.
+    call, and so does overload, whose ledger check needs the ids of the accepted calls, which only
+    grpcio reports: ``auto`` picks it, ghz and h2load are refused with the reason.
     """
     live = [scenario.name for scenario in scenarios if scenario.live_event_times]
     if live and requested in CANNOT_STAMP_EVENT_TIMES:
         raise BenchError(
             f"--scenario {live[0]} needs --tool grpcio (or auto): {CANNOT_STAMP_EVENT_TIMES[requested]}"
         )
-    if requested == "grpcio" or live:
+    overload = [scenario.name for scenario in scenarios if scenario.overload_factor]
+    if overload and requested in CANNOT_STAMP_EVENT_TIMES:
+        raise BenchError(
+            f"--scenario {overload[0]} needs --tool grpcio (or auto): its ledger check looks up every "
+            "accepted transaction by the ids that only the grpcio driver reports"
+        )
+    if requested == "grpcio" or live or overload:
         return "grpcio"
     if requested in ("ghz", "auto") and ghz.ghz_available():
         return "ghz"
@@ -250,9 +259,12 @@ def measure(
     use_proto: bool,
     counts: Callable[[], ServerCounts] | None,
     server_pids: set[int],
+    expected_statuses: tuple[str, ...] = (),
 ) -> Measurement:
     """Warm up, probe, measure (with the server's own count when it has one and the CPU every part of
-    the machine used), probe again. ``server_pids``: the roots of the server's process tree."""
+    the machine used), probe again. ``server_pids``: the roots of the server's process tree;
+    ``expected_statuses``: gRPC status names that are part of the run (overload: RESOURCE_EXHAUSTED),
+    counted apart instead of as errors."""
     workdir.mkdir(parents=True, exist_ok=True)
     scenario = payload.scenario
     if load.warmup_s > 0:
@@ -286,10 +298,15 @@ def measure(
             server_count["stages"] = counted.stages(result.duration_s)
             size_total, batches = counted.histograms.get("batch_size", (0.0, 0.0))
             server_count["mean_micro_batch_size"] = round(size_total / batches, 1) if batches else None
+    expected = {
+        code: result.errors.pop(f"grpc-status {code}")
+        for code in expected_statuses
+        if f"grpc-status {code}" in result.errors
+    }
     if result.error_count:
         problems.append(f"{result.error_count} failed calls: {result.errors}")
     cpu = cpu_report(cpu_used, wall_s, result.calls_ok * scenario.transactions_per_call)
-    return Measurement(result, before, after, server_count, cpu, problems)
+    return Measurement(result, before, after, server_count, cpu, problems, expected)
 
 
 # Statuses a server may give a call whose client went away (grpc.aio handlers see a cancellation).
@@ -425,6 +442,35 @@ def _load_settings(args: argparse.Namespace, scenario: Scenario, workers: int) -
     )
 
 
+def server_target(
+    args: argparse.Namespace,
+    scenario: Scenario,
+    workers: int,
+    workdir: Path,
+    load: LoadSettings,
+    settings: Settings,
+) -> tuple[AbstractContextManager[Any], str, str | None, str]:
+    """What to measure: ``--target`` (a no-op context), else a fresh ``sentinel dev serve`` to enter;
+    with its address, metrics URL and a label for the record.
+
+    A scenario other than overload measures a fixed concurrency, so the server it starts holds all of
+    it in flight (``max_in_flight_transactions`` at least the scenario's calls in flight times their
+    transactions, even if every connection lands on one worker): its figures stay comparable with the
+    runs before the bound existed. The overload scenario runs with the configured bound."""
+    if args.target:
+        wait_until_serving(args.target, 10.0)
+        return nullcontext(), args.target, args.metrics_url, f"--target {args.target}"
+    bound = settings.max_in_flight_transactions
+    label = f"sentinel dev serve --workers {workers} (private Redis/PostgreSQL)"
+    if scenario.overload_factor is None:
+        bound = max(bound, load.concurrency * scenario.transactions_per_call)
+        label += f", max_in_flight_transactions {bound}"
+    process = ServerProcess(
+        workdir / scenario.name, workers=workers, dev=True, max_in_flight_transactions=bound
+    )
+    return process, process.address, process.metrics_url, label
+
+
 def run_grpc_bench(args: argparse.Namespace) -> int:
     """The command's handler."""
     try:
@@ -454,6 +500,14 @@ def _run(args: argparse.Namespace) -> int:
         load = _load_settings(args, scenario, workers)
         factory = scenario.transaction_factory(rows, args.seed, args.accounts)
         payload = build_payload(scenario, factory, f"{run_id}-{scenario.name}", workdir, load.concurrency)
+        if scenario.overload_factor is not None:
+            from sentinel.bench.overload import run_overload  # it builds on this module
+
+            record, series_by_scenario[scenario.name] = run_overload(
+                args, payload, load, workers, workdir, settings
+            )
+            records.append(record)
+            continue
         ceiling = None
         if not args.no_ceiling:
             with CeilingServer(settings, workers) as server:
@@ -470,15 +524,9 @@ def _run(args: argparse.Namespace) -> int:
         measured = None
         label = "none (--ceiling-only)"
         if not args.ceiling_only:
-            target: AbstractContextManager[Any]
-            if args.target:
-                wait_until_serving(args.target, 10.0)
-                target, address, metrics_url = nullcontext(), args.target, args.metrics_url
-                label = f"--target {args.target}"
-            else:
-                process = ServerProcess(workdir / scenario.name, workers=workers, dev=True)
-                target, address, metrics_url = process, process.address, process.metrics_url
-                label = f"sentinel dev serve --workers {workers} (private Redis/PostgreSQL)"
+            target, address, metrics_url, label = server_target(
+                args, scenario, workers, workdir, load, settings
+            )
             counts = partial(scrape_server_counts, metrics_url) if metrics_url else None
             with target:
                 server_pids = target.pids if isinstance(target, ServerProcess) else set()
@@ -515,7 +563,13 @@ def _run(args: argparse.Namespace) -> int:
     else:
         print(format_table(records))
         for record in records:
-            for summary in (server_count_summary(record), stage_summary(record), cpu_summary(record)):
+            summaries = (
+                overload_summary(record),
+                server_count_summary(record),
+                stage_summary(record),
+                cpu_summary(record),
+            )
+            for summary in summaries:
                 if summary is not None:
                     print(f"{record['scenario']}: {summary}")
             for problem in record["status_check"]["problems"]:
@@ -539,8 +593,9 @@ def register(bench_subparsers: Any) -> None:
         "--scenario",
         choices=[*SCENARIOS, "all"],
         default="score",
-        help="what to call (default: score); all: every scenario but hot-account "
-        "in turn (hot-account runs with --tool grpcio only)",
+        help="what to call (default: score); all: every scenario but hot-account and overload "
+        "in turn (those two run with --tool grpcio only; overload measures the capacity, then offers "
+        "3 times it)",
     )
     parser.add_argument(
         "--tool",

@@ -5,7 +5,10 @@ idempotent replay, a cheaper path than scoring; ghz makes ids unique per call bu
 installable everywhere. This driver sends distinct transactions in every call: it keeps a pool of
 realistic transactions serialized *without* their id and prefixes a fresh ``transaction_id`` field
 to each (protobuf fields may come in any order), so a call costs the client a few byte joins, not
-a protobuf build. It sees every gRPC status (trailers included) and every per-item error.
+a protobuf build. It sees every gRPC status (trailers included) and every per-item error, and
+reports the transaction ids of every call that ended OK (the overload scenario looks them up in the ledger).
+Without a rate (a closed loop), a caller whose call was refused with a retry pushback (a shed call)
+waits that long before its next call, as a gRPC client's retry policy would.
 
 For a scenario with live event times (``hot-account``) the pool also leaves out ``event_time`` and
 every call is stamped with the time it is sent: the pool is reused round-robin by every client
@@ -20,6 +23,7 @@ with h2load; the record says which tool produced them.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import multiprocessing
 import os
 import queue
@@ -34,6 +38,7 @@ import numpy as np
 
 from sentinel.bench.measurement import LoadResult, LoadSettings, percentiles_ms
 from sentinel.bench.scenarios import Scenario
+from sentinel.server.errors import RETRY_PUSHBACK_KEY
 from sentinel.v1 import transaction_pb2
 
 CALL_TIMEOUT_S = 60.0
@@ -140,6 +145,7 @@ class _Calls:
         self.latencies_ms: list[float] = []
         self.statuses: Counter[str] = Counter()
         self.item_errors = 0
+        self.accepted_from: list[int] = []  # the first transaction number of every OK call
 
     def claim_call(self) -> int | None:
         """The number of the next call, or None when the run is over."""
@@ -156,12 +162,17 @@ class _Calls:
         self.next_transaction += len(chosen)
         return chosen
 
-    async def pace(self, call_number: int) -> None:
-        """With a rate limit, wait until this call's slot."""
+    async def pace(self, call_number: int) -> bool:
+        """With a rate limit, wait until this call's slot; False when that slot lies past the end of a
+        timed run (callers claim their next call ahead of its slot: sent, it would overrun the rate)."""
         if self.plan.rate:
-            delay = self.started + call_number / self.plan.rate - time.perf_counter()
+            slot = self.started + call_number / self.plan.rate
+            if self.deadline is not None and slot >= self.deadline:
+                return False
+            delay = slot - time.perf_counter()
             if delay > 0:
                 await asyncio.sleep(delay)
+        return True
 
 
 def _count_item_errors(method: str, answer: bytes) -> int:
@@ -174,6 +185,16 @@ def _count_item_errors(method: str, answer: bytes) -> int:
     return 0
 
 
+def _pushback_s(error: Any) -> float:
+    """The retry pushback a refused call carries (``grpc-retry-pushback-ms``, as gRPC retry policies obey
+    it), in seconds; 0 without one or when it says never to retry."""
+    for key, value in error.trailing_metadata() or ():
+        if key == RETRY_PUSHBACK_KEY:
+            with contextlib.suppress(ValueError):
+                return max(0.0, int(value) / 1000)
+    return 0.0
+
+
 async def _caller(calls: _Calls, channel: Any) -> None:
     import grpc
 
@@ -181,7 +202,9 @@ async def _caller(calls: _Calls, channel: Any) -> None:
     streaming = plan.method == "ScoreStream"
     multicallable = channel.stream_stream(plan.path) if streaming else channel.unary_unary(plan.path)
     while (number := calls.claim_call()) is not None:
-        await calls.pace(number)
+        if not await calls.pace(number):
+            break
+        first = calls.next_transaction
         transactions = calls.transactions()
         started = time.perf_counter()
         try:
@@ -198,8 +221,11 @@ async def _caller(calls: _Calls, channel: Any) -> None:
                 calls.item_errors += _count_item_errors(plan.method, answer)
             calls.statuses["OK"] += 1
             calls.latencies_ms.append((time.perf_counter() - started) * 1000.0)
+            calls.accepted_from.append(first)
         except grpc.aio.AioRpcError as exc:
             calls.statuses[exc.code().name] += 1
+            if not plan.rate:  # a closed loop waits as long as the server asks before its next call
+                await asyncio.sleep(_pushback_s(exc))
 
 
 async def _run_plan(plan: ClientPlan, ready: Any, go: Any) -> dict[str, Any]:
@@ -224,6 +250,8 @@ async def _run_plan(plan: ClientPlan, ready: Any, go: Any) -> dict[str, Any]:
             "latencies_ms": np.asarray(calls.latencies_ms, dtype=float),
             "statuses": dict(calls.statuses),
             "item_errors": calls.item_errors,
+            "id_prefix": plan.id_prefix,
+            "accepted_from": calls.accepted_from,
         }
     finally:
         await asyncio.gather(*(c.close(None) for c in channels))
@@ -321,6 +349,13 @@ def _result(outcomes: list[dict[str, Any]], scenario: Scenario) -> LoadResult:
     ]
     if scenario.live_event_times:
         notes.append("event times stamped with the clock when each call is sent")
+    per_call = scenario.transactions_per_call
+    accepted_ids = [
+        f"{outcome['id_prefix']}-{number}"
+        for outcome in outcomes
+        for first in outcome["accepted_from"]
+        for number in range(first, first + per_call)
+    ]
     return LoadResult(
         tool="grpcio",
         duration_s=max(outcome["duration_s"] for outcome in outcomes),
@@ -331,4 +366,5 @@ def _result(outcomes: list[dict[str, Any]], scenario: Scenario) -> LoadResult:
         percentiles_ms=percentiles_ms(latencies),
         latencies_ms=latencies,
         notes=notes,
+        accepted_ids=accepted_ids,
     )

@@ -53,6 +53,9 @@ class LoadResult:
     latencies_ms: np.ndarray = field(repr=False)  # per-call latencies, for the plot
     notes: list[str] = field(default_factory=list)
     calls_abandoned: int = 0  # calls in flight the tool dropped when a timed run ended
+    # The transaction ids of the calls that ended OK (only the grpcio driver knows them; for a batch or a
+    # stream, an OK call may still answer some items with an ItemError, counted in ``errors``).
+    accepted_ids: list[str] = field(default_factory=list, repr=False)
 
     @property
     def error_count(self) -> int:

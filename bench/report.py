@@ -123,6 +123,28 @@ def server_count_summary(record: dict[str, Any]) -> str | None:
     return text
 
 
+def overload_summary(record: dict[str, Any]) -> str | None:
+    """One line for the overload scenario: capacity, offered rate, accepted p99 against the capacity
+    run's, shed calls, the workers' peak memory and the ledger check."""
+    if "overload_factor" not in record:
+        return None
+    capacity, ledger, rss = record["capacity"], record["ledger_check"], record["worker_rss_peak_mb"]
+    parts = [
+        f"capacity {capacity['calls_per_s']:,.1f} calls/s "
+        f"(p50 {capacity['p50_ms']} ms, p99 {capacity['p99_ms']} ms)",
+        f"offered {record['offered_calls_per_s']:,.1f} calls/s ({record['overload_factor']:g}x)",
+        f"accepted {record['calls_per_s']:,.1f} calls/s, p50 {record['p50_ms']} ms, "
+        f"p99 {record['accepted_p99_ms']} ms "
+        f"({record['accepted_p99_over_capacity_p99']}x the capacity run's)",
+        f"shed {record['shed_calls']:,} calls (server: {record['shed_by_server']})",
+        f"worker peak RSS {rss['after_capacity_run']} MB after the capacity run, "
+        f"{rss['after_overload_run']} MB after overload",
+        f"ledger: {ledger['recorded']} of {ledger['accepted_transactions']:,} accepted transactions "
+        f"recorded, {ledger['lost']} lost",
+    ]
+    return "; ".join(parts)
+
+
 def stage_summary(record: dict[str, Any]) -> str | None:
     """One line naming where SentinelStream spent its time per micro-batch, busiest stage first."""
     server_count = record.get("status_check", {}).get("server_count")
@@ -209,7 +231,13 @@ def append_results(path: Path, command: str, machine: dict[str, Any], records: l
             lines.append(f"  - status check problem: {check}")
         if record.get("payload_note"):
             lines.append(f"  - payloads: {record['payload_note']}")
-        for summary in (server_count_summary(record), stage_summary(record), cpu_summary(record)):
+        summaries = (
+            overload_summary(record),
+            server_count_summary(record),
+            stage_summary(record),
+            cpu_summary(record),
+        )
+        for summary in summaries:
             if summary is not None:
                 lines.append(f"  - {summary}")
     lines += ["", "```", format_table(records), "```", ""]

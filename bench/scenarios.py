@@ -4,7 +4,8 @@ A scenario fixes the method, how many transactions one call carries and the defa
 calls in flight; from a ``TransactionFactory`` it builds the request messages of a call, which
 the load tools then send (h2load as gRPC-framed bytes, ghz as JSON). A scenario may also fix how
 many accounts its transactions use and ask for event times stamped when each call is sent
-(``hot-account``: one account's state under maximal contention).
+(``hot-account``: one account's state under maximal contention). ``overload`` measures the capacity
+first and then offers a multiple of it (bench/overload.py).
 """
 
 from __future__ import annotations
@@ -33,6 +34,8 @@ class Scenario:
     # Stamp every call with the time it is sent: one account's clock then only moves forward, which
     # only a tool that builds each call (grpcio) can do; tools replaying fixed data cannot.
     live_event_times: bool = False
+    # Measure the capacity (closed loop), then offer this many times it (open loop): shedding.
+    overload_factor: float | None = None
 
     @property
     def streaming(self) -> bool:
@@ -91,8 +94,17 @@ SCENARIOS: dict[str, Scenario] = {
             accounts=1,
             live_event_times=True,
         ),
+        Scenario(
+            "overload",
+            "ScoreBatch",
+            100,
+            16,
+            "ScoreBatch, 100 transactions per call, offered at 3 times the measured capacity (shedding)",
+            overload_factor=3.0,
+        ),
     )
 }
 # What --scenario all runs: the original four, so their figures stay comparable run after run;
-# hot-account measures a worst case, needs --tool grpcio and is run on its own.
+# hot-account measures a worst case and overload a load beyond capacity; both need --tool grpcio and
+# are run on their own.
 ALL_SCENARIOS = ("score", "batch-100", "batch-1000", "stream")

@@ -61,7 +61,22 @@ def parse_server_counts(exposition: str) -> ServerCounts:
     return ServerCounts(dict(calls), replayed, histograms, dict(decisions), dict(degraded))
 
 
+def _fetch(metrics_url: str) -> str:
+    with urllib.request.urlopen(metrics_url, timeout=SCRAPE_TIMEOUT_S) as response:
+        return str(response.read().decode())
+
+
 def scrape_server_counts(metrics_url: str) -> ServerCounts:
     """Fetch ``metrics_url`` (a loopback /metrics endpoint) and read the counters."""
-    with urllib.request.urlopen(metrics_url, timeout=SCRAPE_TIMEOUT_S) as response:
-        return parse_server_counts(response.read().decode())
+    return parse_server_counts(_fetch(metrics_url))
+
+
+def scrape_sample(metrics_url: str, name: str, **labels: str) -> float:
+    """The sum of the samples called ``name`` (``..._total`` for a counter) whose labels include
+    ``labels``; 0.0 when there is none."""
+    return sum(
+        sample.value
+        for family in text_string_to_metric_families(_fetch(metrics_url))
+        for sample in family.samples
+        if sample.name == name and labels.items() <= sample.labels.items()
+    )

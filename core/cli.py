@@ -20,12 +20,14 @@ COMMAND_MODULES = (
     "sentinel.server.commands",
     "sentinel.server.dlq_commands",
     "sentinel.server.state_commands",
+    "sentinel.server.token_commands",
     "sentinel.server.dev_commands",
     "sentinel.bench.commands",
     "sentinel.server.rules.commands",
     "sentinel.ledger.commands",
     "sentinel.model_export.commands",
     "sentinel.model_export.evaluate_command",
+    "sentinel.fuzz.commands",
 )
 
 Handler = Callable[[argparse.Namespace], int]

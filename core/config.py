@@ -10,9 +10,9 @@ from __future__ import annotations
 
 import os
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any, ClassVar, Literal
 
-from pydantic import Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
 from pydantic_settings import (
     BaseSettings,
     PydanticBaseSettingsSource,
@@ -26,6 +26,16 @@ CONFIG_FILE_ENV = "SENTINEL_CONFIG"
 
 class ConfigError(Exception):
     """The configuration is invalid; ``str()`` lists every bad value with its setting name."""
+
+
+class RateLimit(BaseModel):
+    """One token bucket of the ``rate_limits`` setting, counted in transactions (a ScoreBatch of 100
+    costs 100): refilled at ``rate_per_s``, holding at most ``burst`` (the most one call may carry)."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    rate_per_s: float = Field(gt=0, le=10_000_000, description="Transactions per second, on average.")
+    burst: int = Field(ge=1, le=10_000_000, description="Transactions admitted at once from a full bucket.")
 
 
 class Settings(BaseSettings):
@@ -54,9 +64,74 @@ class Settings(BaseSettings):
     shutdown_grace_s: float = Field(
         10.0, gt=0, le=600, description="Seconds in-flight calls get to finish on SIGTERM."
     )
+    # At most a year: the hot path computes on event times up to MAX_EVENT_TIME (year 5138), and a skew
+    # past that would let validation accept rows it refuses (an error for the whole call).
     max_clock_skew_s: float = Field(
-        86_400.0, ge=0, description="How far in the future an event_time may lie."
+        86_400.0, ge=0, le=365 * 86_400, description="How far in the future an event_time may lie."
     )
+
+    # --- transport security --------------------------------------------------------------------
+    # Validated here only for consistency (which settings go together); the files themselves are read
+    # and checked at start-up by sentinel.server.transport, and re-read whenever they change.
+    tls_cert_file: Path | None = Field(
+        None,
+        description="PEM certificate chain the gRPC port presents (TLS); re-read when the file changes. "
+        "Unset: plaintext.",
+    )
+    tls_key_file: Path | None = Field(
+        None,
+        validate_default=True,  # so that a certificate without its key is reported
+        description="PEM private key of tls_cert_file (unencrypted; readable by the service only).",
+    )
+    tls_client_ca_file: Path | None = Field(
+        None,
+        description="PEM CA certificates that client certificates are verified against (mTLS); needs TLS "
+        "and require_client_cert.",
+    )
+    require_client_cert: bool = Field(
+        False,
+        validate_default=True,  # so that a client CA without it is reported
+        description="Refuse connections without a client certificate issued by tls_client_ca_file.",
+    )
+    insecure: bool = Field(
+        False,
+        description="Let `sentinel serve` start without TLS or without authentication (flag --insecure): "
+        "for a trusted network or a test only.",
+    )
+
+    @field_validator("tls_key_file")
+    @classmethod
+    def _tls_pair(cls, value: Path | None, info: ValidationInfo) -> Path | None:
+        if "tls_cert_file" not in info.data:  # the certificate setting itself was invalid
+            return value
+        if value is None and info.data["tls_cert_file"] is not None:
+            raise ValueError("tls_cert_file is set: set tls_key_file to its private key too")
+        if value is not None and info.data["tls_cert_file"] is None:
+            raise ValueError("set tls_cert_file to the certificate of this key too (both or neither)")
+        return value
+
+    @field_validator("tls_client_ca_file")
+    @classmethod
+    def _client_ca_needs_tls(cls, value: Path | None, info: ValidationInfo) -> Path | None:
+        if value is not None and info.data.get("tls_cert_file") is None:
+            raise ValueError("client certificates need TLS: set tls_cert_file and tls_key_file too")
+        return value
+
+    @field_validator("require_client_cert")
+    @classmethod
+    def _client_ca_and_requirement(cls, value: bool, info: ValidationInfo) -> bool:
+        """Both or neither: grpcio either requires a verified client certificate or never asks for one, so
+        a client CA without the requirement would verify nothing."""
+        if "tls_client_ca_file" not in info.data:  # the CA setting itself was invalid
+            return value
+        if value and info.data["tls_client_ca_file"] is None:
+            raise ValueError("set tls_client_ca_file to the CA that issues the client certificates")
+        if not value and info.data["tls_client_ca_file"] is not None:
+            raise ValueError(
+                "tls_client_ca_file is set: set require_client_cert = true too (gRPC cannot ask for an "
+                "optional client certificate, so the CA alone would check nothing)"
+            )
+        return value
 
     # --- dependencies --------------------------------------------------------------------------
     redis_url: str | None = Field(
@@ -178,6 +253,146 @@ class Settings(BaseSettings):
         description="Without account state: fail_open decides from stateless inputs, fail_closed REVIEWs.",
     )
 
+    # --- authentication ------------------------------------------------------------------------------
+    # Who may call what: sentinel.server.auth (the interceptor), sentinel.server.roles (the role table),
+    # sentinel.server.tokens (JWT validation) and sentinel.server.signing_keys (JWKS / shared secret).
+    AUTH_ROLES: ClassVar[tuple[str, ...]] = ("scorer", "ledger-reader", "rules-viewer", "rules-admin")
+    AUTH_PUBLIC_SERVICES: ClassVar[tuple[str, ...]] = (
+        "grpc.health.v1.Health",
+        "grpc.reflection.v1.ServerReflection",
+        "grpc.reflection.v1alpha.ServerReflection",
+    )
+    auth_mode: Literal["none", "jwt"] = Field(
+        "none",
+        description="jwt: every call needs a bearer JWT (or a client certificate mapped in "
+        "auth_certificate_roles) whose roles allow the method; none: every caller is anonymous and may "
+        "call everything (development only).",
+    )
+    auth_issuer: str | None = Field(
+        None, validate_default=True, description="The `iss` tokens must carry; required with auth_mode=jwt."
+    )
+    auth_audience: str | None = Field(
+        None, validate_default=True, description="The `aud` tokens must name; required with auth_mode=jwt."
+    )
+    auth_jwks_file: Path | None = Field(
+        None,
+        description="JWKS file of the token signing keys (public keys, each with its kid); re-read when "
+        "it changes (checked on an unknown kid and every auth_jwks_refresh_s).",
+    )
+    auth_jwks_url: str | None = Field(
+        None,
+        description="http(s) URL of the JWKS; fetched again on an unknown kid (at most once per "
+        "auth_jwks_min_refresh_s) and every auth_jwks_refresh_s.",
+    )
+    auth_hs256_secret_file: Path | None = Field(
+        None,
+        description="File holding the shared HS256 secret (at least 32 bytes); only with "
+        'auth_algorithms = ["HS256"]. The secret is never given inline.',
+    )
+    auth_algorithms: list[str] = Field(
+        ["RS256", "ES256"],
+        validate_default=True,
+        description="Signing algorithms accepted (the token's own alg header never widens this); "
+        "never none; HS256 only alone and with auth_hs256_secret_file.",
+    )
+    auth_leeway_s: float = Field(
+        30.0, ge=0, le=300, description="Clock skew allowed on a token's exp and nbf, in seconds."
+    )
+    auth_jwks_refresh_s: float = Field(
+        300.0, ge=1, le=86_400, description="How often the JWKS (file or URL) is read again."
+    )
+    auth_jwks_min_refresh_s: float = Field(
+        10.0, ge=0, le=3_600, description="Least time between two fetches of auth_jwks_url on unknown kids."
+    )
+    auth_public_services: list[str] = Field(
+        ["grpc.health.v1.Health"],
+        description="Services callable without credentials when auth_mode=jwt (health checks of load "
+        "balancers); only health and reflection may be listed.",
+    )
+    auth_certificate_roles: dict[str, list[str]] = Field(
+        {},
+        description="mTLS: client certificate identity (a subject alternative name or the common name) -> "
+        "roles, for callers that send no token.",
+    )
+    auth_token_cache_size: int = Field(
+        10_000, ge=0, le=1_000_000, description="Validated tokens remembered until they expire (0: none)."
+    )
+
+    @field_validator("auth_issuer", "auth_audience")
+    @classmethod
+    def _required_with_jwt(cls, value: str | None, info: ValidationInfo) -> str | None:
+        if info.data.get("auth_mode") == "jwt" and not value:
+            raise ValueError("required with auth_mode = jwt")
+        return value
+
+    @field_validator("auth_jwks_url")
+    @classmethod
+    def _jwks_url_scheme(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("https://", "http://")):
+            raise ValueError("must start with https:// or http://")
+        return value
+
+    @field_validator("auth_algorithms")
+    @classmethod
+    def _algorithm_allow_list(cls, value: list[str], info: ValidationInfo) -> list[str]:
+        """Never ``none``; HS256 alone (so no public key can ever serve as an HMAC secret) and only with
+        its secret file; asymmetric algorithms only with a JWKS, which HS256 never reads."""
+        asymmetric = {"RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512"}
+        if not value:
+            raise ValueError("name at least one algorithm")
+        unknown = [name for name in value if name not in asymmetric | {"HS256"}]
+        if unknown:
+            raise ValueError(
+                f"not accepted: {', '.join(unknown)} (alg none never is; choose from "
+                f"{', '.join(sorted(asymmetric))} or HS256 alone)"
+            )
+        secret = info.data.get("auth_hs256_secret_file")
+        jwks = info.data.get("auth_jwks_file") or info.data.get("auth_jwks_url")
+        if "HS256" in value:
+            if len(value) > 1:
+                raise ValueError("HS256 cannot be mixed with asymmetric algorithms")
+            if secret is None and info.data.get("auth_mode") == "jwt":
+                raise ValueError("HS256 needs auth_hs256_secret_file")
+            if jwks:
+                raise ValueError("HS256 uses auth_hs256_secret_file, not a JWKS: unset auth_jwks_*")
+            return value
+        if secret is not None:
+            raise ValueError('auth_hs256_secret_file is set: the algorithms must be ["HS256"]')
+        if info.data.get("auth_mode") == "jwt" and not jwks:
+            raise ValueError(f"{', '.join(value)} need auth_jwks_file or auth_jwks_url")
+        if info.data.get("auth_jwks_file") and info.data.get("auth_jwks_url"):
+            raise ValueError("set auth_jwks_file or auth_jwks_url, not both")
+        return value
+
+    @field_validator("auth_public_services")
+    @classmethod
+    def _public_services(cls, value: list[str]) -> list[str]:
+        other = [name for name in value if name not in cls.AUTH_PUBLIC_SERVICES]
+        if other:
+            raise ValueError(
+                f"only health and reflection may be public ({', '.join(cls.AUTH_PUBLIC_SERVICES)}); "
+                f"got {', '.join(other)}"
+            )
+        return value
+
+    @field_validator("auth_certificate_roles")
+    @classmethod
+    def _certificate_roles(cls, value: dict[str, list[str]]) -> dict[str, list[str]]:
+        for identity, roles in value.items():
+            unknown = [role for role in roles if role not in cls.AUTH_ROLES]
+            if not identity:
+                raise ValueError("a certificate identity must not be empty")
+            if unknown:
+                raise ValueError(
+                    f"{identity!r}: unknown role {', '.join(unknown)} (roles: {', '.join(cls.AUTH_ROLES)})"
+                )
+        return value
+
+    @property
+    def authentication_enabled(self) -> bool:
+        """Calls must authenticate (a bearer JWT or a mapped client certificate)."""
+        return self.auth_mode != "none"
+
     # --- decision policy -----------------------------------------------------------------------------
     review_threshold: float | None = Field(
         None, ge=0.0, le=1.0, description="Model score from which to REVIEW; unset: the model's own."
@@ -185,6 +400,40 @@ class Settings(BaseSettings):
     decline_threshold: float | None = Field(
         None, ge=0.0, le=1.0, description="Model score from which to DECLINE; unset: the model's own."
     )
+
+    # --- rate limits and overload ------------------------------------------------------------------
+    rate_limits: dict[str, RateLimit] = Field(
+        default_factory=dict,
+        description="Token buckets per caller, in transactions per second: keys `default`, `role:<role>`, "
+        "`client:<subject>`, values {rate_per_s, burst}. A client entry wins over its roles' (the most "
+        "generous role entry), a role entry over `default`; no entry: unlimited. Every caller has a bucket "
+        "of its own in Redis, shared by all workers and replicas. Empty (the default): no limit, no Redis "
+        "call.",
+    )
+    max_in_flight_transactions: int = Field(
+        512,
+        ge=1,
+        le=1_000_000,
+        description="Transactions one worker holds between admitting a call and answering it; a call that "
+        "would pass it is refused at once (RESOURCE_EXHAUSTED) instead of queuing, a ScoreStream waits. An "
+        "idle worker admits any call. Default: what the pipeline processes at once (batch_max_in_flight "
+        "micro-batches of batch_max_size); more would only wait in the batch queue.",
+    )
+    max_in_flight_bytes: int = Field(
+        32 * 1024 * 1024,
+        ge=64 * 1024,
+        le=4 * 1024 * 1024 * 1024,
+        description="Request bytes one worker holds in flight, likewise (an idle worker admits any call).",
+    )
+
+    @field_validator("rate_limits")
+    @classmethod
+    def _rate_limit_keys(cls, value: dict[str, RateLimit]) -> dict[str, RateLimit]:
+        for key in value:
+            kind, _, name = key.partition(":")
+            if key != "default" and (kind not in ("role", "client") or not name):
+                raise ValueError(f"key {key!r}: use `default`, `role:<role>` or `client:<subject>`")
+        return value
 
     # --- model registry ------------------------------------------------------------------------------
     model_dir: Path | None = Field(
@@ -261,8 +510,9 @@ def _describe(exc: ValidationError, config_file: str | None, flags: dict[str, An
     lines = ["invalid configuration:"]
     for error in exc.errors():
         name = ".".join(str(part) for part in error["loc"])
-        env_name = ENV_PREFIX + name.upper()
-        if name in flags:
+        setting = str(error["loc"][0]) if error["loc"] else name  # a nested value's setting
+        env_name = ENV_PREFIX + setting.upper()
+        if setting in flags:
             source = "command line"
         elif env_name in os.environ:
             source = f"environment {env_name}"

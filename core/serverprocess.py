@@ -4,6 +4,10 @@
 PostgreSQL) on a free loopback port with a free metrics port, its settings given as ``SENTINEL_*``
 environment, and in a session of its own so that a stuck server can be killed with everything it
 started. Readiness is the standard gRPC health check; shutdown is SIGTERM (graceful).
+
+A test server on loopback runs with ``insecure`` (``sentinel serve`` refuses to start without TLS and
+authentication otherwise) unless the caller sets ``insecure`` itself; a server with TLS settings needs
+the ``credentials`` its health check connects with (the CA, and under mTLS a client certificate).
 """
 
 from __future__ import annotations
@@ -37,10 +41,16 @@ def wait_until_serving(
     timeout_s: float,
     process: subprocess.Popen[bytes] | None = None,
     log_file: Path | None = None,
+    credentials: grpc.ChannelCredentials | None = None,
 ) -> None:
-    """Poll grpc.health.v1 until SERVING; ServerStartError after ``timeout_s`` or if ``process`` exits."""
+    """Poll grpc.health.v1 until SERVING; ServerStartError after ``timeout_s`` or if ``process`` exits.
+
+    ``credentials``: of a TLS server; plaintext when None."""
     deadline = time.monotonic() + timeout_s
-    with grpc.insecure_channel(address) as channel:
+    channel = (
+        grpc.insecure_channel(address) if credentials is None else grpc.secure_channel(address, credentials)
+    )
+    with channel:
         stub = health_pb2_grpc.HealthStub(channel)
         while time.monotonic() < deadline:
             if process is not None and process.poll() is not None:
@@ -64,7 +74,19 @@ def _tail(log_file: Path | None, lines: int = 20) -> str:
 class ServerProcess:
     """``sentinel serve`` (``dev=True``: ``sentinel dev serve``) on free ports; a context manager."""
 
-    def __init__(self, workdir: Path, *, workers: int = 2, dev: bool = False, **settings: object) -> None:
+    def __init__(
+        self,
+        workdir: Path,
+        *,
+        workers: int = 2,
+        dev: bool = False,
+        arguments: tuple[str, ...] = (),
+        credentials: grpc.ChannelCredentials | None = None,
+        **settings: object,
+    ) -> None:
+        """``arguments``: more command-line arguments (``("--tls",)``); ``credentials``: those of the health
+        check, for a TLS server; ``settings``: ``SENTINEL_*`` values by setting name."""
+        settings.setdefault("insecure", True)  # a loopback test server (dev serve needs no such permission)
         self.workdir = workdir
         self.port = free_port()
         self.metrics_port = free_port()
@@ -78,10 +100,12 @@ class ServerProcess:
             "SENTINEL_WORKERS": str(workers),
             **{f"SENTINEL_{name.upper()}": str(value) for name, value in settings.items()},
         }
-        if dev:  # private Redis/Postgres for whatever is not configured
-            self.environment.pop("SENTINEL_REDIS_URL", None)
-            self.environment.pop("SENTINEL_DATABASE_URL", None)
-        self.command = ["dev", "serve"] if dev else ["serve"]
+        if dev:  # private Redis/Postgres for whatever is not configured here
+            for name in ("redis_url", "database_url"):
+                if name not in settings:
+                    self.environment.pop(f"SENTINEL_{name.upper()}", None)
+        self.command = ["dev", "serve", *arguments] if dev else ["serve", *arguments]
+        self.credentials = credentials
         self.process: subprocess.Popen[bytes] | None = None
 
     @property
@@ -107,7 +131,7 @@ class ServerProcess:
                 start_new_session=True,
             )
         try:
-            wait_until_serving(self.address, timeout_s, self.process, self.log_file)
+            wait_until_serving(self.address, timeout_s, self.process, self.log_file, self.credentials)
         except BaseException:
             self.stop()
             raise

@@ -22,6 +22,8 @@ def encode_decisions(
     shadow_scores: npt.NDArray[np.float32] | None = None,
     shadow_review_threshold: float = 0.0,
     shadow_decline_threshold: float = 0.0,
+    caller_names: list[str] | None = None,
+    caller_rows: npt.NDArray[np.int32] | None = None,
 ) -> tuple[
     npt.NDArray[np.uint8],
     npt.NDArray[np.float64],

@@ -10,7 +10,8 @@ little-endian fixed64, negative integers as 10-byte varints. The risk score is c
 float operations in the same order, so the doubles are identical too. Given a shadow model's scores,
 each Decision also gets field 13 (``ShadowScore``: that model's version, score, and the risk score and
 outcome the same policy gives with its scores and thresholds, the same matched rules and degraded mode),
-written after ``decided_at`` as the generated classes write it.
+written after ``decided_at`` as the generated classes write it. Given the batch's callers (a few names and
+each row's index into them), each Decision ends with field 14, ``caller``.
 
 The ``score_*``/``stream_*`` functions wrap serialized Decision and ItemError bytes into the responses
 of Score, ScoreBatch and ScoreStream, splicing the answer-time fields of a decision (``ledger_sequence``
@@ -391,6 +392,8 @@ def encode_decisions(
     const float[:] shadow_scores=None,
     double shadow_review_threshold=0.0,
     double shadow_decline_threshold=0.0,
+    list caller_names=None,
+    const int32_t[:] caller_rows=None,
 ):
     """(outcomes uint8 [n], risk_scores float64 [n], decision_bytes list[bytes], shadow_outcomes uint8 [n]
     or None, shadow_risk_scores float64 [n] or None); see respond.py."""
@@ -408,6 +411,11 @@ def encode_decisions(
         raise ValueError(f"{shadow_scores.shape[0]} shadow model scores for {n} rows: they must be as many")
     if matches.shape[1] != r:
         raise ValueError(f"matches has {matches.shape[1]} columns, the rule table {r} rules")
+    cdef bint with_callers = caller_names is not None
+    if with_callers != (caller_rows is not None):
+        raise ValueError("callers need both their names and each row's index into them")
+    if with_callers and caller_rows.shape[0] != n:
+        raise ValueError(f"{caller_rows.shape[0]} caller indices for {n} rows: they must be as many")
 
     cdef const int64_t[::1] order = table.order
     cdef const uint8_t[::1] actions = table.actions
@@ -453,6 +461,14 @@ def encode_decisions(
     )
     if with_shadow:  # field 13: tag, length, version (tag, length, text), two doubles, outcome
         fixed += (1 + 10) + (1 + 10 + shadow_version_size) + 9 + 9 + 2
+    # The callers' names as UTF-8, once per call (the list keeps the bytes alive); field 14 of a row is at
+    # most the longest of them.
+    cdef Py_ssize_t caller_count = len(caller_names) if with_callers else 0
+    cdef list caller_texts = [name.encode("utf-8") for name in caller_names] if with_callers else []
+    cdef Py_ssize_t caller_size, caller_index
+    cdef Py_ssize_t caller_max = max([len(text) for text in caller_texts], default=0)
+    if with_callers:
+        fixed += 1 + 10 + caller_max
     cdef Rules rules
     cdef Py_ssize_t j, t
     rules.count = r
@@ -485,6 +501,8 @@ def encode_decisions(
     cdef uint8_t* buffer = NULL
     cdef Py_ssize_t* selected = NULL
     cdef Py_ssize_t* row_reasons = NULL
+    cdef const char** callers = NULL
+    cdef Py_ssize_t* caller_sizes = NULL
     cdef const char* transaction_id
     cdef const char* key
     cdef Py_ssize_t id_size, key_size, needed, hits, reasons, score_size
@@ -501,11 +519,17 @@ def encode_decisions(
         rules.reason_sizes = <Py_ssize_t*>PyMem_Malloc((r + 1) * sizeof(Py_ssize_t))
         selected = <Py_ssize_t*>PyMem_Malloc((r + 1) * sizeof(Py_ssize_t))
         row_reasons = <Py_ssize_t*>PyMem_Malloc((r + 4) * sizeof(Py_ssize_t))
+        callers = <const char**>PyMem_Malloc((caller_count + 1) * sizeof(char*))
+        caller_sizes = <Py_ssize_t*>PyMem_Malloc((caller_count + 1) * sizeof(Py_ssize_t))
         if (
             rules.hits is NULL or rules.hit_sizes is NULL or rules.reasons is NULL
             or rules.reason_sizes is NULL or selected is NULL or row_reasons is NULL
+            or callers is NULL or caller_sizes is NULL
         ):
             raise MemoryError()
+        for k in range(caller_count):
+            callers[k] = PyBytes_AS_STRING(caller_texts[k])
+            caller_sizes[k] = PyBytes_GET_SIZE(caller_texts[k])
         for j in range(r):
             rules.hits[j] = PyBytes_AS_STRING(hit_entries[j])
             rules.hit_sizes[j] = PyBytes_GET_SIZE(hit_entries[j])
@@ -545,8 +569,8 @@ def encode_decisions(
                     has_score = True
             score_size = format_score(model_score, score) if has_score else 0
 
-            # Decision fields 1-7, 9, 11, 12, then 13 with a shadow model (8 and 10 are set when the
-            # decision is answered).
+            # Decision fields 1-7, 9, 11, 12, then 13 with a shadow model and 14 with callers (8 and 10
+            # are set when the decision is answered).
             p = buffer
             if id_size:
                 p = put_len_field(p, 0x0A, transaction_id, id_size)
@@ -601,6 +625,13 @@ def encode_decisions(
                 p = put_shadow(p, shadow_version_text, shadow_version_size, shadow_score, shadow_risk, shadow_outcome)
                 shadow_outcome_out[i] = <uint8_t>shadow_outcome
                 shadow_risk_out[i] = shadow_risk
+            if with_callers:
+                caller_index = caller_rows[i]
+                if not 0 <= caller_index < caller_count:
+                    raise ValueError(f"row {i}: caller index {caller_index} is not one of {caller_count} names")
+                caller_size = caller_sizes[caller_index]
+                if caller_size:
+                    p = put_len_field(p, 0x72, callers[caller_index], caller_size)
 
             outcome_out[i] = <uint8_t>outcome
             risk_out[i] = risk
@@ -613,6 +644,8 @@ def encode_decisions(
         PyMem_Free(rules.hit_sizes)
         PyMem_Free(rules.reasons)
         PyMem_Free(rules.reason_sizes)
+        PyMem_Free(callers)
+        PyMem_Free(caller_sizes)
     return outcomes, risks, encoded, shadow_outcomes, shadow_risks
 
 

@@ -14,6 +14,10 @@ Per micro-batch, after the rules and the model::
     encoded = encode_decisions(..., shadow=ShadowModel(version, shadow_scores, review, decline))
     encoded.shadow_outcomes, encoded.shadow_risk_scores   # what the shadow model would have decided
 
+    # with who asked for each row (a batch's rows come from a few calls, one caller each), each Decision
+    # also names its caller (field 14): row i's is names[rows[i]]
+    encoded = encode_decisions(..., callers=Callers(names, rows))
+
 and per call, once every item is answered::
 
     score_batch_response(kinds, payloads, ledger_sequences, replayed) -> ScoreBatchResponse bytes
@@ -154,6 +158,17 @@ class ShadowModel(NamedTuple):
     decline_threshold: float
 
 
+class Callers(NamedTuple):
+    """Who requested each row's decision: row ``i``'s caller is ``names[rows[i]]`` (``rows``: int32 [n]).
+
+    Names and indices rather than a name per row because a batch joins a few calls, each with one
+    caller: the pipeline knows the callers per call and the rows per call, never needing a list per
+    row."""
+
+    names: list[str]
+    rows: npt.NDArray[np.int32]
+
+
 class EncodedDecisions(NamedTuple):
     """The decisions of a batch: outcome numbers, risk scores and serialized Decisions, by row; with a
     shadow model, also the outcomes and risk scores it would have given (None without one)."""
@@ -180,6 +195,7 @@ def encode_decisions(
     decided_at_seconds: int,
     decided_at_nanos: int,
     shadow: ShadowModel | None = None,
+    callers: Callers | None = None,
 ) -> EncodedDecisions:
     """Decide and serialize every row: ``model_scores`` float32 [n], ``matches`` uint8 [n, len(table)]
     (nonzero: rule j matched row i; r may be 0).
@@ -197,7 +213,10 @@ def encode_decisions(
     pass (its reasons are not kept); they are also returned as ``shadow_outcomes`` and
     ``shadow_risk_scores``. The rest of each Decision is what it is without a shadow.
 
-    ValueError on mismatched lengths, OverflowError when
+    With ``callers``, every Decision also gets ``caller = callers.names[callers.rows[i]]`` (field 14,
+    the last; left out when the name is empty, as proto3 does).
+
+    ValueError on mismatched lengths or a caller index out of range, OverflowError when
     ``decided_at_nanos`` does not fit in int32 or ``decided_at_seconds`` in int64,
     UnicodeEncodeError for strings with lone surrogates.
     """
@@ -215,7 +234,8 @@ def encode_decisions(
             model_version,
             decided_at_seconds,
             decided_at_nanos,
-            *(() if shadow is None else shadow),  # version, scores, review and decline thresholds
+            *((None, None, 0.0, 0.0) if shadow is None else shadow),  # version, scores, thresholds
+            *((None, None) if callers is None else callers),  # names, each row's index into them
         )
     )
 
@@ -267,6 +287,7 @@ __all__ = [
     "OUTCOME_APPROVE",
     "OUTCOME_DECLINE",
     "OUTCOME_REVIEW",
+    "Callers",
     "EncodedDecisions",
     "RuleTable",
     "ShadowModel",

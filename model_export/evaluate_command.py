@@ -74,7 +74,7 @@ def _private_server(args: argparse.Namespace) -> Iterator[str]:
     from sentinel.serverprocess import ServerProcess
 
     workers = args.workers or load_settings(Path(args.config) if args.config else None).workers
-    settings: dict[str, object] = {}
+    settings: dict[str, Any] = {}  # SENTINEL_* values by setting name
     if args.model_dir is not None:
         settings["model_dir"] = args.model_dir.resolve()
     if args.config:

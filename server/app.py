@@ -19,6 +19,8 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection, reflection_pb2, reflection_pb2_grpc
 
 from sentinel.config import Settings
+from sentinel.server.admission import Admission
+from sentinel.server.auth import auth_interceptors
 from sentinel.server.deadletter import DeadLetters
 from sentinel.server.interceptors import HealthWatchCloser, MetricsInterceptor
 from sentinel.server.ledger_service import LedgerServicer
@@ -27,6 +29,7 @@ from sentinel.server.request_wire import add_scoring_service
 from sentinel.server.resources import WorkerResources
 from sentinel.server.rules.service import RulesServicer
 from sentinel.server.scoring import ScoringServicer
+from sentinel.server.transport import add_port
 from sentinel.v1 import ledger_pb2, ledger_pb2_grpc, rules_pb2, rules_pb2_grpc, scoring_pb2
 
 log = structlog.get_logger("sentinel.server")
@@ -107,7 +110,8 @@ async def run_worker(
     dead_letters = DeadLetters(resources.redis, max_entries=settings.dead_letter_max_entries)
     watches = HealthWatchCloser()
     server = grpc.aio.server(
-        options=server_options(settings, reuse_port), interceptors=[MetricsInterceptor(), watches]
+        options=server_options(settings, reuse_port),
+        interceptors=[MetricsInterceptor(), *auth_interceptors(settings), watches],
     )
     health_servicer = health.aio.HealthServicer()
     add_scoring_service(
@@ -121,6 +125,7 @@ async def run_worker(
             stream_chunk_max=settings.batch_max_size,
             stream_chunk_wait_s=settings.batch_max_wait_ms / 1000,
             dead_letters=dead_letters,
+            admission=Admission.from_settings(settings, resources.redis),
         ),
         server,
     )
@@ -135,7 +140,7 @@ async def run_worker(
     )
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
     enable_reflection(server, (SCORING_SERVICE, LEDGER_SERVICE, RULES_SERVICE, health.SERVICE_NAME))
-    bound = server.add_insecure_port(f"{settings.host}:{port}")
+    bound = add_port(server, settings, port)  # TLS when configured (sentinel.server.transport)
     if bound == 0:
         raise OSError(f"cannot bind {settings.host}:{port}")
     await server.start()

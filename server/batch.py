@@ -4,7 +4,8 @@ stage found.
 The micro-batcher hands the pipeline requests from several calls; each call's transactions were
 decoded into columns already. The batch joins those columns once (one numpy concatenate and one take per
 column) and gives every distinct account one slot, so the stages see one batch, not the calls it came
-from.
+from. Who asked for each row is known per call (block) too: the batch keeps one caller per block and
+each row's index into them, for the decisions to record.
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import grpc
 import numpy as np
 
 from sentinel.hotpath import DecodedTransactions, TransactionColumns
+from sentinel.hotpath.respond import Callers
 from sentinel.hotpath.rows import Records
 from sentinel.server.requests import BatchResult, Rejection, ScoringRequest
 from sentinel.server.state_store import Fold
@@ -24,24 +26,28 @@ from sentinel.server.state_store import Fold
 _COLUMNS = TransactionColumns.__slots__
 
 
-def batch_columns(requests: list[ScoringRequest]) -> tuple[TransactionColumns, list[str]]:
-    """The requests' rows as one TransactionColumns, in request order, and the batch's accounts (the
-    ``account_slot`` column indexes them; an account of several calls has one slot)."""
-    blocks: dict[int, tuple[DecodedTransactions, int]] = {}  # id -> (block, its first row in the join)
+def batch_columns(requests: list[ScoringRequest]) -> tuple[TransactionColumns, list[str], Callers]:
+    """The requests' rows as one TransactionColumns, in request order, the batch's accounts (the
+    ``account_slot`` column indexes them; an account of several calls has one slot) and the rows' callers
+    (one name per block: its requests come from one call)."""
+    # id -> (block, its first row in the join, its caller)
+    blocks: dict[int, tuple[DecodedTransactions, int, str]] = {}
     offset = 0
     for request in requests:
         if id(request.block) not in blocks:
-            blocks[id(request.block)] = (request.block, offset)
+            blocks[id(request.block)] = (request.block, offset, request.caller)
             offset += len(request.block.columns)
+    callers = [caller for _, _, caller in blocks.values()]
     if len(blocks) == 1:
-        ((block, _),) = blocks.values()
+        ((block, _, _),) = blocks.values()
+        one_caller = Callers(callers, np.zeros(len(requests), dtype=np.int32))
         rows = np.fromiter((request.row for request in requests), dtype=np.intp, count=len(requests))
         if len(rows) == len(block.columns) and (rows == np.arange(len(rows))).all():
-            return block.columns, block.accounts  # one whole call: nothing to join
-        return _compact(block.columns.take(rows), block.accounts)
+            return block.columns, block.accounts, one_caller  # one whole call: nothing to join
+        return (*_compact(block.columns.take(rows), block.accounts), one_caller)
     accounts: dict[str, int] = {}
     remapped = []
-    for block, _ in blocks.values():
+    for block, _, _ in blocks.values():
         remap = np.fromiter(
             (accounts.setdefault(account, len(accounts)) for account in block.accounts),
             dtype=np.int32,
@@ -49,7 +55,7 @@ def batch_columns(requests: list[ScoringRequest]) -> tuple[TransactionColumns, l
         )
         remapped.append(remap[block.columns.account_slot])
     joined = {
-        name: np.concatenate([getattr(block.columns, name) for block, _ in blocks.values()])
+        name: np.concatenate([getattr(block.columns, name) for block, _, _ in blocks.values()])
         for name in _COLUMNS
         if name != "account_slot"
     }
@@ -60,7 +66,9 @@ def batch_columns(requests: list[ScoringRequest]) -> tuple[TransactionColumns, l
         count=len(requests),
     )
     columns = TransactionColumns(**{name: array[rows] for name, array in joined.items()})
-    return _compact(columns, list(accounts))
+    starts = np.fromiter((start for _, start, _ in blocks.values()), dtype=np.intp, count=len(blocks))
+    block_of_row = (np.searchsorted(starts, rows, side="right") - 1).astype(np.int32)
+    return (*_compact(columns, list(accounts)), Callers(callers, block_of_row))
 
 
 def _compact(columns: TransactionColumns, accounts: list[str]) -> tuple[TransactionColumns, list[str]]:
@@ -78,6 +86,7 @@ class ScoringBatch:
     requests: list[ScoringRequest]
     columns: TransactionColumns = field(init=False)
     accounts: list[str] = field(init=False)  # account_slot -> account id
+    callers: Callers = field(init=False)  # who asked for each row
     records: Records = field(init=False)  # the rows as journal records (set when state is admitted)
     decided_at_ns: int = field(init=False)  # time.time_ns() of the batch's decisions
     results: list[BatchResult | None] = field(init=False)
@@ -90,7 +99,7 @@ class ScoringBatch:
     deadline: float = field(init=False)  # the earliest of its callers' deadlines
 
     def __post_init__(self) -> None:
-        self.columns, self.accounts = batch_columns(self.requests)
+        self.columns, self.accounts, self.callers = batch_columns(self.requests)
         self.results = [None] * len(self.requests)
         self.decided_at_ns = time.time_ns()
         self.deadline = min(request.deadline for request in self.requests)

@@ -2,7 +2,9 @@
 
 ``sentinel dev serve`` (what ``make run`` calls) starts a private redis-server and PostgreSQL under
 the data directory for whichever of ``redis_url`` / ``database_url`` is not configured, serves, and
-stops them again on exit.
+stops them again on exit. It listens on loopback only, so it may serve without TLS or authentication
+(its first log line says so); ``--tls`` serves TLS and requires client certificates, all issued by a
+private CA made once under ``<data_dir>/tls/`` (the CA's key is not kept).
 """
 
 from __future__ import annotations
@@ -12,6 +14,7 @@ from typing import Any
 
 import structlog
 
+from sentinel.config import ConfigError
 from sentinel.localservices import local_services
 from sentinel.logs import configure_logging
 from sentinel.server.commands import add_server_flags, settings_from_args
@@ -20,11 +23,35 @@ log = structlog.get_logger("sentinel.dev")
 
 
 def _dev_serve(args: argparse.Namespace) -> int:
+    from sentinel.certificates import ensure_dev_pki
+    from sentinel.server.auth import check_signing_keys
+    from sentinel.server.transport import announce, require_loopback
     from sentinel.server.workers import refuse_taken_port, serve
 
     settings = settings_from_args(args)
     configure_logging(settings.log_level, settings.log_format)
+    require_loopback(settings.host)
+    details: dict[str, str] = {}
+    if args.tls:
+        if settings.tls_cert_file is not None:
+            raise ConfigError("--tls makes its own certificates: leave tls_cert_file and tls_key_file unset")
+        pki = ensure_dev_pki(settings.data_dir.resolve() / "tls")
+        settings = settings.model_copy(
+            update={
+                "tls_cert_file": pki.server_cert,
+                "tls_key_file": pki.server_key,
+                "tls_client_ca_file": pki.ca_cert,
+                "require_client_cert": True,
+            }
+        )
+        details = {
+            "ca_cert": str(pki.ca_cert),
+            "client_cert": str(pki.client_cert),
+            "client_key": str(pki.client_key),
+        }
     refuse_taken_port(settings.host, settings.port)  # before private services start for nothing
+    announce(settings, **details)  # the first log line: how the server is reached
+    check_signing_keys(settings)
     services_dir = settings.data_dir.resolve() / "services"
     with local_services(
         services_dir, redis=settings.redis_url is None, postgres=settings.database_url is None
@@ -47,4 +74,9 @@ def register(subparsers: Any) -> None:
         "serve", help="serve, starting private Redis/Postgres for whichever URL is not configured"
     )
     add_server_flags(serve_parser)
+    serve_parser.add_argument(
+        "--tls",
+        action="store_true",
+        help="serve TLS and require client certificates, issued by a private CA under <data_dir>/tls/",
+    )
     serve_parser.set_defaults(handler=_dev_serve)

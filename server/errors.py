@@ -3,7 +3,8 @@
 ``InvalidTransaction`` (raised by validation and by every service that checks a request field) names
 each bad field; clients get the field path both in the status message (for humans and plain clients)
 and as a structured google.rpc.BadRequest FieldViolation (for clients that read
-``grpc-status-details-bin``).
+``grpc-status-details-bin``). A ``Refusal`` (a caller's rate limit, a worker's in-flight bound) is
+RESOURCE_EXHAUSTED with google.rpc.RetryInfo and gRPC's retry pushback, so clients know when to retry.
 """
 
 from __future__ import annotations
@@ -49,6 +50,51 @@ def invalid_argument_status(error: InvalidTransaction) -> grpc.Status:
     return rpc_status.to_status(
         status_pb2.Status(code=code_pb2.INVALID_ARGUMENT, message=str(error), details=[detail])
     )
+
+
+# gRPC's retry pushback (gRFC A6): how long a client's retry policy waits before retrying; negative: never.
+RETRY_PUSHBACK_KEY = "grpc-retry-pushback-ms"
+
+
+@dataclass(frozen=True, slots=True)
+class Refusal:
+    """A call refused for lack of capacity (RESOURCE_EXHAUSTED): a caller's rate limit or a worker's
+    in-flight bound. ``retry_after_s`` None: retrying the same call never helps (it is larger than the
+    limit allows at once); ``limit``: the name of the rate limit, for google.rpc.QuotaFailure."""
+
+    message: str
+    retry_after_s: float | None
+    limit: str | None = None
+
+
+def exhausted_metadata(refusal: Refusal) -> tuple[tuple[str, str | bytes], ...]:
+    """The trailing metadata of a refusal: google.rpc.Status details (RetryInfo, and QuotaFailure naming
+    the rate limit) and the ``grpc-retry-pushback-ms`` that gRPC retry policies obey."""
+    details = []
+    if refusal.retry_after_s is not None:
+        retry = error_details_pb2.RetryInfo()
+        retry.retry_delay.FromNanoseconds(round(refusal.retry_after_s * 1e9))
+        details.append(retry)
+    if refusal.limit is not None:
+        violation = error_details_pb2.QuotaFailure.Violation(
+            subject=refusal.limit, description=refusal.message
+        )
+        details.append(error_details_pb2.QuotaFailure(violations=[violation]))
+    packed = []
+    for detail in details:
+        packed.append(any_pb2.Any())
+        packed[-1].Pack(detail)
+    status = rpc_status.to_status(
+        status_pb2.Status(code=code_pb2.RESOURCE_EXHAUSTED, message=refusal.message, details=packed)
+    )
+    pushback = "-1" if refusal.retry_after_s is None else str(max(1, round(refusal.retry_after_s * 1000)))
+    return (*status.trailing_metadata, (RETRY_PUSHBACK_KEY, pushback))
+
+
+async def abort_exhausted(context: grpc.aio.ServicerContext, refusal: Refusal) -> NoReturn:
+    """End the call with RESOURCE_EXHAUSTED for ``refusal``, with its retry information."""
+    await context.abort(grpc.StatusCode.RESOURCE_EXHAUSTED, refusal.message, exhausted_metadata(refusal))
+    raise AssertionError("abort returned")  # pragma: no cover - grpc always raises
 
 
 async def abort_invalid(context: grpc.aio.ServicerContext, error: InvalidTransaction) -> NoReturn:

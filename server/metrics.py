@@ -8,7 +8,7 @@ run, only while one is set: ``sentinel model shadow``), outcome, ledger, settle.
 
 from __future__ import annotations
 
-from prometheus_client import Counter, Histogram
+from prometheus_client import Counter, Gauge, Histogram
 
 _LATENCY_BUCKETS = (
     0.0001,
@@ -49,4 +49,48 @@ BATCH_SIZE = Histogram(
 )
 STAGE_SECONDS = Histogram(
     "sentinel_stage_seconds", "Time per pipeline stage and batch.", ["stage"], buckets=_LATENCY_BUCKETS
+)
+
+# Admission (server/admission.py): per-caller rate limits and each worker's in-flight bound. Gauges are
+# summed over the live workers ("livesum"); a dead worker's share is dropped by the supervisor.
+RATE_LIMITED = Counter(
+    "sentinel_rate_limited",
+    "Calls (ScoreStream: chunks) refused by a rate limit, by the limit's name (default, role:<role>, "
+    "client:<subject>: only configured names, so the labels stay few).",
+    ["limit"],
+)
+RATE_LIMITED_TRANSACTIONS = Counter(
+    "sentinel_rate_limited_transactions", "Transactions refused by a rate limit, by limit.", ["limit"]
+)
+RATE_LIMIT_FAIL_OPEN = Gauge(
+    "sentinel_rate_limit_fail_open",
+    "Workers whose rate limiter cannot reach Redis and counts with a local bucket per process (fail-open).",
+    multiprocess_mode="livesum",
+)
+RATE_LIMIT_LOCAL_CHECKS = Counter(
+    "sentinel_rate_limit_local_checks",
+    "Calls a rate limit was checked for against the worker's local bucket (Redis unreachable).",
+)
+SHED_CALLS = Counter(
+    "sentinel_shed_calls",
+    "Score and ScoreBatch calls refused at once because the worker held its in-flight bound.",
+    ["method"],
+)
+SHED_TRANSACTIONS = Counter(
+    "sentinel_shed_transactions", "Transactions of the calls shed, by method.", ["method"]
+)
+DELAYED_CHUNKS = Counter(
+    "sentinel_delayed_chunks",
+    "ScoreStream chunks that waited for room under the worker's in-flight bound (the stream is slowed, "
+    "not refused).",
+)
+IN_FLIGHT_TRANSACTIONS = Gauge(
+    "sentinel_in_flight_transactions",
+    "Transactions admitted and not yet answered (bound: max_in_flight_transactions per worker).",
+    multiprocess_mode="livesum",
+)
+IN_FLIGHT_BYTES = Gauge(
+    "sentinel_in_flight_bytes",
+    "Request bytes of the admitted calls not yet answered (bound: max_in_flight_bytes per worker).",
+    multiprocess_mode="livesum",
 )

@@ -90,11 +90,14 @@ class ScoringPipeline:
         await self._state.close()
 
     # ----------------------------------------------------------------------------- entry point
-    async def decide(self, transactions: DecodedTransactions, deadline: float | None = None) -> list[Result]:
-        """One decision (or rejection) per valid row of ``transactions``, in row order."""
+    async def decide(
+        self, transactions: DecodedTransactions, deadline: float | None = None, *, caller: str
+    ) -> list[Result]:
+        """One decision (or rejection) per valid row of ``transactions``, in row order, each recorded as
+        requested by ``caller``."""
         until = math.inf if deadline is None else deadline
         rows = range(len(transactions.transaction_ids))
-        requests = [ScoringRequest(transactions, row, until) for row in rows]
+        requests = [ScoringRequest(transactions, row, until, False, caller) for row in rows]
         in_flight = self._in_flight
         fresh: dict[str, ScoringRequest] = {}
         for request in requests:

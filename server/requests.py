@@ -15,6 +15,7 @@ from typing import NamedTuple
 import grpc
 
 from sentinel.hotpath import DecodedTransactions
+from sentinel.server.identity import ANONYMOUS
 
 
 @dataclass(frozen=True, slots=True)
@@ -66,12 +67,14 @@ class ScoringRequest(NamedTuple):
 
     ``takeover``: decide a request that another worker admitted and never decided (it died): score it
     without appending it to the state a second time. ``deadline``: ``time.monotonic()`` when the caller
-    gives up."""
+    gives up. ``caller``: who asked (recorded in the decision); one call's, so the same for every row of
+    a block, which lets a batch find its rows' callers per block (``batch_columns``)."""
 
     block: DecodedTransactions
     row: int
     deadline: float = math.inf
     takeover: bool = False
+    caller: str = ANONYMOUS.subject
 
     @property
     def idempotency_key(self) -> str:

@@ -33,10 +33,19 @@ from sentinel.hotpath import (
 )
 from sentinel.hotpath.wire import UNDECODABLE
 from sentinel.server import metrics
+from sentinel.server.admission import Admission
 from sentinel.server.batching import Coalescer
 from sentinel.server.deadletter import DeadLetters
 from sentinel.server.decision_log import DecisionLog
-from sentinel.server.errors import FieldViolation, InvalidTransaction, abort, abort_invalid, item_error
+from sentinel.server.errors import (
+    FieldViolation,
+    InvalidTransaction,
+    Refusal,
+    abort,
+    abort_invalid,
+    item_error,
+)
+from sentinel.server.identity import current_caller
 from sentinel.server.requests import Decided, Rejection, Result
 from sentinel.server.result_size import ResultSizes, result_size
 from sentinel.server.rules.compiler import RuleSource
@@ -49,9 +58,12 @@ log = structlog.get_logger("sentinel.decisions")
 class DecisionMaker(Protocol):
     """Decides the valid rows of a call's decoded transactions, in order."""
 
-    async def decide(self, transactions: DecodedTransactions, deadline: float | None = None) -> list[Result]:
+    async def decide(
+        self, transactions: DecodedTransactions, deadline: float | None = None, *, caller: str
+    ) -> list[Result]:
         """One decision (or a rejection with its status) per valid row, same order; ``deadline``
-        (``time.monotonic()``): when the caller gives up, which bounds how long the ledger may take."""
+        (``time.monotonic()``): when the caller gives up, which bounds how long the ledger may take;
+        ``caller``: who asked (the subject of ``current_caller()``), recorded in each decision."""
         ...
 
 
@@ -84,8 +96,10 @@ class ScoringServicer:
         stream_chunk_wait_s: float = 0.001,
         stream_chunks_in_flight: int = 4,
         dead_letters: DeadLetters | None = None,
+        admission: Admission | None = None,
     ) -> None:
         self._decision_maker = decision_maker
+        self._admission = admission if admission is not None else Admission.unbounded()
         self._decoder = WireDecoder(CURRENCY_EXPONENTS, max_clock_skew_s)
         self._max_batch_items = max_batch_items
         self._max_response_bytes = max_response_bytes
@@ -159,7 +173,10 @@ class ScoringServicer:
             error = _invalid(violations)
             self._reject("Score", error, scoring_pb2.ScoreRequest.FromString(request).transaction)
             await abort_invalid(context, error)
-        (result,) = await self._decision_maker.decide(decoded, _deadline(context))
+        async with self._admission.admit(context, "Score", 1, len(request)):
+            (result,) = await self._decision_maker.decide(
+                decoded, _deadline(context), caller=current_caller().subject
+            )
         if isinstance(result, Rejection):
             log.warning("transaction_rejected", method="Score", code=result.code.name, error=result.message)
             await abort(context, result.code, result.message)
@@ -185,9 +202,12 @@ class ScoringServicer:
         oversized = self._oversized(decoded, errors)
         if oversized is not None:
             await abort_invalid(context, InvalidTransaction([FieldViolation("transactions", oversized)]))
-        results = (
-            await self._decision_maker.decide(decoded, _deadline(context)) if decoded.transaction_ids else []
-        )
+        results: list[Result] = []
+        if rows := len(decoded.transaction_ids):
+            async with self._admission.admit(context, "ScoreBatch", rows, len(request)):
+                results = await self._decision_maker.decide(
+                    decoded, _deadline(context), caller=current_caller().subject
+                )
         self._decision_log.write(decoded.transaction_ids, results, started)
         return score_batch_response(*_answers(count, decoded.items, results, errors))
 
@@ -205,14 +225,17 @@ class ScoringServicer:
         stream is being decided, else when full or after the chunk wait), several chunks in flight so they
         share micro-batches; each chunk is answered in order as soon as it is decided. At most
         ``stream_window`` messages are read ahead of their answers. A message that cannot be parsed is
-        answered in its place with an item error (and no transaction id)."""
+        answered in its place with an item error (and no transaction id). A chunk waits for room under the
+        worker's in-flight bound (the stream is slowed, not refused); a chunk past the caller's rate limit
+        is answered with RESOURCE_EXHAUSTED item errors, and the stream goes on."""
         responses: asyncio.Queue[list[bytes] | Exception | None] = asyncio.Queue()
         window = asyncio.Semaphore(self._stream_window)
         deadline = _deadline(context)
+        caller = current_caller().subject  # the call's, read in its own task
 
         async def answer(bodies: list[bytes], waits: list[float]) -> None:
             try:
-                responses.put_nowait(await self._stream_chunk(bodies, waits, deadline))
+                responses.put_nowait(await self._stream_chunk(bodies, waits, deadline, caller))
             except Exception as exc:  # the pipeline failed: the stream fails with it
                 responses.put_nowait(exc)
             finally:
@@ -249,7 +272,7 @@ class ScoringServicer:
             chunks.cancel()
 
     async def _stream_chunk(
-        self, bodies: list[bytes], waits: list[float], deadline: float | None
+        self, bodies: list[bytes], waits: list[float], deadline: float | None, caller: str
     ) -> list[bytes]:
         started = time.perf_counter()
         decoded = self._decoder.decode_singles(bodies, time.time())
@@ -263,7 +286,14 @@ class ScoringServicer:
             errors = self._item_errors("ScoreStream", decoded, messages)
             for item, message in messages.items():
                 ids[item] = message.transaction_id if message is not None else ""
-        results = await self._decision_maker.decide(decoded, deadline) if decoded.transaction_ids else []
+        results: list[Result] = []
+        if rows := len(decoded.transaction_ids):
+            admitted = await self._admission.enter_stream_chunk(rows, sum(map(len, bodies)))
+            if isinstance(admitted, Refusal):  # rate-limited: each message is refused, the stream goes on
+                results = [Rejection(grpc.StatusCode.RESOURCE_EXHAUSTED, admitted.message)] * rows
+            else:
+                with admitted:
+                    results = await self._decision_maker.decide(decoded, deadline, caller=caller)
         row_waits = [waits[item] for item in items]
         self._decision_log.write(decoded.transaction_ids, results, started, row_waits)
         return stream_responses(ids, *_answers(decoded.count, decoded.items, results, errors))

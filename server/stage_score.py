@@ -6,7 +6,8 @@ it (base + earlier journal rows) and the accounts' states after the batch (folde
 stage). rules: the compiled rule programs. model: one onnxruntime run. shadow (only while a shadow
 model is set): one onnxruntime run of the shadow model on the same features. outcome: the policy of
 ``server/outcome.py`` (its Python twin), compiled, writes each row's Decision bytes, with the shadow
-model's opinion (same policy and rule matches, its own thresholds) in each Decision's ``shadow`` field.
+model's opinion (same policy and rule matches, its own thresholds) in each Decision's ``shadow`` field
+and the caller who asked for the row (the batch keeps them per call) in its ``caller`` field.
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ from sentinel.hotpath import (
     encode_decisions,
     evaluate_rules,
 )
-from sentinel.hotpath.respond import EncodedDecisions, ShadowModel
+from sentinel.hotpath.respond import Callers, EncodedDecisions, ShadowModel
 from sentinel.hotpath.rows import ROW_SIZE, columns_of
 from sentinel.model_export.registry import LoadedModel
 from sentinel.model_export.reloader import ActiveModel
@@ -161,6 +162,7 @@ class ScoreStage:
             decided_at_seconds=batch.decided_at_ns // 1_000_000_000,
             decided_at_nanos=batch.decided_at_ns % 1_000_000_000,
             shadow=shadow,
+            callers=Callers(batch.callers.names, batch.callers.rows[rows]),
         )
         results, version = batch.results, model.version
         if shadow is None:

@@ -85,6 +85,13 @@ def close_channels() -> Iterator[None]:
         open_channels.pop().close()
 
 
+@pytest.fixture(autouse=True)
+def no_leaked_config_file(monkeypatch: pytest.MonkeyPatch) -> None:
+    """``load_settings(path)`` exports SENTINEL_CONFIG for the processes a command starts: undo that
+    after each test, so no later test reads another test's configuration file."""
+    monkeypatch.delenv("SENTINEL_CONFIG", raising=False)
+
+
 @pytest.fixture
 def restore_logging() -> Iterator[None]:
     """Undo a command's ``configure_logging`` after the test.

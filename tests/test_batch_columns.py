@@ -1,5 +1,5 @@
 """A micro-batch joins the decoded columns of several calls: rows in request order, one slot per account
-across calls, and only the accounts its rows use."""
+across calls, only the accounts its rows use, and each row's caller (one per call)."""
 
 from __future__ import annotations
 
@@ -25,12 +25,13 @@ def test_rows_of_several_calls_share_account_slots_in_request_order() -> None:
     first = decoded(("a-0", "A"), ("a-1", "B"), ("a-2", "A"))
     second = decoded(("b-0", "C"), ("b-1", "A"))
     requests = [
-        ScoringRequest(second, 1),
-        ScoringRequest(first, 0),
-        ScoringRequest(first, 1),
-        ScoringRequest(second, 0),
+        ScoringRequest(second, 1, caller="svc-b"),
+        ScoringRequest(first, 0, caller="svc-a"),
+        ScoringRequest(first, 1, caller="svc-a"),
+        ScoringRequest(second, 0, caller="svc-b"),
     ]
-    columns, accounts = batch_columns(requests)
+    columns, accounts, callers = batch_columns(requests)
+    assert [callers.names[i] for i in callers.rows] == ["svc-b", "svc-a", "svc-a", "svc-b"]
     assert [accounts[slot] for slot in columns.account_slot] == ["A", "A", "B", "C"]
     assert len(set(accounts)) == len(accounts) == 3
     expected = [
@@ -44,16 +45,19 @@ def test_rows_of_several_calls_share_account_slots_in_request_order() -> None:
 
 def test_accounts_of_rows_left_out_are_not_in_the_batch() -> None:
     block = decoded(("c-0", "A"), ("c-1", "B"), ("c-2", "C"))
-    columns, accounts = batch_columns([ScoringRequest(block, 2), ScoringRequest(block, 0)])
+    columns, accounts, callers = batch_columns([ScoringRequest(block, 2), ScoringRequest(block, 0)])
+    assert [callers.names[i] for i in callers.rows] == ["anonymous", "anonymous"]
     assert [accounts[slot] for slot in columns.account_slot] == ["C", "A"]
     assert sorted(accounts) == ["A", "C"]
     other = decoded(("d-0", "D"))
-    columns, accounts = batch_columns([ScoringRequest(block, 1), ScoringRequest(other, 0)])
+    columns, accounts, _ = batch_columns([ScoringRequest(block, 1), ScoringRequest(other, 0)])
     assert [accounts[slot] for slot in columns.account_slot] == ["B", "D"]
     assert sorted(accounts) == ["B", "D"]
 
 
 def test_one_whole_call_is_taken_as_decoded() -> None:
     block = decoded(("e-0", "A"), ("e-1", "B"))
-    columns, accounts = batch_columns([ScoringRequest(block, 0), ScoringRequest(block, 1)])
+    requests = [ScoringRequest(block, 0, caller="svc-e"), ScoringRequest(block, 1, caller="svc-e")]
+    columns, accounts, callers = batch_columns(requests)
     assert columns is block.columns and accounts == block.accounts
+    assert callers.names == ["svc-e"] and callers.rows.tolist() == [0, 0]

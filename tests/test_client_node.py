@@ -13,7 +13,9 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from transport_helpers import authorization_recorder, tls_credentials
 
+from sentinel.certificates import ensure_dev_pki
 from sentinel.serverprocess import ServerProcess
 from sentinel.system import free_port
 
@@ -108,3 +110,34 @@ def test_score_batch_and_stream_through_node_client(built_client: Path, server: 
         ("Score", 1, UNAVAILABLE),
         ("Score", 2, UNAVAILABLE),
     ]
+
+
+def test_node_client_tls_client_certificates_and_tokens(
+    built_client: Path, tmp_path: Path, redis_url: str, database_url: str
+) -> None:
+    """ca/cert/key (as paths and as PEM text) against a server that requires client certificates, and
+    the tokens of a tokenProvider as the authorization header a gRPC server receives, one per call."""
+    pki = ensure_dev_pki(tmp_path / "pki")
+    with (
+        ServerProcess(
+            tmp_path / "server",
+            workers=1,
+            redis_url=redis_url,
+            database_url=database_url,
+            tls_cert_file=pki.server_cert,
+            tls_key_file=pki.server_key,
+            tls_client_ca_file=pki.ca_cert,
+            require_client_cert=True,
+            credentials=tls_credentials(pki, client_certificate=True),
+        ) as server,
+        authorization_recorder() as (recorder_address, seen),
+    ):
+        arguments = [str(pki.ca_cert), str(pki.client_cert), str(pki.client_key), recorder_address]
+        report = json.loads(_run(["node", "test/secure-against-server.mjs", server.address, *arguments], 60))
+
+    assert report["mtls"]["decision"]["transactionId"] == "node-tls-1"
+    assert report["mtlsPemText"]["decision"]["transactionId"] == "node-tls-2"
+    assert report["withoutClientCertificate"]["code"] == UNAVAILABLE
+    assert report["tokensIssued"] == 2
+    assert seen == ["Bearer token-1", "Bearer token-2"]
+    assert "plaintext to 192.0.2.1:50051" in report["plaintextTokenToAnotherMachine"]

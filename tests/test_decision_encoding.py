@@ -25,6 +25,7 @@ from sentinel.hotpath import TransactionColumnsBuilder, build_features_stateless
 from sentinel.hotpath.respond import (
     KIND_DECISION,
     KIND_ERROR,
+    Callers,
     EncodedDecisions,
     RuleTable,
     ShadowModel,
@@ -536,6 +537,75 @@ def test_shadow_model_inputs_are_checked() -> None:
     )  # fmt: skip
     assert empty.decision_bytes == [] and empty.shadow_outcomes is not None
     assert empty.shadow_outcomes.shape == (0,)
+
+
+@st.composite
+def callers_of(draw: st.DrawFn, n: int) -> Callers:
+    """A batch's callers: a few names (empty, long, non-ASCII included) and each of ``n`` rows' index."""
+    names = draw(st.lists(st.one_of(texts, st.just("svc-" + "x" * 200)), min_size=1, max_size=4))
+    rows = [draw(st.integers(0, len(names) - 1)) for _ in range(n)]
+    return Callers(names, np.array(rows, dtype=np.int32))
+
+
+@settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(batches(), st.data())
+def test_decisions_name_their_callers(
+    batch: tuple[
+        list[CompiledRule],
+        list[str],
+        list[str],
+        npt.NDArray[np.float32],
+        npt.NDArray[np.uint8],
+        Thresholds,
+        dict[str, Any],
+    ],
+    data: st.DataObject,
+) -> None:
+    """Field 14 (caller) last, after the shadow when there is one, byte for byte the generated classes'
+    serialization; the rest of each Decision and every outcome are what they are without callers."""
+    rules, ids, keys, scores, matches, thresholds, options = batch
+    callers = data.draw(callers_of(len(ids)))
+    drawn = data.draw(st.one_of(st.none(), shadows(len(ids))))
+    shadow = None if drawn is None else ShadowModel(drawn[0], drawn[1], drawn[2].review, drawn[2].decline)
+    seconds, nanos = options.pop("seconds"), options.pop("nanos")
+    arguments: dict[str, Any] = {
+        **options,
+        "decided_at_seconds": seconds,
+        "decided_at_nanos": nanos,
+        "shadow": shadow,
+    }
+    table = rule_table(rules)
+    common = (table, ids, keys, scores, matches, thresholds.review, thresholds.decline)
+    encoded = encode_decisions(*common, **arguments, callers=callers)
+    plain = encode_decisions(*common, **arguments)
+    assert encoded.outcomes.tolist() == plain.outcomes.tolist()
+    for i, row_bytes in enumerate(encoded.decision_bytes):
+        name = callers.names[int(callers.rows[i])]
+        expected = decision_pb2.Decision.FromString(plain.decision_bytes[i])
+        expected.caller = name
+        assert row_bytes == expected.SerializeToString(deterministic=True)
+        assert row_bytes == plain.decision_bytes[i] + decision_pb2.Decision(caller=name).SerializeToString()
+
+
+def test_callers_are_checked() -> None:
+    table = RuleTable(["a"], [1], [1], [0], [0.5], [False])
+    arguments: dict[str, Any] = {
+        "degraded": False,
+        "fail_closed": False,
+        "model_version": "m",
+        "decided_at_seconds": 0,
+        "decided_at_nanos": 0,
+    }
+    common = (table, ["a", "b"], ["k", "l"], np.zeros(2, np.float32), np.zeros((2, 1), np.uint8), 0.5, 0.9)
+    with pytest.raises(ValueError, match="caller indices for 2 rows"):
+        encode_decisions(*common, **arguments, callers=Callers(["x"], np.zeros(3, np.int32)))
+    for index in (1, -1):
+        with pytest.raises(ValueError, match=f"caller index {index} is not one of 1 names"):
+            encode_decisions(*common, **arguments, callers=Callers(["x"], np.array([0, index], np.int32)))
+    from sentinel.hotpath import _respond
+
+    with pytest.raises(ValueError, match="their names and each row's index"):
+        _respond.encode_decisions(*common, False, False, "m", 0, 0, None, None, 0.0, 0.0, ["x"], None)
 
 
 @settings(max_examples=300, deadline=None)

@@ -27,7 +27,10 @@ def test_example_configuration_is_valid() -> None:
 
 def test_readme_python_example_runs_twice(server: ServerProcess) -> None:
     readme = (ROOT / "README.md").read_text()
-    (example,) = re.findall(r"```python\n(.*?)```", readme, re.S)
+    quick_start = readme[
+        readme.index("## Quick start") : readme.index("\n## ", readme.index("## Quick start") + 1)
+    ]
+    (example,) = re.findall(r"```python\n(.*?)```", quick_start, re.S)
     assert "127.0.0.1:50051" in example and ".venv/bin/python" in readme
     script = example.replace("127.0.0.1:50051", server.address)
     for _ in range(2):  # a fresh transaction id per run: no ALREADY_EXISTS on the second

@@ -13,6 +13,7 @@ from redis.asyncio import Redis
 
 from sentinel.hotpath import DecodedTransactions
 from sentinel.server.deadletter import STREAM_KEY, DeadLetters, read_dead_letters
+from sentinel.server.identity import CALLER, Caller
 from sentinel.server.requests import Decided, Rejection, Result
 from sentinel.server.rules.compiler import build_rule_set
 from sentinel.server.scoring import ScoringServicer
@@ -40,12 +41,16 @@ class FakeDecisionMaker:
         self.delay = delay
         self.fail = fail
         self.calls: list[list[str]] = []
+        self.callers: list[str] = []
         self.in_flight = 0
         self.max_in_flight = 0
 
-    async def decide(self, decoded: DecodedTransactions, deadline: float | None = None) -> list[Result]:
+    async def decide(
+        self, decoded: DecodedTransactions, deadline: float | None = None, *, caller: str
+    ) -> list[Result]:
         transactions = decoded.transaction_ids
         self.calls.append(list(transactions))
+        self.callers.append(caller)
         self.in_flight += len(transactions)
         self.max_in_flight = max(self.max_in_flight, self.in_flight)
         try:
@@ -195,3 +200,22 @@ async def test_out_of_range_timestamps_are_item_errors_and_still_dead_lettered(r
     assert [letter["transaction_id"] for letter in letters] == ["negative-nanos", "far-future"]
     assert letters[1]["transaction"]["eventTime"] == {"seconds": str(10**12), "nanos": 0}
     await client.aclose()
+
+
+async def test_each_call_is_decided_for_its_own_caller() -> None:
+    """The servicer passes on the caller the authentication interceptor made current in the call's task
+    (the default, without authentication: anonymous)."""
+    decider = FakeDecisionMaker()
+    scoring = servicer(decider)
+
+    async def as_caller(subject: str, ids: list[str]) -> None:
+        CALLER.set(Caller(subject=subject, roles=frozenset({"scorer"}), source="jwt"))
+        await score_batch(scoring, scoring_pb2.ScoreBatchRequest(transactions=[transaction(i) for i in ids]))
+        await stream(scoring, [f"{i}-s" for i in ids])
+
+    await asyncio.gather(
+        asyncio.create_task(as_caller("svc-a", ["a-1"])), asyncio.create_task(as_caller("svc-b", ["b-1"]))
+    )
+    await score_batch(scoring, scoring_pb2.ScoreBatchRequest(transactions=[transaction("c-1")]))
+    by_call = dict(zip((ids[0] for ids in decider.calls), decider.callers, strict=True))
+    assert by_call == {"a-1": "svc-a", "a-1-s": "svc-a", "b-1": "svc-b", "b-1-s": "svc-b", "c-1": "anonymous"}

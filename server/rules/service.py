@@ -7,10 +7,12 @@ when Postgres cannot be reached (retry; with ``expected_version`` set, a retry o
 commit gets ABORTED instead of a second version). Changes reach
 every worker through the store's NOTIFY within a second (``reload``).
 
-Authorization: changing rules (PutRule, DeleteRule, RollbackRule) will require the admin role once
-the service has authentication; until then anyone who can reach the port can change rules, so the
-port must not be exposed beyond the operators' network. ``author`` is taken from the request today
-and will come from the authenticated identity then.
+Authorization: with authentication on (``auth_mode = jwt``), changing rules (PutRule, DeleteRule,
+RollbackRule) needs the ``rules-admin`` role and reading them ``rules-viewer`` or ``rules-admin``
+(``sentinel.server.roles``). The author recorded in the rules history is then the authenticated caller's
+subject: a request may leave ``author`` empty or repeat that subject; naming anyone else is refused
+(PERMISSION_DENIED), never silently rewritten, so a tool that thinks it records another name learns
+that it does not. Without authentication ``author`` is taken from the request (required).
 
 Register it in a worker::
 
@@ -42,6 +44,7 @@ from sentinel.hotpath import (
     evaluate_rules,
 )
 from sentinel.server.errors import FieldViolation, InvalidTransaction, abort_invalid
+from sentinel.server.identity import current_caller
 from sentinel.server.rules.compiler import compile_expression
 from sentinel.server.rules.definitions import InvalidRule, RuleSpec
 from sentinel.server.rules.language import RuleExpressionError
@@ -60,6 +63,20 @@ _T = TypeVar("_T")
 
 async def _invalid(context: grpc.aio.ServicerContext, field: str, description: str) -> NoReturn:
     await abort_invalid(context, InvalidTransaction([FieldViolation(field, description)]))
+
+
+async def _author(context: grpc.aio.ServicerContext, requested: str) -> str:
+    """Who the rules history records for a change: the authenticated caller (a different ``requested``
+    author is refused) or, without authentication, the request's author."""
+    caller = current_caller()
+    if caller.source == "none":
+        return requested
+    if requested and requested != caller.subject:
+        await context.abort(
+            grpc.StatusCode.PERMISSION_DENIED,
+            f"author must be empty or the authenticated caller {caller.subject!r}, not {requested!r}",
+        )
+    return caller.subject
 
 
 class RulesServicer(rules_pb2_grpc.RulesServiceServicer):
@@ -118,19 +135,19 @@ class RulesServicer(rules_pb2_grpc.RulesServiceServicer):
             spec = RuleSpec.from_proto(request.rule)
         except InvalidRule as exc:
             await _invalid(context, exc.field, exc.description)
+        author = await _author(context, request.author)
         rule = await self._call(
             context,
             "rule.",
-            self._store.put(spec, request.author, request.comment, request.expected_version),
+            self._store.put(spec, author, request.comment, request.expected_version),
         )
         return rules_pb2.PutRuleResponse(rule=rule.to_proto())
 
     async def DeleteRule(
         self, request: rules_pb2.DeleteRuleRequest, context: grpc.aio.ServicerContext
     ) -> rules_pb2.DeleteRuleResponse:
-        rule = await self._call(
-            context, "", self._store.delete(request.rule_id, request.author, request.comment)
-        )
+        author = await _author(context, request.author)
+        rule = await self._call(context, "", self._store.delete(request.rule_id, author, request.comment))
         return rules_pb2.DeleteRuleResponse(rule=rule.to_proto())
 
     async def ListRuleVersions(
@@ -142,10 +159,9 @@ class RulesServicer(rules_pb2_grpc.RulesServiceServicer):
     async def RollbackRule(
         self, request: rules_pb2.RollbackRuleRequest, context: grpc.aio.ServicerContext
     ) -> rules_pb2.RollbackRuleResponse:
+        author = await _author(context, request.author)
         rule = await self._call(
-            context,
-            "",
-            self._store.rollback(request.rule_id, request.to_version, request.author, request.comment),
+            context, "", self._store.rollback(request.rule_id, request.to_version, author, request.comment)
         )
         return rules_pb2.RollbackRuleResponse(rule=rule.to_proto())
 

@@ -7,8 +7,15 @@
  * idempotency key: the server answers a retry with the original decision (marked `replayed`) instead
  * of scoring — and recording — the transaction twice. The client therefore fills the key in
  * explicitly (the transaction id, as the server would) and resends the very same request message.
+ *
+ * Transport: plaintext by default (a server on this machine); TLS with `tls: true` or any of `ca`, `cert`
+ * and `key` (the CA that issued the server's certificate, else Node's roots; a client certificate and
+ * key for a server that requires them). A `token`, or a `tokenProvider` asked before every call (so it
+ * can hand out a refreshed token), goes as `authorization: Bearer <token>`, never in plaintext to another
+ * machine.
  */
 import { once } from "node:events";
+import { readFileSync } from "node:fs";
 import { setTimeout as sleep } from "node:timers/promises";
 
 import {
@@ -45,8 +52,22 @@ export interface RetryEvent {
   backoffMs: number;
 }
 
+/** A PEM: its contents (a Buffer, or a string starting with "-----BEGIN") or the path of its file. */
+export type PemSource = string | Buffer;
+
 export interface SentinelClientOptions {
-  /** Channel credentials; plaintext when omitted (use credentials.createSsl() in production). */
+  /** TLS with Node's root certificates (implied by ca, cert and key). */
+  tls?: boolean;
+  /** The CA certificate(s) that issued the server's certificate. */
+  ca?: PemSource;
+  /** Client certificate and its private key, for a server that requires client certificates (mTLS). */
+  cert?: PemSource;
+  key?: PemSource;
+  /** Bearer token sent with every call. */
+  token?: string;
+  /** Called before every call for the bearer token to send (e.g. a refreshed one). */
+  tokenProvider?: () => string | Promise<string>;
+  /** Channel credentials of the caller's own, instead of tls/ca/cert/key. */
   credentials?: ChannelCredentials;
   /** Options of the underlying @grpc/grpc-js channel. */
   channelOptions?: ClientOptions;
@@ -80,13 +101,25 @@ export class SentinelClient {
   private readonly initialBackoffMs: number;
   private readonly maxBackoffMs: number;
   private readonly onRetry?: (event: RetryEvent) => void;
+  private readonly tokenProvider?: () => string | Promise<string>;
 
   constructor(address: string, options: SentinelClientOptions = {}) {
-    this.stub = new ScoringServiceClient(
-      address,
-      options.credentials ?? credentials.createInsecure(),
-      options.channelOptions,
-    );
+    if ((options.cert === undefined) !== (options.key === undefined)) throw new Error("cert and key go together");
+    if (options.token !== undefined && options.tokenProvider !== undefined) {
+      throw new Error("give token or tokenProvider, not both");
+    }
+    const tls = options.tls === true || options.ca !== undefined || options.cert !== undefined;
+    if (tls && options.credentials !== undefined) throw new Error("give credentials or tls/ca/cert/key, not both");
+    const token = options.token;
+    this.tokenProvider = token !== undefined ? () => token : options.tokenProvider;
+    const secure = tls || options.credentials !== undefined;
+    if (this.tokenProvider !== undefined && !secure && !isLoopback(address)) {
+      throw new Error(`a token would cross the network in plaintext to ${address}: use TLS`);
+    }
+    const channelCredentials = tls
+      ? credentials.createSsl(pem(options.ca), pem(options.key), pem(options.cert))
+      : (options.credentials ?? credentials.createInsecure());
+    this.stub = new ScoringServiceClient(address, channelCredentials, options.channelOptions);
     this.deadlineMs = options.deadlineMs ?? 1_000;
     this.batchDeadlineMs = options.batchDeadlineMs ?? 10_000;
     this.maxAttempts = Math.max(1, options.maxAttempts ?? 3);
@@ -98,9 +131,10 @@ export class SentinelClient {
   /** The decision for one transaction; rejects with the server's ServiceError (code, details). */
   async score(transaction: TransactionInput, settings: CallSettings = {}): Promise<Decision> {
     const request = { transaction: withIdempotencyKey(transaction) };
+    const metadata = await this.callMetadata(settings.metadata);
     const response = await this.withRetries("Score", settings.deadlineMs ?? this.deadlineMs, (deadline) =>
       new Promise<ScoreResponse>((resolve, reject) => {
-        this.stub.score(request, settings.metadata ?? new Metadata(), { deadline }, (error, reply) =>
+        this.stub.score(request, metadata, { deadline }, (error, reply) =>
           error ? reject(error) : resolve(reply),
         );
       }),
@@ -112,12 +146,13 @@ export class SentinelClient {
   /** One result per transaction, in order: `{ $case: "decision" }` or `{ $case: "error" }` (an ItemError). */
   async scoreBatch(transactions: TransactionInput[], settings: CallSettings = {}): Promise<ScoreBatchResult[]> {
     const request = { transactions: transactions.map(withIdempotencyKey) };
+    const metadata = await this.callMetadata(settings.metadata);
     const response = await this.withRetries(
       "ScoreBatch",
       settings.deadlineMs ?? this.batchDeadlineMs,
       (deadline) =>
         new Promise<ScoreBatchResponse>((resolve, reject) => {
-          this.stub.scoreBatch(request, settings.metadata ?? new Metadata(), { deadline }, (error, reply) =>
+          this.stub.scoreBatch(request, metadata, { deadline }, (error, reply) =>
             error ? reject(error) : resolve(reply),
           );
         }),
@@ -137,7 +172,7 @@ export class SentinelClient {
     settings: CallSettings = {},
   ): AsyncGenerator<ScoreStreamResponse> {
     const callOptions = settings.deadlineMs === undefined ? {} : { deadline: deadlineAfter(settings.deadlineMs) };
-    const call = this.stub.scoreStream(settings.metadata ?? new Metadata(), callOptions);
+    const call = this.stub.scoreStream(await this.callMetadata(settings.metadata), callOptions);
     const sending = (async () => {
       for await (const transaction of transactions) {
         if (!call.write({ transaction: withIdempotencyKey(transaction) })) await once(call, "drain");
@@ -156,6 +191,13 @@ export class SentinelClient {
   /** Closes the channel. */
   close(): void {
     this.stub.close();
+  }
+
+  /** The caller's metadata (copied) with the bearer token, asked for now, when there is one. */
+  private async callMetadata(given: Metadata | undefined): Promise<Metadata> {
+    const metadata = given?.clone() ?? new Metadata();
+    if (this.tokenProvider !== undefined) metadata.set("authorization", `Bearer ${await this.tokenProvider()}`);
+    return metadata;
   }
 
   private async withRetries<T>(method: string, budgetMs: number, attempt: (deadline: Date) => Promise<T>): Promise<T> {
@@ -179,6 +221,22 @@ function withIdempotencyKey(transaction: TransactionInput): Transaction {
   const message = Transaction.fromPartial(transaction);
   if (message.idempotencyKey === "") message.idempotencyKey = message.transactionId;
   return message;
+}
+
+/** The PEM's bytes: the Buffer or "-----BEGIN" text given, or the contents of the file named. */
+function pem(source: PemSource | undefined): Buffer | null {
+  if (source === undefined) return null;
+  if (Buffer.isBuffer(source)) return source;
+  return source.startsWith("-----BEGIN") ? Buffer.from(source) : readFileSync(source);
+}
+
+/** Whether a gRPC target ("host:port", "dns:///host:port", "[::1]:port", "unix:path") names this machine. */
+function isLoopback(target: string): boolean {
+  if (target.startsWith("unix:")) return true;
+  const address = target.replace(/^(dns:\/\/\/|ipv4:|ipv6:)/, "");
+  const bracketed = /^\[([^\]]+)\]/.exec(address);
+  const host = bracketed ? bracketed[1] : address.split(":").length === 2 ? address.split(":")[0] : address;
+  return host === "localhost" || host === "::1" || /^127\.\d+\.\d+\.\d+$/.test(host);
 }
 
 function deadlineAfter(milliseconds: number): Date {

@@ -178,7 +178,16 @@ export interface Decision {
    * only while a shadow model is configured. Recorded for comparison, never acted on: outcome,
    * risk_score, model_score and reasons above ignore it.
    */
-  shadow?: ShadowScore | undefined;
+  shadow?:
+    | ShadowScore
+    | undefined;
+  /**
+   * Who requested the decision: the authenticated identity of the Score, ScoreBatch or ScoreStream
+   * call (a token's subject or a client certificate's identity); "anonymous" when the server runs
+   * without authentication. Stored with the decision in the ledger: a replay returns the original
+   * caller, not the one that asked again.
+   */
+  caller: string;
 }
 
 /**
@@ -424,6 +433,7 @@ function createBaseDecision(): Decision {
     idempotencyKey: "",
     decidedAt: undefined,
     shadow: undefined,
+    caller: "",
   };
 }
 
@@ -467,6 +477,9 @@ export const Decision: MessageFns<Decision> = {
     }
     if (message.shadow !== undefined) {
       ShadowScore.encode(message.shadow, writer.uint32(106).fork()).join();
+    }
+    if (message.caller !== "") {
+      writer.uint32(114).string(message.caller);
     }
     return writer;
   },
@@ -588,6 +601,14 @@ export const Decision: MessageFns<Decision> = {
             message.shadow = ShadowScore.decode(reader, reader.uint32());
             continue;
           }
+          case 14: {
+            if (tag !== 114) {
+              break;
+            }
+
+            message.caller = reader.string();
+            continue;
+          }
         }
         if ((tag & 7) === 4 || tag === 0) {
           break;
@@ -647,6 +668,7 @@ export const Decision: MessageFns<Decision> = {
         ? fromJsonTimestamp(object.decided_at)
         : undefined,
       shadow: isSet(object.shadow) ? ShadowScore.fromJSON(object.shadow) : undefined,
+      caller: isSet(object.caller) ? globalThis.String(object.caller) : "",
     };
   },
 
@@ -691,6 +713,9 @@ export const Decision: MessageFns<Decision> = {
     if (message.shadow !== undefined) {
       obj.shadow = ShadowScore.toJSON(message.shadow);
     }
+    if (message.caller !== "") {
+      obj.caller = message.caller;
+    }
     return obj;
   },
 
@@ -714,6 +739,7 @@ export const Decision: MessageFns<Decision> = {
     message.shadow = (object.shadow !== undefined && object.shadow !== null)
       ? ShadowScore.fromPartial(object.shadow)
       : undefined;
+    message.caller = object.caller ?? "";
     return message;
   },
 };

@@ -94,7 +94,10 @@ export interface Rule {
   mode: RuleMode;
   /** What the rule is meant to catch, for the analysts who come after. */
   description: string;
-  /** Who made this version; set by the server from the request. */
+  /**
+   * Who made this version; set by the server: the authenticated caller, or without authentication the
+   * request's author.
+   */
   author: string;
   /** When this version was made; set by the server. */
   createdAt?:
@@ -138,7 +141,10 @@ export interface PutRuleRequest {
   rule?:
     | Rule
     | undefined;
-  /** Who makes the change. */
+  /**
+   * Who makes the change. With authentication the authenticated caller is recorded: leave it empty
+   * or give the caller's own subject (another name is refused with PERMISSION_DENIED).
+   */
   author: string;
   /** Why the change is made; recorded in the audit trail. */
   comment: string;
@@ -156,7 +162,7 @@ export interface PutRuleResponse {
 export interface DeleteRuleRequest {
   /** The rule. */
   ruleId: string;
-  /** Who deletes it. */
+  /** Who deletes it (with authentication: empty or the caller's own subject, as in PutRuleRequest). */
   author: string;
   /** Why. */
   comment: string;
@@ -217,7 +223,7 @@ export interface RollbackRuleRequest {
   ruleId: string;
   /** The earlier version to restore. */
   toVersion: string;
-  /** Who rolls back. */
+  /** Who rolls back (with authentication: empty or the caller's own subject, as in PutRuleRequest). */
   author: string;
   /** Why. */
   comment: string;
