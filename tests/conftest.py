@@ -7,7 +7,6 @@ the others.
 
 from __future__ import annotations
 
-import asyncio
 import itertools
 import os
 import shutil
@@ -15,10 +14,9 @@ import tempfile
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
-import asyncpg
 import pytest
 import redis
-from server_helpers import open_channels
+from server_helpers import new_database, open_channels
 
 from sentinel.ledger.migrate import migrate
 from sentinel.localservices import LocalPostgres, LocalRedis
@@ -61,20 +59,10 @@ def redis_url(redis_server: LocalRedis) -> str:
     return redis_server.url
 
 
-async def _create_database(admin_url: str, name: str) -> None:
-    connection = await asyncpg.connect(admin_url)
-    try:
-        await connection.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await connection.close()
-
-
 @pytest.fixture
 def database_url(postgres_server: LocalPostgres) -> str:
     """A new, empty database of the session's cluster for this test (usable by sync and async tests)."""
-    name = f"test_{os.getpid()}_{next(_database_numbers)}"
-    asyncio.run(_create_database(postgres_server.url, name))
-    return postgres_server.dsn(name)
+    return new_database(postgres_server, f"test_{os.getpid()}_{next(_database_numbers)}")
 
 
 @pytest.fixture(autouse=True)

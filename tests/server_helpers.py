@@ -11,6 +11,7 @@ import grpc
 import redis
 
 from sentinel.hotpath import AccountState, decode_state
+from sentinel.localservices import LocalPostgres
 from sentinel.server.state_store import AccountValue, fold, state_key
 from sentinel.v1 import scoring_pb2_grpc, transaction_pb2
 
@@ -67,3 +68,17 @@ def ledger_ids(database_url: str, ids: list[str]) -> dict[str, int]:
         return {row["transaction_id"]: row["n"] for row in rows}
 
     return asyncio.run(query())
+
+
+def new_database(postgres_server: LocalPostgres, name: str) -> str:
+    """Create an empty database ``name`` in the session's cluster; its DSN (for sync and async code)."""
+
+    async def create() -> None:
+        connection = await asyncpg.connect(postgres_server.url)
+        try:
+            await connection.execute(f'CREATE DATABASE "{name}"')
+        finally:
+            await connection.close()
+
+    asyncio.run(create())
+    return postgres_server.dsn(name)

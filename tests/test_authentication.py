@@ -6,7 +6,6 @@ an in-process TLS server, the token cache, the JWKS URL's refresh limit and the 
 
 from __future__ import annotations
 
-import asyncio
 import base64
 import contextlib
 import hashlib
@@ -23,7 +22,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import asyncpg
 import grpc
 import jwt
 import pytest
@@ -31,7 +29,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from grpc_health.v1 import health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection_pb2, reflection_pb2_grpc
-from server_helpers import open_channels, transaction
+from server_helpers import new_database, open_channels, transaction
 
 import sentinel.v1
 from sentinel import cli
@@ -86,14 +84,6 @@ def keys(tmp_path_factory: pytest.TempPathFactory) -> KeyDir:
     return KeyDir(directory, directory / "jwks.json", private_key)
 
 
-async def _create_database(admin_url: str, name: str) -> None:
-    connection = await asyncpg.connect(admin_url)
-    try:
-        await connection.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await connection.close()
-
-
 @pytest.fixture(scope="module")
 def server(
     tmp_path_factory: pytest.TempPathFactory,
@@ -102,13 +92,12 @@ def server(
     postgres_server: LocalPostgres,
 ) -> Iterator[ServerProcess]:
     """One worker with auth_mode = jwt on the session's Redis and a database of its own."""
-    name = f"auth_{os.getpid()}"
-    asyncio.run(_create_database(postgres_server.url, name))
+    database_url = new_database(postgres_server, f"auth_{os.getpid()}")
     with ServerProcess(
         tmp_path_factory.mktemp("auth-server"),
         workers=1,
         redis_url=redis_server.url,
-        database_url=postgres_server.dsn(name),
+        database_url=database_url,
         redis_budget_ms=2000,
         ledger_commit_timeout_s=20,
         auth_mode="jwt",

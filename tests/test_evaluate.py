@@ -20,6 +20,7 @@ from typing import Any
 import asyncpg
 import pytest
 import redis
+from server_helpers import new_database
 
 from sentinel.cli import main
 from sentinel.localservices import LocalPostgres, LocalRedis
@@ -56,23 +57,13 @@ class Service:
         return asyncio.run(query())
 
 
-async def _create_database(admin_url: str, name: str) -> None:
-    connection = await asyncpg.connect(admin_url)
-    try:
-        await connection.execute(f'CREATE DATABASE "{name}"')
-    finally:
-        await connection.close()
-
-
 @pytest.fixture(scope="module")
 def service(
     tmp_path_factory: pytest.TempPathFactory, redis_server: LocalRedis, postgres_server: LocalPostgres
 ) -> Iterator[Service]:
-    name = f"test_evaluate_{os.getpid()}"
-    asyncio.run(_create_database(postgres_server.url, name))
+    database_url = new_database(postgres_server, f"test_evaluate_{os.getpid()}")
     with redis.Redis.from_url(redis_server.url) as client:
         client.flushall()
-    database_url = postgres_server.dsn(name)
     with ServerProcess(
         tmp_path_factory.mktemp("evaluate") / "server",
         workers=1,
