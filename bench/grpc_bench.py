@@ -40,14 +40,11 @@ from sentinel.bench.payloads import (
 from sentinel.bench.probe import ProbeResult, probe
 from sentinel.bench.report import (
     append_results,
-    cpu_summary,
     format_table,
     machine_description,
-    overload_summary,
     plot_latency,
+    record_summaries,
     result_fields,
-    server_count_summary,
-    stage_summary,
 )
 from sentinel.bench.scenarios import ALL_SCENARIOS, DEFAULT_STREAM_LENGTH, SCENARIOS, Scenario
 from sentinel.bench.server_metrics import scrape_server_counts
@@ -563,15 +560,8 @@ def _run(args: argparse.Namespace) -> int:
     else:
         print(format_table(records))
         for record in records:
-            summaries = (
-                overload_summary(record),
-                server_count_summary(record),
-                stage_summary(record),
-                cpu_summary(record),
-            )
-            for summary in summaries:
-                if summary is not None:
-                    print(f"{record['scenario']}: {summary}")
+            for summary in record_summaries(record):
+                print(f"{record['scenario']}: {summary}")
             for problem in record["status_check"]["problems"]:
                 print(f"{record['scenario']}: PROBLEM: {problem}")
         print(f"work files: {workdir}")

@@ -159,6 +159,12 @@ def stage_summary(record: dict[str, Any]) -> str | None:
     return f"server stages, mean per micro-batch of {size} (busy seconds per second): " + ", ".join(parts)
 
 
+def record_summaries(record: dict[str, Any]) -> list[str]:
+    """The summary lines a run has (overload, server counts, stages, CPU), for the table and RESULTS.md."""
+    summaries = (overload_summary, server_count_summary, stage_summary, cpu_summary)
+    return [line for summarize in summaries if (line := summarize(record)) is not None]
+
+
 def cpu_summary(record: dict[str, Any]) -> str | None:
     """One line saying which part of the machine used the CPU during the run, busiest first."""
     cpu = record.get("cpu")
@@ -231,15 +237,7 @@ def append_results(path: Path, command: str, machine: dict[str, Any], records: l
             lines.append(f"  - status check problem: {check}")
         if record.get("payload_note"):
             lines.append(f"  - payloads: {record['payload_note']}")
-        summaries = (
-            overload_summary(record),
-            server_count_summary(record),
-            stage_summary(record),
-            cpu_summary(record),
-        )
-        for summary in summaries:
-            if summary is not None:
-                lines.append(f"  - {summary}")
+        lines += [f"  - {summary}" for summary in record_summaries(record)]
     lines += ["", "```", format_table(records), "```", ""]
     with path.open("a") as handle:
         handle.write("\n".join(lines) + "\n")

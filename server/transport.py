@@ -140,7 +140,7 @@ def add_port(server: grpc.aio.Server, settings: Settings, port: int) -> int:
 def authentication_configured(settings: Settings) -> bool:
     """Whether callers must prove who they are: bearer JWTs (auth_mode = jwt) or, at the connection, a
     client certificate issued by the configured CA (require_client_cert)."""
-    return settings.auth_mode != "none" or settings.require_client_cert
+    return settings.authentication_enabled or settings.require_client_cert
 
 
 def announce(settings: Settings, **details: str) -> None:

@@ -852,81 +852,41 @@ def test_rule_table_checks_its_columns() -> None:
     table = RuleTable(["a", "b"], [1, 1], [1, 4], [0, 5], [0.5, 0.1], [False, True])
     assert len(table) == 2 and table.order.tolist() == [1, 0]
     scores = np.zeros(1, np.float32)
+
+    def encode(**changes: Any) -> None:
+        """One row of valid arguments, with ``changes`` (the argument under test) applied."""
+        arguments: dict[str, Any] = {
+            "ids": ["a"],
+            "keys": ["k"],
+            "scores": scores,
+            "matches": np.zeros((1, 2), np.uint8),
+            "decided_at_nanos": 0,
+        } | changes
+        encode_decisions(
+            table,
+            arguments["ids"],
+            arguments["keys"],
+            arguments["scores"],
+            arguments["matches"],
+            0.5,
+            0.9,
+            degraded=False,
+            fail_closed=False,
+            model_version="",
+            decided_at_seconds=0,
+            decided_at_nanos=arguments["decided_at_nanos"],
+        )
+
     with pytest.raises(ValueError, match="columns"):
-        encode_decisions(
-            table,
-            ["a"],
-            ["k"],
-            scores,
-            np.zeros((1, 3), np.uint8),
-            0.5,
-            0.9,
-            degraded=False,
-            fail_closed=False,
-            model_version="",
-            decided_at_seconds=0,
-            decided_at_nanos=0,
-        )
+        encode(matches=np.zeros((1, 3), np.uint8))
     with pytest.raises(ValueError, match="as many"):
-        encode_decisions(
-            table,
-            ["a", "b"],
-            ["k"],
-            scores,
-            np.zeros((1, 2), np.uint8),
-            0.5,
-            0.9,
-            degraded=False,
-            fail_closed=False,
-            model_version="",
-            decided_at_seconds=0,
-            decided_at_nanos=0,
-        )
+        encode(ids=["a", "b"])
     with pytest.raises(OverflowError):
-        encode_decisions(
-            table,
-            ["a"],
-            ["k"],
-            scores,
-            np.zeros((1, 2), np.uint8),
-            0.5,
-            0.9,
-            degraded=False,
-            fail_closed=False,
-            model_version="",
-            decided_at_seconds=0,
-            decided_at_nanos=2**31,
-        )
+        encode(decided_at_nanos=2**31)
     with pytest.raises(ValueError):  # a float64 array is not silently rounded
-        encode_decisions(
-            table,
-            ["a"],
-            ["k"],
-            np.zeros(1),  # type: ignore[arg-type]
-            np.zeros((1, 2), np.uint8),
-            0.5,
-            0.9,
-            degraded=False,
-            fail_closed=False,
-            model_version="",
-            decided_at_seconds=0,
-            decided_at_nanos=0,
-        )
+        encode(scores=np.zeros(1))
     with pytest.raises(UnicodeEncodeError):
-        encode_decisions(
-            table,
-            ["\ud800"],
-            ["k"],
-            scores,
-            np.zeros((1, 2), np.uint8),
-            0.5,
-            0.9,
-            degraded=False,
-            fail_closed=False,
-            model_version="",
-            decided_at_seconds=0,
-            decided_at_nanos=0,
-        )
+        encode(ids=["\ud800"])
 
 
 # ---------------------------------------------------------------------------------------- the responses
