@@ -73,6 +73,11 @@ _DRAW_SEQUENCES = "SELECT nextval('ledger.entry_sequence') FROM generate_series(
 # in nearly every group) wait for those locks. Run first, as Postgres runs a main query before the
 # data-modifying CTEs it does not read, the locks were also held through the entries' inserts, and
 # lanes spent a fifth of their time waiting for each other.
+# The decision events' outbox (migration 0007, docs/decisions/0017-decision-events-outbox.md): one delivery
+# per new entry and matching active destination, in the entries' statement, so an entry is stored if and
+# only if its deliveries are. Postgres runs a data-modifying CTE even when the main query does not read it;
+# with no destination the join inserts nothing. The rows go in in sequence order: their delivery ids,
+# which order an account's events, then follow the chain within the group.
 _INSERT_ENTRIES = """
 given AS (
     SELECT * FROM unnest($1::ledger.entry_row[])
@@ -84,6 +89,14 @@ given AS (
         amount::numeric, currency, outcome, risk_score, transaction_bytes, decision_bytes, entry_hash
     FROM given
     RETURNING sequence, account_id, counterparty_id, amount, currency, outcome
+), new_deliveries AS (
+    INSERT INTO ledger.event_deliveries (destination_id, sequence, account_id, recorded_at)
+    SELECT d.destination_id, e.sequence, e.account_id, $2
+    FROM new_entries AS e
+    JOIN ledger.event_destinations AS d ON d.active
+        AND (cardinality(d.outcomes) = 0 OR e.outcome = ANY (d.outcomes))
+        AND (cardinality(d.event_types) = 0 OR 'decision.recorded' = ANY (d.event_types))
+    ORDER BY e.sequence
 )"""
 
 _APPLY_BALANCES = """ledger.apply_balance_movements(ARRAY(

@@ -21,14 +21,15 @@ from importlib import resources
 import asyncpg
 import structlog
 
-from sentinel.postgres import OWNER_ROLE, WRITER_ROLE
+from sentinel.postgres import EVENTS_ROLE, OWNER_ROLE, WRITER_ROLE
 
 log = structlog.get_logger(__name__)
 
 _LOCK_KEY = 0x5E171E1D6E12  # pg_advisory_lock key of the ledger's migration runner
 _FILE_NAME = re.compile(r"^(\d{4})_([a-z0-9_]+)\.sql$")
 
-# Idempotent set-up every migration relies on: the two roles, the schema and the history table.
+# Idempotent set-up every migration relies on: the roles (owner, writer, events), the schema and the
+# history table.
 # Roles are cluster-wide, so two databases migrating at once may race on CREATE ROLE.
 _BOOTSTRAP = f"""
 DO $$
@@ -39,6 +40,10 @@ BEGIN
     END;
     BEGIN
         CREATE ROLE {WRITER_ROLE} NOLOGIN;
+    EXCEPTION WHEN duplicate_object OR unique_violation THEN NULL;
+    END;
+    BEGIN
+        CREATE ROLE {EVENTS_ROLE} NOLOGIN;
     EXCEPTION WHEN duplicate_object OR unique_violation THEN NULL;
     END;
     IF NOT pg_has_role(current_user, '{OWNER_ROLE}', 'MEMBER') THEN
