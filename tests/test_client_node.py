@@ -3,19 +3,16 @@ its committed generated code still matches proto/ (see clients/node/README.md fo
 
 from __future__ import annotations
 
-import filecmp
 import json
-import os
 import shutil
-import subprocess
 import sys
-from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from transport_helpers import authorization_recorder, tls_credentials
+from server_helpers import assert_same_files, run_checked
+from transport_helpers import authorization_recorder
 
-from sentinel.certificates import ensure_dev_pki
+from sentinel.certificates import DevPki
 from sentinel.serverprocess import ServerProcess
 from sentinel.system import free_port
 
@@ -29,17 +26,7 @@ pytestmark = pytest.mark.skipif(
 
 
 def _run(command: list[str], timeout_s: float, **environment: str) -> str:
-    result = subprocess.run(
-        command,
-        cwd=CLIENT_DIR,
-        env={**os.environ, **environment},
-        capture_output=True,
-        text=True,
-        timeout=timeout_s,
-        check=False,
-    )
-    assert result.returncode == 0, f"{command} failed:\n{result.stdout}\n{result.stderr}"
-    return result.stdout
+    return run_checked(command, CLIENT_DIR, timeout_s, **environment)
 
 
 @pytest.fixture(scope="module")
@@ -54,28 +41,15 @@ def built_client() -> Path:
     return CLIENT_DIR
 
 
-@pytest.fixture(scope="module")
-def server(services_dir: Path) -> Iterator[ServerProcess]:
-    workdir = services_dir / "node-client"  # reachable by the postgres user of the private cluster
-    process = ServerProcess(workdir / "server", workers=1, dev=True).start()
-    yield process
-    assert process.stop() == 0
-
-
 def test_generated_code_matches_protos(built_client: Path, tmp_path: Path) -> None:
     fresh = tmp_path / "gen"
     _run(["node", "scripts/generate.mjs", "--out", str(fresh)], timeout_s=120, PYTHON=sys.executable)
-    committed = built_client / "src" / "gen"
-    fresh_files = sorted(p.relative_to(fresh) for p in fresh.rglob("*.ts"))
-    committed_files = sorted(p.relative_to(committed) for p in committed.rglob("*.ts"))
-    assert fresh_files == committed_files, "run `npm run generate` in clients/node and commit src/gen"
-    _, mismatched, errors = filecmp.cmpfiles(fresh, committed, [str(p) for p in fresh_files], shallow=False)
-    assert mismatched == [] and errors == [], f"stale generated code {mismatched}: run `npm run generate`"
+    assert_same_files(fresh, built_client / "src" / "gen", "*.ts", regenerate="npm run generate")
 
 
-def test_score_batch_and_stream_through_node_client(built_client: Path, server: ServerProcess) -> None:
+def test_score_batch_and_stream_through_node_client(built_client: Path, dev_server: ServerProcess) -> None:
     dead_address = f"127.0.0.1:{free_port()}"
-    program = ["node", "test/score-against-server.mjs", server.address, dead_address, "node"]
+    program = ["node", "test/score-against-server.mjs", dev_server.address, dead_address, "node"]
     report = json.loads(_run(program, timeout_s=60))
 
     first, again = report["score"], report["scoreAgain"]
@@ -113,25 +87,12 @@ def test_score_batch_and_stream_through_node_client(built_client: Path, server: 
 
 
 def test_node_client_tls_client_certificates_and_tokens(
-    built_client: Path, tmp_path: Path, redis_url: str, database_url: str
+    built_client: Path, mtls_dev_server: tuple[ServerProcess, DevPki]
 ) -> None:
     """ca/cert/key (as paths and as PEM text) against a server that requires client certificates, and
     the tokens of a tokenProvider as the authorization header a gRPC server receives, one per call."""
-    pki = ensure_dev_pki(tmp_path / "pki")
-    with (
-        ServerProcess(
-            tmp_path / "server",
-            workers=1,
-            redis_url=redis_url,
-            database_url=database_url,
-            tls_cert_file=pki.server_cert,
-            tls_key_file=pki.server_key,
-            tls_client_ca_file=pki.ca_cert,
-            require_client_cert=True,
-            credentials=tls_credentials(pki, client_certificate=True),
-        ) as server,
-        authorization_recorder() as (recorder_address, seen),
-    ):
+    server, pki = mtls_dev_server
+    with authorization_recorder() as (recorder_address, seen):
         arguments = [str(pki.ca_cert), str(pki.client_cert), str(pki.client_key), recorder_address]
         report = json.loads(_run(["node", "test/secure-against-server.mjs", server.address, *arguments], 60))
 

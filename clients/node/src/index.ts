@@ -6,12 +6,14 @@
 export * from "./client";
 export { Decision, Outcome, Reason, RuleAction, RuleHit } from "./gen/sentinel/v1/decision";
 export { FieldViolation, ItemError } from "./gen/sentinel/v1/errors";
+export { EventsServiceClient } from "./gen/sentinel/v1/events";
 export { LedgerServiceClient } from "./gen/sentinel/v1/ledger";
 export { RulesServiceClient } from "./gen/sentinel/v1/rules";
 export { ScoreBatchResult, ScoreStreamResponse, ScoringServiceClient } from "./gen/sentinel/v1/scoring";
 export { BalanceSnapshot, Channel, GeoLocation, Money, Transaction, TransactionType } from "./gen/sentinel/v1/transaction";
 export * as decision from "./gen/sentinel/v1/decision";
 export * as errors from "./gen/sentinel/v1/errors";
+export * as events from "./gen/sentinel/v1/events";
 export * as ledger from "./gen/sentinel/v1/ledger";
 export * as rules from "./gen/sentinel/v1/rules";
 export * as scoring from "./gen/sentinel/v1/scoring";
