@@ -29,11 +29,20 @@ from sentinel.ledger.records import LedgerRecord, record_from_messages
 from sentinel.postgres import OWNER_ROLE
 from sentinel.v1 import decision_pb2, transaction_pb2
 
-_ENTRIES = """
-SELECT sequence, chain_id, recorded_at, idempotency_key, transaction_id, fingerprint, account_id,
-       counterparty_id, amount, currency, outcome, risk_score, transaction_bytes, decision_bytes, entry_hash
-FROM ledger.decisions
-ORDER BY chain_id, sequence
+_VERIFIED_COLUMNS = """
+sequence, chain_id, recorded_at, idempotency_key, transaction_id, fingerprint, account_id,
+counterparty_id, amount, currency, outcome, risk_score, transaction_bytes, decision_bytes, entry_hash
+"""
+_ENTRIES = f"SELECT {_VERIFIED_COLUMNS} FROM ledger.decisions ORDER BY chain_id, sequence"
+# One entry's chain from an anchor (the head a checkpoint recorded before it, else the chain's start).
+_ENTRY_CHAIN_ID = "SELECT chain_id FROM ledger.decisions WHERE sequence = $1 AND recorded_at = $2"
+_ANCHOR = """
+SELECT checkpoint_id, sequence, entry_hash FROM ledger.checkpoint_heads
+WHERE chain_id = $1 AND sequence < $2 ORDER BY sequence DESC, checkpoint_id LIMIT 1
+"""
+_CHAIN_SEGMENT = f"""
+SELECT {_VERIFIED_COLUMNS} FROM ledger.decisions
+WHERE chain_id = $1 AND sequence >= $2 AND sequence <= $3 ORDER BY sequence
 """
 # The columns that are projections of the blobs (LedgerRecord fields of the same names).
 _PROJECTED = (
@@ -273,6 +282,63 @@ class _CheckpointCheck:
                 self._missing(pending.popleft())
 
 
+@dataclass(frozen=True)
+class EntryChainCheck:
+    """Whether one entry's chain verifies from its anchor up to the entry (``verify_entry_chain``)."""
+
+    chain_id: int
+    anchor: str  # "chain start" or "checkpoint N"
+    entries: int  # entries recomputed, the entry included
+    broken: BrokenEntry | None  # the first entry that does not verify, None when all do
+
+    @property
+    def ok(self) -> bool:
+        return self.broken is None
+
+
+async def verify_entry_chain(
+    connection: asyncpg.Connection, sequence: int, recorded_at: datetime
+) -> EntryChainCheck | None:
+    """Recompute the hash chain of the entry (``sequence``, ``recorded_at``) up to it, in one snapshot;
+    None when there is no such entry.
+
+    The walk starts at the last head a checkpoint recorded before the entry in its chain (the owner role
+    vouched for it, and its stored hash must still be the recorded one), else at the chain's start; so
+    its cost is the entries written since that checkpoint. Only the entry's own chain up to it is
+    checked: ``sentinel ledger verify`` checks everything (later entries, balances, key index)."""
+    async with connection.transaction(isolation="repeatable_read", readonly=True):
+        chain_id = await connection.fetchval(_ENTRY_CHAIN_ID, sequence, recorded_at)
+        if chain_id is None:
+            return None
+        anchor = await connection.fetchrow(_ANCHOR, chain_id, sequence)
+        previous, start, name = genesis_hash(chain_id), 0, "chain start"
+        if anchor is not None:
+            previous, start = bytes(anchor["entry_hash"]), anchor["sequence"]
+            name = f"checkpoint {anchor['checkpoint_id']}"
+        entries, anchored = 0, anchor is None
+        async for row in connection.cursor(_CHAIN_SEGMENT, chain_id, start, sequence, prefetch=2_000):
+            if not anchored:  # the anchor's own entry: still there, with the hash the checkpoint recorded
+                if row["sequence"] != start or bytes(row["entry_hash"]) != previous:
+                    break
+                anchored = True
+                continue
+            entries += 1
+            reason = _entry_fault(row, previous, chain_id)
+            if reason is not None:
+                return EntryChainCheck(chain_id, name, entries, _broken(row, chain_id, reason))
+            previous = bytes(row["entry_hash"])
+        if not anchored:
+            reason = (
+                f"the head {name} recorded at sequence {start} is gone or changed: the chain was rewritten"
+            )
+            return EntryChainCheck(chain_id, name, 0, BrokenEntry(start, chain_id, "", reason))
+    return EntryChainCheck(chain_id, name, entries, None)
+
+
+def _broken(row: asyncpg.Record, chain_id: int, reason: str) -> BrokenEntry:
+    return BrokenEntry(row["sequence"], chain_id, row["transaction_id"], reason)
+
+
 def _stored_record(row: asyncpg.Record) -> LedgerRecord:
     """The entry's record as its columns hold it."""
     return LedgerRecord(
@@ -296,6 +362,22 @@ def _projection_mismatch(row: asyncpg.Record) -> str | None:
     return None
 
 
+def _entry_fault(row: asyncpg.Record, previous: bytes, chain_id: int) -> str | None:
+    """Why the entry in ``row`` does not verify after the entry hashed ``previous``, or None."""
+    try:
+        expected = entry_hash(
+            previous, row["sequence"], chain_id, epoch_microseconds(row["recorded_at"]), _stored_record(row)
+        )
+    except ValueError as exc:
+        return f"stored values are invalid: {exc}"
+    if expected != bytes(row["entry_hash"]):
+        return (
+            "stored hash differs from the recomputed one: this entry, or the chain before it, was "
+            "changed, inserted or deleted"
+        )
+    return _projection_mismatch(row)
+
+
 async def verify_ledger(dsn: str) -> VerifyReport:
     """Check every chain, the checkpoints, the key index and the balances in one consistent snapshot."""
     report = VerifyReport()
@@ -316,25 +398,9 @@ async def verify_ledger(dsn: str) -> VerifyReport:
                 against.entry(row, chain_id, stored)
                 if chain_broken:
                     continue
-                reason = None
-                try:
-                    record = _stored_record(row)
-                    expected = entry_hash(
-                        previous, row["sequence"], chain_id, epoch_microseconds(row["recorded_at"]), record
-                    )
-                except ValueError as exc:
-                    expected, reason = b"", f"stored values are invalid: {exc}"
-                if expected != stored:
-                    reason = reason or (
-                        "stored hash differs from the recomputed one: this entry, or the "
-                        "chain before it, was changed, inserted or deleted"
-                    )
-                else:
-                    reason = _projection_mismatch(row)
+                reason = _entry_fault(row, previous, chain_id)
                 if reason is not None:
-                    report.broken.append(
-                        BrokenEntry(row["sequence"], chain_id, row["transaction_id"], reason)
-                    )
+                    report.broken.append(_broken(row, chain_id, reason))
                     chain_broken = True
                 previous = stored
             against.finish()

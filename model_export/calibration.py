@@ -14,6 +14,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from sentinel.model_export.evaluation import PolicyTargets, evaluate
+from sentinel.model_export.metadata import ScoreDistribution
 from sentinel.model_export.paysim import read_paysim
 from sentinel.model_export.registry import LoadedModel
 from sentinel.model_export.splits import SplitParameters
@@ -42,6 +43,7 @@ def calibrate(model: LoadedModel, data: Path, split: SplitParameters, targets: P
             "metrics": metrics,
             "thresholds": thresholds,
             "calibrated_from": model.version,
+            "score_distribution": ScoreDistribution.of(risk, "validation"),
         }
     )
     return TrainedModel(onnx_bytes=onnx_bytes, metadata=metadata)

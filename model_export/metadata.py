@@ -15,6 +15,8 @@ import re
 from pathlib import Path
 from typing import Annotated, Literal
 
+import numpy as np
+import numpy.typing as npt
 from pydantic import BaseModel, ConfigDict, Field, StringConstraints
 
 METADATA_FILE = "metadata.json"
@@ -80,6 +82,31 @@ class Metrics(_Frozen):
     decline_recall: float
 
 
+# Upper bounds of the score bins a model's score distribution is counted in: its validation scores at
+# training time (ScoreDistribution) and live scores (the sentinel_model_scores_total metric), so the two
+# compare bin by bin. Finer near 0, where a fraud model puts most legitimate traffic.
+SCORE_BINS: tuple[float, ...] = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 0.75, 0.9, 1.0)
+
+
+def score_bin_counts(scores: npt.NDArray[np.floating]) -> list[int]:
+    """How many of ``scores`` fall in each SCORE_BINS bin (a score equal to a bound is in its bin)."""
+    indexes = np.searchsorted(np.asarray(SCORE_BINS), np.clip(scores, 0.0, 1.0), side="left")
+    return np.bincount(indexes, minlength=len(SCORE_BINS)).tolist()
+
+
+class ScoreDistribution(_Frozen):
+    """The model's scores on its validation rows, counted in SCORE_BINS: what live scores are compared
+    with to see drift (the ops dashboard). Absent from models trained before it was recorded."""
+
+    bins: tuple[float, ...] = Field(description="Upper bounds of the bins (each bin: (previous, bound]).")
+    counts: tuple[int, ...]
+    rows: str = Field(description="Which rows were scored, e.g. 'validation'.")
+
+    @classmethod
+    def of(cls, scores: npt.NDArray[np.floating], rows: str) -> ScoreDistribution:
+        return cls(bins=SCORE_BINS, counts=tuple(score_bin_counts(scores)), rows=rows)
+
+
 class ModelMetadata(_Frozen):
     """The content of ``metadata.json``."""
 
@@ -105,6 +132,7 @@ class ModelMetadata(_Frozen):
     metrics: Metrics
     thresholds: Thresholds
     parity_max_abs_diff: float = Field(description="Largest |ONNX - scikit-learn| score on held-out rows.")
+    score_distribution: ScoreDistribution | None = None
 
     def write(self, directory: Path) -> None:
         """Write ``metadata.json`` into ``directory``."""

@@ -48,7 +48,7 @@ from sentinel.hotpath import (
 from sentinel.model_export.boosting_export import boosting_onnx_model
 from sentinel.model_export.evaluation import PolicyTargets, evaluate
 from sentinel.model_export.fused_export import fused_onnx_model
-from sentinel.model_export.metadata import ModelKind, ModelMetadata, Split, TrainingData
+from sentinel.model_export.metadata import ModelKind, ModelMetadata, ScoreDistribution, Split, TrainingData
 from sentinel.model_export.paysim import ATTRIBUTION, PaySimRows, read_paysim
 from sentinel.model_export.row_order import METADATA_KEY as ROW_ORDER_KEY
 from sentinel.model_export.row_order import choose_row_order
@@ -242,5 +242,6 @@ def train(data: Path, plan: TrainingPlan) -> TrainedModel:
         metrics=metrics,
         thresholds=thresholds,
         parity_max_abs_diff=parity,
+        score_distribution=ScoreDistribution.of(risk, "validation"),
     )
     return TrainedModel(onnx_bytes=onnx_bytes, metadata=metadata)

@@ -1,4 +1,5 @@
-"""The supervisor's side of the metrics: one HTTP endpoint summing every worker's metric files.
+"""The supervisor's side of the metrics: one HTTP endpoint summing every worker's metric files (and the
+ops dashboard beside it, ``sentinel.server.dashboard``).
 
 Kept apart from ``metrics`` so that the supervisor never creates metric objects of its own: the
 multiprocess directory must be set in the environment before a worker imports the definitions.
@@ -9,11 +10,13 @@ from __future__ import annotations
 import errno
 import os
 import shutil
+import socket
 from pathlib import Path
 
-from prometheus_client import CollectorRegistry, multiprocess, start_http_server
+from prometheus_client import CollectorRegistry, multiprocess
 
-from sentinel.config import ConfigError
+from sentinel.config import ConfigError, Settings
+from sentinel.server.worker_restarts import WORKER_RESTARTS
 
 MULTIPROC_ENV = "PROMETHEUS_MULTIPROC_DIR"
 
@@ -25,21 +28,43 @@ def prepare_multiprocess_dir(directory: Path) -> None:
     os.environ[MULTIPROC_ENV] = str(directory)
 
 
-def serve_metrics(host: str, port: int) -> int:
-    """Serve the workers' aggregated metrics over HTTP; returns the bound port.
+def serve_metrics(settings: Settings) -> int:
+    """Serve the workers' aggregated metrics, and the ops dashboard beside them, over HTTP on
+    ``metrics_host:metrics_port`` (``sentinel.server.dashboard.http``); returns the bound port.
 
     A port that cannot be bound (typically taken: ``make run`` binds 9095 besides the gRPC port) is a
     ConfigError naming the settings, not an OSError traceback."""
+    from sentinel.server.dashboard.http import OpsHttp  # aiohttp: the supervisor's, not the workers'
+
     registry = CollectorRegistry()
     multiprocess.MultiProcessCollector(registry)
+    registry.register(WORKER_RESTARTS)  # counted by the supervisor itself
+    listener = _bind(settings.metrics_host, settings.metrics_port)
+    OpsHttp(settings, registry).start(listener)
+    return int(listener.getsockname()[1])
+
+
+def _bind(host: str, port: int) -> socket.socket:
+    """A listening socket on (host, port), or the ConfigError."""
     try:
-        server, _thread = start_http_server(port, addr=host, registry=registry)
+        family, kind, proto, _name, address = socket.getaddrinfo(
+            host.strip("[]"), port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE
+        )[0]
+        listener = socket.socket(family, kind, proto)
+        try:
+            listener.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            listener.bind(address)
+            listener.listen(128)
+        except OSError:
+            listener.close()
+            raise
     except OSError as exc:
         raise ConfigError(
             f"metrics port {port} on {host} {_bind_failure(exc)} (setting `metrics_port`, "
             "SENTINEL_METRICS_PORT; address `metrics_host`): choose a free port, or 0 for any"
         ) from None
-    return int(server.server_port)
+    listener.setblocking(False)
+    return listener
 
 
 def _bind_failure(exc: OSError) -> str:

@@ -114,6 +114,10 @@ def test_packaged_default_model_serves_until_something_is_activated(tmp_path: Pa
     model = registry.load_active()
     assert model.directory == default_model_directory()
     assert "PaySim" in model.metadata.training_data.attribution
+    # Its validation scores, binned: what the ops dashboard's drift figure compares live scores with.
+    distribution = model.metadata.score_distribution
+    assert distribution is not None and distribution.rows == "validation"
+    assert sum(distribution.counts) > 10_000
     features = np.zeros((3, len(model.metadata.feature_names)), dtype=np.float32)
     assert model.scorer.score(features).shape == (3,)
     # The packaged model can be activated by name like any other (e.g. to roll back to it).
