@@ -7,13 +7,15 @@ each process's user + system time before and after the run, attributed by ancest
 process tree (whose roots the caller names) is split by program name into Redis, PostgreSQL and the
 server itself; the benchmark process and its other descendants are the load generator (clients that
 exited during the run are counted through the benchmark's reaped-children times); the rest is
-``other``, which is where other work on the machine shows up.
+``other``, which is where other work on the machine shows up. ``roles`` names finer parts of the
+server's tree by the processes they start from (``sentinel bench scale``: workers, supervisor, dispatcher,
+proxy), each with its descendants.
 """
 
 from __future__ import annotations
 
 import os
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -74,12 +76,18 @@ def cpu_by_part(
     after: dict[int, ProcessTime],
     server_roots: Iterable[int],
     benchmark_pid: int | None = None,
+    roles: Mapping[int, str] | None = None,
 ) -> dict[str, float]:
-    """CPU seconds each part used between the two snapshots (see the module docstring)."""
+    """CPU seconds each part used between the two snapshots (see the module docstring).
+
+    ``roles``: part names by process (inside the server's tree), given to its descendants too but not
+    to Redis and PostgreSQL, which stay themselves; a process under several roles takes the one listed
+    last (list a supervisor before its workers)."""
     benchmark_pid = benchmark_pid or os.getpid()
     server = _descendants(server_roots, after)
     benchmark = _descendants([benchmark_pid], after) - server
-    used = dict.fromkeys(PARTS, 0.0)
+    role_of = {pid: role for root, role in (roles or {}).items() for pid in _descendants([root], after)}
+    used = dict.fromkeys([*PARTS, *(roles or {}).values()], 0.0)
     for pid, process in after.items():
         earlier = before.get(pid)
         if earlier is not None and earlier.started != process.started:
@@ -88,7 +96,7 @@ def cpu_by_part(
         if pid == benchmark_pid:
             spent += process.reaped_children_cpu_s - (earlier.reaped_children_cpu_s if earlier else 0.0)
         if pid in server:
-            part = _PROGRAM_PARTS.get(process.program, "server")
+            part = _PROGRAM_PARTS.get(process.program) or role_of.get(pid, "server")
         elif pid in benchmark:
             part = "load_generator"
         else:

@@ -81,9 +81,10 @@ def ghz_command(
     duration_s: float | None = None,
 ) -> list[str]:
     """The ghz command line; ``proto`` is (the .proto file, its import root), else reflection."""
+    tls = ["--cacert", str(load.ca_file)] if load.ca_file is not None else ["--insecure"]
     command = [
         ghz_executable() or GHZ,
-        "--insecure",
+        *tls,
         "--call",
         call,
         "--data-file",

@@ -17,7 +17,7 @@ import shlex
 import sys
 import tempfile
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from functools import partial
@@ -257,24 +257,25 @@ def measure(
     counts: Callable[[], ServerCounts] | None,
     server_pids: set[int],
     expected_statuses: tuple[str, ...] = (),
+    roles: Mapping[int, str] | None = None,
 ) -> Measurement:
     """Warm up, probe, measure (with the server's own count when it has one and the CPU every part of
     the machine used), probe again. ``server_pids``: the roots of the server's process tree;
     ``expected_statuses``: gRPC status names that are part of the run (overload: RESOURCE_EXHAUSTED),
-    counted apart instead of as errors."""
+    counted apart instead of as errors; ``roles``: finer parts of the server's tree (bench/cpu.py)."""
     workdir.mkdir(parents=True, exist_ok=True)
     scenario = payload.scenario
     if load.warmup_s > 0:
         run_tool(tool, address, payload, load, workdir, use_proto, warmup=True)
-    before = probe(address, scenario, payload.probe_messages)
+    before = probe(address, scenario, payload.probe_messages, ca_file=load.ca_file)
     counted_before = counts() if counts else None
     times_before, started = process_times(), time.perf_counter()
     result = run_tool(tool, address, payload, load, workdir, use_proto)
     assert result is not None
     wall_s = time.perf_counter() - started
-    cpu_used = cpu_by_part(times_before, process_times(), server_pids)
+    cpu_used = cpu_by_part(times_before, process_times(), server_pids, roles=roles)
     counted_after = counts() if counts else None
-    after = probe(address, scenario, payload.probe_messages)
+    after = probe(address, scenario, payload.probe_messages, ca_file=load.ca_file)
     problems = [
         f"probe {when}: {p.first_error or p.summary()}"
         for when, p in (("before", before), ("after", after))

@@ -120,6 +120,7 @@ class ClientPlan:
     total_calls: int | None
     rate: float | None  # calls per second of this process
     live_event_times: bool  # stamp every transaction with the time its call is sent
+    ca_pem: bytes | None = None  # the CA of a TLS target; None: plaintext
 
 
 def call_transactions(plan: ClientPlan, first_number: int, sent_at: float) -> list[bytes]:
@@ -236,7 +237,13 @@ async def _run_plan(plan: ClientPlan, ready: Any, go: Any) -> dict[str, Any]:
         ("grpc.max_receive_message_length", 64 * 1024 * 1024),
         ("grpc.max_send_message_length", 64 * 1024 * 1024),
     ]
-    channels = [grpc.aio.insecure_channel(plan.address, options=options) for _ in range(plan.channels)]
+    if plan.ca_pem is None:
+        channels = [grpc.aio.insecure_channel(plan.address, options=options) for _ in range(plan.channels)]
+    else:
+        credentials = grpc.ssl_channel_credentials(plan.ca_pem)
+        channels = [
+            grpc.aio.secure_channel(plan.address, credentials, options=options) for _ in range(plan.channels)
+        ]
     try:
         await asyncio.wait_for(asyncio.gather(*(c.channel_ready() for c in channels)), READY_TIMEOUT_S)
         ready.set()
@@ -304,6 +311,7 @@ def run_grpcio(
             total_calls=totals[index],
             rate=None if load.rate is None else load.rate / processes,
             live_event_times=scenario.live_event_times,
+            ca_pem=None if load.ca_file is None else load.ca_file.read_bytes(),
         )
         ready = context.Event()
         process = context.Process(

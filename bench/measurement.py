@@ -5,6 +5,7 @@ from __future__ import annotations
 import math
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import TypeVar
 
 import numpy as np
@@ -23,6 +24,7 @@ class LoadSettings:
     total_calls: int | None  # ... or until this many calls are done
     rate: float | None  # calls per second over all connections; None: as fast as possible
     warmup_s: float
+    ca_file: Path | None = None  # the CA of a TLS target (its certificate names 127.0.0.1); None: plaintext
 
     def __post_init__(self) -> None:
         if (self.duration_s is None) == (self.total_calls is None):
@@ -82,6 +84,11 @@ def _increase(later: Mapping[_Key, int], earlier: Mapping[_Key, int]) -> dict[_K
     return {key: later.get(key, 0) - earlier.get(key, 0) for key in set(later) | set(earlier)}
 
 
+def _sum(one: Mapping[_Key, int], other: Mapping[_Key, int]) -> dict[_Key, int]:
+    """Counter by counter, the two together."""
+    return {key: one.get(key, 0) + other.get(key, 0) for key in set(one) | set(other)}
+
+
 def _sorted_increase(later: dict[str, int] | None, earlier: dict[str, int] | None) -> dict[str, int] | None:
     """The counters that grew, by name; None unless both readings have them."""
     if later is None or earlier is None:
@@ -118,6 +125,28 @@ class ServerCounts:
             histograms,
             _sorted_increase(self.decisions, earlier.decisions),
             _sorted_increase(self.degraded, earlier.degraded),
+        )
+
+    def __add__(self, other: ServerCounts) -> ServerCounts:
+        """Two servers' counts together (instances behind one proxy); a count one lacks is None."""
+        histograms = {}
+        for name in set(self.histograms) | set(other.histograms):
+            (one_sum, one_count), (other_sum, other_count) = (
+                self.histograms.get(name, (0.0, 0.0)),
+                other.histograms.get(name, (0.0, 0.0)),
+            )
+            histograms[name] = (one_sum + other_sum, one_count + other_count)
+        replayed = None
+        if self.replayed_decisions is not None and other.replayed_decisions is not None:
+            replayed = self.replayed_decisions + other.replayed_decisions
+        return ServerCounts(
+            _sum(self.calls, other.calls),
+            replayed,
+            histograms,
+            None
+            if self.decisions is None or other.decisions is None
+            else _sum(self.decisions, other.decisions),
+            None if self.degraded is None or other.degraded is None else _sum(self.degraded, other.degraded),
         )
 
     def by_status(self, method: str) -> dict[str, int]:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections import Counter
 from dataclasses import dataclass, field
+from pathlib import Path
 
 import grpc
 
@@ -71,12 +72,22 @@ def _count_item(
         result.replayed += item.decision.replayed
 
 
-def probe(address: str, scenario: Scenario, messages: list[bytes], calls: int = PROBE_CALLS) -> ProbeResult:
-    """Send ``calls`` calls of ``messages`` (serialized request messages) and check the answers."""
+def probe(
+    address: str,
+    scenario: Scenario,
+    messages: list[bytes],
+    calls: int = PROBE_CALLS,
+    ca_file: Path | None = None,
+) -> ProbeResult:
+    """Send ``calls`` calls of ``messages`` (serialized request messages) and check the answers;
+    ``ca_file``: the CA of a TLS target (plaintext without)."""
     result = ProbeResult()
-    with grpc.insecure_channel(
-        address, options=[("grpc.max_receive_message_length", 64 * 1024 * 1024)]
-    ) as channel:
+    options = [("grpc.max_receive_message_length", 64 * 1024 * 1024)]
+    if ca_file is None:
+        channel = grpc.insecure_channel(address, options=options)
+    else:
+        channel = grpc.secure_channel(address, grpc.ssl_channel_credentials(ca_file.read_bytes()), options)
+    with channel:
         for _ in range(calls):
             result.calls += 1
             try:

@@ -22,9 +22,9 @@ import structlog
 from google.protobuf import json_format
 from redis.asyncio import Redis
 from redis.asyncio.cluster import RedisCluster
-from redis.exceptions import RedisError
 
 from sentinel.server.errors import FieldViolation
+from sentinel.server.redis_errors import REDIS_FAILURES
 from sentinel.v1 import transaction_pb2
 
 log = structlog.get_logger("sentinel.deadletters")
@@ -91,7 +91,7 @@ class DeadLetters:
     async def _append(self, entry: dict[str, str]) -> None:
         try:
             await self._client.xadd(STREAM_KEY, entry, maxlen=self._max_entries, approximate=True)  # type: ignore[arg-type]
-        except (RedisError, OSError) as exc:
+        except REDIS_FAILURES as exc:
             log.warning("dead_letter_not_recorded", error=repr(exc), transaction_id=entry["transaction_id"])
 
     async def drain(self) -> None:

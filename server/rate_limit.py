@@ -24,13 +24,13 @@ from collections.abc import Mapping
 import structlog
 from redis.asyncio import Redis
 from redis.asyncio.cluster import RedisCluster
-from redis.exceptions import RedisError
 
 from sentinel.config import RateLimit
 from sentinel.server import metrics
 from sentinel.server.budget import within_budget
 from sentinel.server.errors import Refusal
 from sentinel.server.identity import Caller
+from sentinel.server.redis_errors import REDIS_FAILURES
 
 log = structlog.get_logger("sentinel.admission")
 
@@ -184,7 +184,7 @@ class RateLimiter:
                     self._script(keys=[bucket_key(subject)], args=[limit.rate_per_s, limit.burst, cost]),
                     self._budget_s,
                 )
-            except (RedisError, OSError, TimeoutError) as exc:
+            except REDIS_FAILURES as exc:
                 self._fail_open(exc)
             else:
                 if self._failing_open:

@@ -21,6 +21,9 @@ from sentinel.ledger.writer import LedgerWriter
 from sentinel.model_export.registry import ModelRegistry
 from sentinel.model_export.reloader import ActiveModel
 from sentinel.postgres import writer_pool
+from sentinel.server.ledger_gauges import export_ledger_state
+from sentinel.server.ledger_replica import export_replica_lag
+from sentinel.server.redis_cluster import cluster_client
 from sentinel.server.rules.reload import RuleSetWatcher
 from sentinel.server.rules.rulefiles import seed_default_rules
 from sentinel.server.rules.storage import RuleStore
@@ -32,13 +35,11 @@ log = structlog.get_logger("sentinel.worker")
 def redis_client(settings: Settings) -> Redis | RedisCluster:
     """A client that never hangs: its socket timeouts are a backstop well above the state budget (the
     pipeline enforces the budget itself, counting only time in which the worker listened; a socket
-    timeout equal to it would trip whenever the event loop was busy)."""
+    timeout equal to it would trip whenever the event loop was busy). A cluster's: ``cluster_client``."""
     assert settings.redis_url is not None
     timeout = max(1.0, 10 * settings.redis_budget_ms / 1000)
     if settings.redis_cluster:
-        return RedisCluster.from_url(
-            settings.redis_url, socket_timeout=timeout, socket_connect_timeout=timeout
-        )
+        return cluster_client(settings.redis_url, timeout_s=timeout)
     return Redis.from_url(settings.redis_url, socket_timeout=timeout, socket_connect_timeout=timeout)
 
 
@@ -53,6 +54,7 @@ class WorkerResources:
     rules: RuleSetWatcher
     ledger: LedgerWriter
     ledger_reads: asyncpg.Pool
+    replica_reads: asyncpg.Pool | None = None  # ledger_read_url's
     _tasks: list[asyncio.Task[None]] = field(default_factory=list)
 
     @classmethod
@@ -78,9 +80,24 @@ class WorkerResources:
             client, state_ttl_s=settings.state_ttl_s, claim_ttl_s=settings.idempotency_ttl_s
         )
         resources = cls(client, state_store, model, rule_store, rules, ledger, ledger_reads)
+        if settings.ledger_read_url:
+            resources.replica_reads = await writer_pool(
+                settings.ledger_read_url,
+                connect_timeout_s=settings.ledger_connect_timeout_s,
+                max_size=4,
+                application_name=f"sentinel-ledger-replica-reads-{worker_id}",
+            )
+            resources._tasks.append(asyncio.create_task(export_replica_lag(resources.replica_reads)))
         resources._tasks.append(asyncio.create_task(model.watch(settings.model_poll_interval_ms / 1000)))
+        resources._tasks.append(asyncio.create_task(export_ledger_state(ledger)))
         log.info("worker_ready", model_version=model.current.version, rules=len(rules.current))
         return resources
+
+    def ledger_pools(self) -> tuple[asyncpg.Pool, asyncpg.Pool | None]:
+        """The LedgerService's pools: where it reads, and the primary to ask when that is a replica."""
+        if self.replica_reads is None:
+            return self.ledger_reads, None
+        return self.replica_reads, self.ledger_reads
 
     async def close(self) -> None:
         """Stop watching, flush the ledger writer, close connections."""
@@ -91,6 +108,8 @@ class WorkerResources:
         await self.rules.stop()
         await self.ledger.close()
         await self.ledger_reads.close()
+        if self.replica_reads is not None:
+            await self.replica_reads.close()
         await self.rule_store.close()
         await self.redis.aclose()
 

@@ -15,13 +15,13 @@ import asyncio
 import time
 
 import structlog
-from redis.exceptions import RedisError
 
 from sentinel.config import Settings
 from sentinel.hotpath.rows import ROW_SIZE, encode_rows
 from sentinel.server import metrics
 from sentinel.server.batch import ScoringBatch
 from sentinel.server.budget import within_budget
+from sentinel.server.redis_errors import REDIS_FAILURES
 from sentinel.server.requests import AwaitingOriginal, Decided, key_reused
 from sentinel.server.state_store import AccountStateStore, Admission, AdmitRow, Claim, decided_claim
 from sentinel.server.stored_decisions import sequence_field, stored_decision
@@ -69,7 +69,7 @@ class StateStage:
         started = time.perf_counter()
         try:
             admission = await within_budget(self._store.admit(rows), self._budget_s)
-        except (RedisError, OSError, TimeoutError) as exc:
+        except REDIS_FAILURES as exc:
             self._down_until = time.monotonic() + self._settings.redis_retry_after_s
             log.warning("state_unavailable", error=repr(exc), retry_in_s=self._settings.redis_retry_after_s)
             return None

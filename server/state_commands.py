@@ -17,10 +17,10 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import asyncpg
-from redis.exceptions import RedisError
 
 from sentinel.config import ConfigError, Settings, load_settings
 from sentinel.logs import configure_logging
+from sentinel.server.redis_errors import REDIS_FAILURES
 
 if TYPE_CHECKING:
     from sentinel.server.rebuild import RebuildReport
@@ -74,7 +74,7 @@ def _rebuild(args: argparse.Namespace) -> int:
     configure_logging(settings.log_level, settings.log_format, stream=sys.stderr)
     try:
         report = asyncio.run(_rebuild_with(settings, args))
-    except (OSError, RedisError, asyncpg.PostgresError) as exc:
+    except (*REDIS_FAILURES, asyncpg.PostgresError) as exc:
         print(f"sentinel state rebuild: stopped: {exc!r}", file=sys.stderr)
         return 1
     if args.json:

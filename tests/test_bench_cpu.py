@@ -56,6 +56,23 @@ def test_each_process_counts_for_its_part() -> None:
     assert report["us_per_transaction"]["postgres"] == 1300.0
 
 
+def test_roles_name_finer_parts_of_the_server_tree() -> None:
+    """A role covers its process and descendants but Redis and PostgreSQL; the one listed last wins
+    where roles nest."""
+    before = _snapshot({BENCH: 0.0, SERVER: 0.0, WORKER: 0.0, POSTGRES: 0.0, BACKEND: 0.0, REDIS: 0.0})
+    after = _snapshot({BENCH: 0.0, SERVER: 0.5, WORKER: 2.0, POSTGRES: 1.0, BACKEND: 1.0, REDIS: 0.25})
+    used = cpu_by_part(
+        before, after, {SERVER}, benchmark_pid=BENCH, roles={SERVER: "supervisor", WORKER: "workers"}
+    )
+    assert {part: seconds for part, seconds in used.items() if seconds} == {
+        "supervisor": 0.5,
+        "workers": 2.0,
+        "postgres": 2.0,
+        "redis": 0.25,
+    }
+    assert used["server"] == 0.0
+
+
 def test_a_renamed_process_counts_only_its_new_time() -> None:
     """Kernel workers rename themselves after their work queue: same pid and start, not a new process."""
     before = {7: ProcessTime(2, "kworker/1:1H-kblockd", 1, 26.0, 0.0)}

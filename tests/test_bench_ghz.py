@@ -7,11 +7,11 @@ import copy
 import itertools
 import json
 import re
-import shutil
 import subprocess
 from pathlib import Path
 
 import pytest
+from server_helpers import go_tools
 
 from sentinel.bench import ghz
 from sentinel.bench.ceiling import CeilingServer
@@ -128,13 +128,7 @@ def pinned_ghz_version() -> str:
 @pytest.fixture(scope="module")
 def pinned_ghz() -> Path:
     """The pinned ghz in .tools/, installed as `make test` does (nothing to do when it is there)."""
-    if shutil.which("go") is None:
-        pytest.skip("go is not installed, so deploy/install-go-tools.sh cannot build ghz")
-    run = subprocess.run(
-        ["bash", str(INSTALL_SCRIPT), "--tests"], capture_output=True, text=True, timeout=280, check=False
-    )
-    assert run.returncode == 0, run.stderr
-    return ROOT / ".tools" / "ghz"
+    return go_tools() / "ghz"
 
 
 def test_the_installed_pinned_ghz_is_the_one_used(pinned_ghz: Path, monkeypatch: pytest.MonkeyPatch) -> None:

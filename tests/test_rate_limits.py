@@ -15,8 +15,8 @@ from google.protobuf.message import Message
 from google.rpc import error_details_pb2, status_pb2
 from grpc_status import rpc_status
 from prometheus_client import REGISTRY
-from redis.asyncio import Redis
-from server_helpers import ledger_ids, stubs, transaction
+from redis.asyncio import Redis, RedisCluster
+from server_helpers import RedisTarget, ledger_ids, stubs, transaction
 
 from sentinel.bench.server_metrics import scrape_sample
 from sentinel.config import RateLimit, Settings
@@ -33,7 +33,9 @@ BOB = Caller("bob", frozenset({"scorer"}), "jwt")
 SLOW = 0.001  # transactions per second: no refill worth a transaction within a test
 
 
-def limiter(redis: Redis | None, limits: dict[str, RateLimit], retry_after_s: float = 60.0) -> RateLimiter:
+def limiter(
+    redis: Redis | RedisCluster | None, limits: dict[str, RateLimit], retry_after_s: float = 60.0
+) -> RateLimiter:
     return RateLimiter(limits, redis, budget_s=2.0, retry_after_s=retry_after_s)
 
 
@@ -46,8 +48,9 @@ def fail_open() -> float | None:
 
 
 @pytest.fixture
-async def client(redis_url: str) -> AsyncIterator[Redis]:
-    connection = Redis.from_url(redis_url)
+async def client(any_redis: RedisTarget) -> AsyncIterator[Redis | RedisCluster]:
+    """A client of the session's Redis, then of its Redis Cluster (each test runs against both)."""
+    connection = any_redis.client()
     yield connection
     await connection.aclose()
 
@@ -87,7 +90,9 @@ def test_limit_keys_are_checked_at_start_up() -> None:
     assert Settings().rate_limits == {}
 
 
-async def test_a_caller_past_its_bucket_is_refused_while_another_caller_is_not(client: Redis) -> None:
+async def test_a_caller_past_its_bucket_is_refused_while_another_caller_is_not(
+    client: Redis | RedisCluster,
+) -> None:
     rate_limiter = limiter(client, {"role:scorer": RateLimit(rate_per_s=SLOW, burst=10)})
     assert await rate_limiter.charge(ALICE, 6) is None  # a ScoreBatch of 6 costs 6
     refusal = await rate_limiter.charge(ALICE, 5)
@@ -100,7 +105,7 @@ async def test_a_caller_past_its_bucket_is_refused_while_another_caller_is_not(c
     assert 0 < await client.pttl(bucket_key("alice")) <= 10_000 / SLOW + 1_000
 
 
-async def test_the_bucket_refills_at_its_rate_on_redis_time(client: Redis) -> None:
+async def test_the_bucket_refills_at_its_rate_on_redis_time(client: Redis | RedisCluster) -> None:
     rate_limiter = limiter(client, {"client:alice": RateLimit(rate_per_s=1_000, burst=5)})
     assert await rate_limiter.charge(ALICE, 5) is None
     refusal = await rate_limiter.charge(ALICE, 5)

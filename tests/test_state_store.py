@@ -8,16 +8,18 @@ import hashlib
 import itertools
 from collections import Counter
 from collections.abc import AsyncIterator
-from pathlib import Path
 
 import numpy as np
 import pytest
 from redis.asyncio import Redis
 from redis.asyncio.cluster import RedisCluster
+from redis.crc import key_slot
+from server_helpers import RedisTarget
 
 from sentinel.hotpath import TransactionColumnsBuilder, decode_state
 from sentinel.hotpath.rows import ROW_SIZE, columns_of, encode_rows
-from sentinel.localservices import LocalRedis
+from sentinel.localservices import LocalRedisCluster
+from sentinel.server.redis_cluster import cluster_client
 from sentinel.server.state_store import (
     AccountStateStore,
     AccountValue,
@@ -30,14 +32,14 @@ from sentinel.server.state_store import (
     journal_rows,
     state_key,
 )
-from sentinel.system import free_port
 
 _ids = itertools.count()
 
 
 @pytest.fixture
-async def client(redis_url: str) -> AsyncIterator[Redis]:
-    connection = Redis.from_url(redis_url)
+async def client(any_redis: RedisTarget) -> AsyncIterator[Redis | RedisCluster]:
+    """A client of the session's Redis, then of its Redis Cluster (each test runs against both)."""
+    connection = any_redis.client()
     yield connection
     await connection.aclose()
 
@@ -80,7 +82,7 @@ async def admit_and_settle(store: AccountStateStore, rows: list[AdmitRow]) -> di
     return seen
 
 
-async def journal_rows_of(client: Redis, account: str) -> int:
+async def journal_rows_of(client: Redis | RedisCluster, account: str) -> int:
     """How many rows wait in the account's journal (not folded into its base yet)."""
     return len(AccountValue.parse(await client.get(state_key(account))).journal) // ROW_SIZE
 
@@ -90,8 +92,8 @@ async def count_of(store: AccountStateStore, account: str) -> int:
     return decode_state(state).count if state else 0
 
 
-async def test_concurrent_writers_are_applied_one_after_another(redis_url: str) -> None:
-    clients = [Redis.from_url(redis_url) for _ in range(4)]
+async def test_concurrent_writers_are_applied_one_after_another(any_redis: RedisTarget) -> None:
+    clients = [any_redis.client() for _ in range(4)]
     try:
         stores = [store_for(c) for c in clients]
 
@@ -109,14 +111,14 @@ async def test_concurrent_writers_are_applied_one_after_another(redis_url: str) 
             await c.aclose()
 
 
-async def test_a_batch_applies_several_rows_of_one_account_in_order(client: Redis) -> None:
+async def test_a_batch_applies_several_rows_of_one_account_in_order(client: Redis | RedisCluster) -> None:
     store = store_for(client)
     assert await admit_and_settle(store, [admit_row("a") for _ in range(5)]) == {"a": 0}
     assert await admit_and_settle(store, [admit_row("a"), admit_row("b")]) == {"a": 5, "b": 0}
     assert await count_of(store, "a") == 6 and await count_of(store, "b") == 1
 
 
-async def test_an_unfolded_journal_is_still_part_of_the_state(client: Redis) -> None:
+async def test_an_unfolded_journal_is_still_part_of_the_state(client: Redis | RedisCluster) -> None:
     store = store_for(client)
     await admit_and_settle(store, [admit_row("a")])
     for _ in range(3):  # admitted, never settled (the worker died before the fold)
@@ -127,7 +129,7 @@ async def test_an_unfolded_journal_is_still_part_of_the_state(client: Redis) -> 
     assert await journal_rows_of(client, "a") == 0
 
 
-async def test_a_stale_fold_changes_nothing(client: Redis) -> None:
+async def test_a_stale_fold_changes_nothing(client: Redis | RedisCluster) -> None:
     store = store_for(client)
     first = await store.admit([admit_row("a")])
     await admit_and_settle(store, [admit_row("a")])  # folds both rows, version 1
@@ -138,7 +140,7 @@ async def test_a_stale_fold_changes_nothing(client: Redis) -> None:
     assert await count_of(store, "a") == 2
 
 
-async def test_claimed_keys_never_touch_any_state(client: Redis) -> None:
+async def test_claimed_keys_never_touch_any_state(client: Redis | RedisCluster) -> None:
     store = store_for(client)
     original = admit_row("known", "k1", amount=10.0)
     await admit_and_settle(store, [original])
@@ -159,7 +161,7 @@ async def test_claimed_keys_never_touch_any_state(client: Redis) -> None:
     assert 0 < await client.ttl(state_key("known")) <= 3600
 
 
-async def test_a_takeover_reads_the_account_without_appending(client: Redis) -> None:
+async def test_a_takeover_reads_the_account_without_appending(client: Redis | RedisCluster) -> None:
     store = store_for(client)
     row = admit_row("a", "k")
     await store.admit([row])
@@ -168,7 +170,7 @@ async def test_a_takeover_reads_the_account_without_appending(client: Redis) -> 
     assert await journal_rows_of(client, "a") == 1
 
 
-async def test_records_round_trip_through_redis(client: Redis) -> None:
+async def test_records_round_trip_through_redis(client: Redis | RedisCluster) -> None:
     store = store_for(client)
     rows = [admit_row("a", amount=float(i + 1)) for i in range(3)]
     await store.admit(rows)
@@ -178,31 +180,8 @@ async def test_records_round_trip_through_redis(client: Redis) -> None:
     assert len(rows[0].record) == ROW_SIZE and list(slots) == [0, 0, 0]
 
 
-@pytest.fixture
-async def cluster(services_dir: Path) -> AsyncIterator[RedisCluster]:
-    """A real one-node Redis Cluster: it enforces hash slots (CROSSSLOT) like a big one."""
-    bus_port = str(free_port())  # the default, port + 10000, may lie beyond 65535
-    cluster_args = ["--cluster-enabled", "yes", "--cluster-config-file", "nodes.conf"]
-    cluster_args += ["--cluster-port", bus_port]
-    server = LocalRedis(services_dir / "redis-cluster", extra_args=cluster_args).start()
-    async with Redis(host="127.0.0.1", port=server.port) as admin:
-        await admin.execute_command("CLUSTER", "ADDSLOTSRANGE", 0, 16383)
-    client = RedisCluster(host="127.0.0.1", port=server.port)
-    for _ in range(100):
-        try:
-            await client.initialize()
-            if (await client.cluster_info())["cluster_state"] == "ok":
-                break
-        except Exception:
-            pass
-        await asyncio.sleep(0.1)
-    yield client
-    await client.aclose()
-    server.stop()
-
-
-async def test_works_against_redis_cluster(cluster: RedisCluster) -> None:
-    store = store_for(cluster)
+async def test_many_accounts_and_reused_keys_across_slots(client: Redis | RedisCluster) -> None:
+    store = store_for(client)
     rows = [admit_row(f"c{i % 50}") for i in range(100)]
     assert all(seen == 0 for seen in (await admit_and_settle(store, rows)).values())
     again = await admit_and_settle(store, [admit_row(f"c{i}") for i in range(50)])
@@ -211,3 +190,27 @@ async def test_works_against_redis_cluster(cluster: RedisCluster) -> None:
     admission = await store.admit(reused)
     assert [c is not None for c in admission.claims] == [True, True]
     assert await count_of(store, "c0") == 3 and await count_of(store, "other") == 0
+
+
+async def test_a_slot_in_migration_is_followed_with_ask_then_moved(
+    redis_cluster_url: str, redis_cluster_server: LocalRedisCluster
+) -> None:
+    """While a slot migrates, a key its old master lacks is served by the new one after ASK (ASKING on
+    the connection that sends the command); once moved, MOVED points every client there for good."""
+    slot = key_slot(state_key("mig").encode())
+    source = redis_cluster_server.master_of(slot)
+    target = next(node for node in redis_cluster_server.topology() if node.master and node != source)
+    async with Redis(port=source.port) as old, Redis(port=target.port) as new:
+        await new.execute_command("CLUSTER", "SETSLOT", slot, "IMPORTING", source.node_id)
+        await old.execute_command("CLUSTER", "SETSLOT", slot, "MIGRATING", target.node_id)
+        async with cluster_client(redis_cluster_url) as client:
+            store = store_for(client)
+            # concurrent batches: the new master's pool holds several connections, as in a busy worker
+            seen = await asyncio.gather(*(admit_and_settle(store, [admit_row("mig")]) for _ in range(20)))
+            assert sorted(s["mig"] for s in seen) == list(range(20))
+            for node in (new, old):
+                await node.execute_command("CLUSTER", "SETSLOT", slot, "NODE", target.node_id)
+            assert await new.exists(state_key("mig")) == 1  # served by the new master all along
+            assert await admit_and_settle(store, [admit_row("mig")]) == {"mig": 20}  # after MOVED
+            assert await count_of(store, "mig") == 21
+    redis_cluster_server.wait_until_healthy()
