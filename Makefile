@@ -9,11 +9,11 @@ STAMP := $(VENV)/.sentinel-installed
 # Reinstall when the build inputs change or a module is added (strict editable installs link files).
 SOURCES := pyproject.toml setup.py $(wildcard proto/sentinel/v1/*.proto) \
 	$(wildcard hotpath/*.pyx hotpath/*.pxd) \
-	core server server/rules hotpath ledger ledger/migrations model_export model_export/default_model clients/python bench fuzz
+	core server server/rules server/dashboard server/dashboard/static server/dashboard/static/vendor hotpath ledger ledger/migrations model_export model_export/default_model clients/python bench fuzz events
 BUILD_DEPS := "setuptools>=69" wheel "grpcio-tools>=1.85" "cython>=3.1" "numpy>=2.0"
 
 .PHONY: install run test test-debug lint typecheck system-packages test-system-packages bench-tools test-bench-tools \
-	clean
+	clients gateway test-gateway openapi clean
 
 install: $(STAMP)
 
@@ -41,10 +41,29 @@ bench-tools:
 test-bench-tools:
 	@bash deploy/install-go-tools.sh --tests
 
+# The Go and Java clients' generated code (committed; tests/test_client_{go,java}.py fail when it is stale),
+# regenerated from proto/ by clients/generate.py, then clients/go's go.mod/go.sum brought in line.
+clients: install test-bench-tools
+	$(BIN)/python clients/generate.py go java
+	cd clients/go && go mod tidy
+
+# The REST gateway (gateway/, grpc-gateway v2) built into .tools/sentinel-gateway by deploy/build-gateway.sh
+# (pinned plugins, protoc from grpcio-tools); quick when nothing changed. `sentinel dev serve` runs the same.
+gateway: install
+	@bash deploy/build-gateway.sh
+
+# The same for `make test`: without go it prints one line and the REST gateway tests skip.
+test-gateway: install
+	@bash deploy/build-gateway.sh --tests
+
+# Regenerate the committed OpenAPI document (gateway/openapi.json) after a change to proto/.
+openapi: install
+	@bash deploy/build-gateway.sh --openapi gateway
+
 run: install system-packages
 	$(BIN)/sentinel dev serve
 
-test: install test-system-packages test-bench-tools
+test: install test-system-packages test-bench-tools test-gateway
 	$(BIN)/pytest
 
 # The hot path built with Cython's bounds and initialization checks on (SENTINEL_HOTPATH_DEBUG=1, see

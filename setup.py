@@ -25,12 +25,14 @@ PACKAGE_DIRS = {
     "sentinel.v1": "proto/sentinel/v1",
     "sentinel.server": "server",
     "sentinel.server.rules": "server/rules",
+    "sentinel.server.dashboard": "server/dashboard",
     "sentinel.hotpath": "hotpath",
     "sentinel.ledger": "ledger",
     "sentinel.model_export": "model_export",
     "sentinel.clients": "clients/python",
     "sentinel.bench": "bench",
     "sentinel.fuzz": "fuzz",
+    "sentinel.events": "events",
 }
 
 
@@ -131,6 +133,7 @@ setup(
         "sentinel.bench": ["data/*.csv", "data/*.md"],
         "sentinel.ledger": ["migrations/*.sql"],
         "sentinel.server.rules": ["*.toml"],
+        "sentinel.server.dashboard": ["static/*.*", "static/vendor/*"],
         "sentinel.model_export": ["default_model/*.md", "default_model/DEFAULT", "default_model/*/*"],
         "sentinel.hotpath": ["*.pyi", "*.pxd"],
     },

@@ -13,6 +13,9 @@ BENCH_MODULES: tuple[str, ...] = (
     "sentinel.bench.model",
     "sentinel.bench.ledger",
     "sentinel.bench.wire",
+    "sentinel.bench.rest_bench",
+    "sentinel.bench.scale",
+    "sentinel.bench.events_bench",
 )
 
 

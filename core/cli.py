@@ -28,6 +28,7 @@ COMMAND_MODULES = (
     "sentinel.model_export.commands",
     "sentinel.model_export.evaluate_command",
     "sentinel.fuzz.commands",
+    "sentinel.events.commands",
 )
 
 Handler = Callable[[argparse.Namespace], int]

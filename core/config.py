@@ -256,7 +256,14 @@ class Settings(BaseSettings):
     # --- authentication ------------------------------------------------------------------------------
     # Who may call what: sentinel.server.auth (the interceptor), sentinel.server.roles (the role table),
     # sentinel.server.tokens (JWT validation) and sentinel.server.signing_keys (JWKS / shared secret).
-    AUTH_ROLES: ClassVar[tuple[str, ...]] = ("scorer", "ledger-reader", "rules-viewer", "rules-admin")
+    AUTH_ROLES: ClassVar[tuple[str, ...]] = (
+        "scorer",
+        "ledger-reader",
+        "rules-viewer",
+        "rules-admin",
+        "ops-viewer",
+        "events-admin",
+    )
     AUTH_PUBLIC_SERVICES: ClassVar[tuple[str, ...]] = (
         "grpc.health.v1.Health",
         "grpc.reflection.v1.ServerReflection",
@@ -435,6 +442,144 @@ class Settings(BaseSettings):
                 raise ValueError(f"key {key!r}: use `default`, `role:<role>` or `client:<subject>`")
         return value
 
+    # --- ops dashboard -------------------------------------------------------------------------------
+    dashboard_enabled: bool = Field(
+        True,
+        description="Serve the live ops dashboard at /dashboard on the metrics port (read-only; with "
+        "auth_mode = jwt its data needs a bearer token with the role ops-viewer).",
+    )
+    dashboard_update_ms: float = Field(
+        250.0,
+        ge=50.0,
+        le=10_000.0,
+        description="How often the dashboard's figures are computed and pushed while a page watches "
+        "(every 5 s otherwise, to keep the score history).",
+    )
+    dashboard_score_window_s: float = Field(
+        300.0,
+        ge=10.0,
+        le=86_400.0,
+        description="The span of recent model scores the dashboard compares with the training "
+        "distribution (drift).",
+    )
+
+    # --- decision events: RabbitMQ -------------------------------------------------------------------
+    # Published by sentinel.events.amqp (AmqpPublisher); the dispatcher treats the broker as one more
+    # destination of every event.
+    events_amqp_url: str | None = Field(
+        None,
+        description="RabbitMQ broker that receives every decision event (amqp:// or amqps://); unset: no "
+        "broker destination, and `sentinel dev serve` starts a private broker.",
+    )
+    events_amqp_exchange: str = Field(
+        "sentinel.decisions",
+        min_length=1,
+        max_length=255,
+        pattern=r"^[A-Za-z0-9_.:-]+$",
+        description="Durable topic exchange the events are published to (declared when missing); routing "
+        "key `<type>.<outcome>`, e.g. `decision.recorded.decline`. Receivers bind durable queues to it: "
+        "the broker drops an event no queue is bound for.",
+    )
+    events_amqp_confirm_timeout_s: float = Field(
+        10.0,
+        gt=0.0,
+        le=300.0,
+        description="How long one batch may take to be confirmed by the broker, connecting included; past "
+        "it (or on a lost connection or a nack) the whole batch is sent again later.",
+    )
+
+    @field_validator("events_amqp_url")
+    @classmethod
+    def _amqp_scheme(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("amqp://", "amqps://")):
+            raise ValueError("must start with amqp:// or amqps://")
+        return value
+
+    @field_validator("events_amqp_exchange")
+    @classmethod
+    def _amqp_exchange_name(cls, value: str) -> str:
+        if value.startswith("amq."):
+            raise ValueError("names starting with amq. are reserved by the broker")
+        return value
+
+    # --- decision events ---------------------------------------------------------------------------
+    events_enabled: bool = Field(
+        False,
+        description="`sentinel serve` runs `events_dispatchers` dispatcher processes (restarted when they "
+        "die) delivering the decision events of the outbox to webhooks and RabbitMQ.",
+    )
+    events_dispatchers: int = Field(
+        1, ge=1, le=32, description="Dispatcher processes `sentinel serve` runs when events_enabled."
+    )
+    events_batch_size: int = Field(
+        100, ge=1, le=10_000, description="Most deliveries a dispatcher claims for one destination at a time."
+    )
+    events_poll_interval_ms: float = Field(
+        200.0, ge=10.0, le=60_000.0, description="How often an idle dispatcher looks for due deliveries."
+    )
+    events_webhook_timeout_s: float = Field(
+        10.0, gt=0, le=300, description="Per-request timeout of a webhook POST (connect to last byte)."
+    )
+    events_webhook_concurrency: int = Field(
+        16, ge=1, le=1_000, description="Webhook POSTs one dispatcher has in flight per destination."
+    )
+    events_retry_base_s: float = Field(
+        1.0, gt=0, le=3_600, description="First retry delay of a failed delivery, doubled per attempt."
+    )
+    events_retry_cap_s: float = Field(
+        900.0, gt=0, le=86_400, description="Longest retry delay (full jitter: a random delay up to it)."
+    )
+    events_retry_max_age_s: float = Field(
+        86_400.0,
+        gt=0,
+        le=30 * 86_400,
+        description="A delivery still failing this long after it was enqueued becomes dead (dead letter, "
+        "`sentinel events replay` resends it).",
+    )
+    events_circuit_failures: int = Field(
+        5, ge=1, le=10_000, description="Consecutive failures that open a destination's circuit."
+    )
+    events_circuit_cooldown_s: float = Field(
+        30.0, gt=0, le=3_600, description="How long an open circuit waits before one probe delivery."
+    )
+    events_secret_grace_s: float = Field(
+        86_400.0,
+        ge=0,
+        le=30 * 86_400,
+        description="How long a rotated webhook secret still signs (a second v1= in the signature header).",
+    )
+    events_allow_plain_http_loopback: bool = Field(
+        False,
+        description="Accept http:// webhook URLs on loopback addresses (tests, development); otherwise only "
+        "https://.",
+    )
+    events_metrics_port: int = Field(
+        9096,
+        ge=0,
+        le=65535,
+        description="/metrics port of a standalone `sentinel events dispatch` (on metrics_host; 0: any). "
+        "Under `sentinel serve` the dispatchers' metrics are on the server's metrics_port.",
+    )
+
+    # --- REST gateway ------------------------------------------------------------------------------
+    rest_port: int | None = Field(
+        None,
+        ge=0,
+        le=65535,
+        description="Port of the REST/JSON gateway on `host` (a Go process the supervisor starts; OpenAPI "
+        "document at /openapi.json); 0: no REST. Unset: `sentinel dev serve` serves REST on 8080, "
+        "`sentinel serve` does not.",
+    )
+
+    # --- ledger read replica -----------------------------------------------------------------------
+    ledger_read_url: str | None = Field(
+        None,
+        description="A streaming-replication standby of the ledger database: LedgerService reads "
+        "(GetBalance, ListHistory, GetDecision) go there; GetDecision asks database_url when the standby "
+        "has not replayed the decision yet. Its lag: sentinel_ledger_replica_lag_seconds. Unset: "
+        "database_url serves them.",
+    )
+
     # --- model registry ------------------------------------------------------------------------------
     model_dir: Path | None = Field(
         None, description="Model registry (one directory per version + ACTIVE); unset: <data_dir>/models."
@@ -461,7 +606,7 @@ class Settings(BaseSettings):
             raise ValueError("must start with redis://, rediss:// or unix://")
         return value
 
-    @field_validator("database_url", "ledger_admin_url")
+    @field_validator("database_url", "ledger_admin_url", "ledger_read_url")
     @classmethod
     def _postgres_scheme(cls, value: str | None) -> str | None:
         if value is not None and not value.startswith(("postgresql://", "postgres://")):

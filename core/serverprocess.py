@@ -18,6 +18,7 @@ import signal
 import subprocess
 import sys
 import time
+import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 from types import TracebackType
@@ -65,6 +66,29 @@ def wait_until_serving(
     raise ServerStartError(f"SentinelStream at {address} not SERVING after {timeout_s:.0f}s{_tail(log_file)}")
 
 
+def wait_until_rest_serving(
+    url: str,
+    timeout_s: float,
+    process: subprocess.Popen[bytes] | None = None,
+    log_file: Path | None = None,
+    path: str = "/healthz",
+) -> None:
+    """Poll the REST gateway until GET ``path`` answers 200: by default /healthz, the gRPC server's health
+    through the gateway (/openapi.json: the gateway alone)."""
+    deadline = time.monotonic() + timeout_s
+    while time.monotonic() < deadline:
+        if process is not None and process.poll() is not None:
+            raise ServerStartError(f"SentinelStream exited with {process.returncode}{_tail(log_file)}")
+        try:
+            with urllib.request.urlopen(f"{url}{path}", timeout=1.0) as answer:
+                if answer.status == 200:
+                    return
+        except OSError:  # refused, reset, or an HTTP error status (HTTPError is an OSError)
+            pass
+        time.sleep(HEALTH_POLL_S)
+    raise ServerStartError(f"the REST gateway at {url} not serving after {timeout_s:.0f}s{_tail(log_file)}")
+
+
 def _tail(log_file: Path | None, lines: int = 20) -> str:
     if log_file is None or not log_file.exists():
         return ""
@@ -87,6 +111,8 @@ class ServerProcess:
         """``arguments``: more command-line arguments (``("--tls",)``); ``credentials``: those of the health
         check, for a TLS server; ``settings``: ``SENTINEL_*`` values by setting name."""
         settings.setdefault("insecure", True)  # a loopback test server (dev serve needs no such permission)
+        settings.setdefault("rest_port", 0)  # no REST gateway unless asked (dev serve's default is 8080)
+        self.rest_port = int(str(settings["rest_port"]))
         self.workdir = workdir
         self.port = free_port()
         self.metrics_port = free_port()
@@ -114,6 +140,11 @@ class ServerProcess:
         return f"127.0.0.1:{self.port}"
 
     @property
+    def rest_url(self) -> str:
+        """Base URL of the REST gateway (plaintext; given a ``rest_port``)."""
+        return f"http://127.0.0.1:{self.rest_port}"
+
+    @property
     def metrics_url(self) -> str:
         """The server's Prometheus endpoint."""
         return f"http://127.0.0.1:{self.metrics_port}/metrics"
@@ -132,6 +163,8 @@ class ServerProcess:
             )
         try:
             wait_until_serving(self.address, timeout_s, self.process, self.log_file, self.credentials)
+            if self.rest_port:
+                wait_until_rest_serving(self.rest_url, timeout_s, self.process, self.log_file)
         except BaseException:
             self.stop()
             raise

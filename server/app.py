@@ -19,6 +19,7 @@ from grpc_health.v1 import health, health_pb2, health_pb2_grpc
 from grpc_reflection.v1alpha import reflection, reflection_pb2, reflection_pb2_grpc
 
 from sentinel.config import Settings
+from sentinel.events.service import EventsServicer
 from sentinel.server.admission import Admission
 from sentinel.server.auth import auth_interceptors
 from sentinel.server.deadletter import DeadLetters
@@ -30,13 +31,22 @@ from sentinel.server.resources import WorkerResources
 from sentinel.server.rules.service import RulesServicer
 from sentinel.server.scoring import ScoringServicer
 from sentinel.server.transport import add_port
-from sentinel.v1 import ledger_pb2, ledger_pb2_grpc, rules_pb2, rules_pb2_grpc, scoring_pb2
+from sentinel.v1 import (
+    events_pb2,
+    events_pb2_grpc,
+    ledger_pb2,
+    ledger_pb2_grpc,
+    rules_pb2,
+    rules_pb2_grpc,
+    scoring_pb2,
+)
 
 log = structlog.get_logger("sentinel.server")
 
 SCORING_SERVICE = scoring_pb2.DESCRIPTOR.services_by_name["ScoringService"].full_name
 LEDGER_SERVICE = ledger_pb2.DESCRIPTOR.services_by_name["LedgerService"].full_name
 RULES_SERVICE = rules_pb2.DESCRIPTOR.services_by_name["RulesService"].full_name
+EVENTS_SERVICE = events_pb2.DESCRIPTOR.services_by_name["EventsService"].full_name
 REFLECTION_V1_SERVICE = "grpc.reflection.v1.ServerReflection"
 REFLECTION_V1_FILE = "grpc/reflection/v1/reflection.proto"
 
@@ -129,7 +139,7 @@ async def run_worker(
         ),
         server,
     )
-    ledger_pb2_grpc.add_LedgerServiceServicer_to_server(LedgerServicer(resources.ledger_reads), server)
+    ledger_pb2_grpc.add_LedgerServiceServicer_to_server(LedgerServicer(*resources.ledger_pools()), server)
     rules_pb2_grpc.add_RulesServiceServicer_to_server(
         RulesServicer(
             resources.rule_store,
@@ -139,7 +149,11 @@ async def run_worker(
         server,
     )
     health_pb2_grpc.add_HealthServicer_to_server(health_servicer, server)
-    enable_reflection(server, (SCORING_SERVICE, LEDGER_SERVICE, RULES_SERVICE, health.SERVICE_NAME))
+    events_servicer = EventsServicer(settings)
+    events_pb2_grpc.add_EventsServiceServicer_to_server(events_servicer, server)
+    enable_reflection(
+        server, (SCORING_SERVICE, LEDGER_SERVICE, RULES_SERVICE, EVENTS_SERVICE, health.SERVICE_NAME)
+    )
     bound = add_port(server, settings, port)  # TLS when configured (sentinel.server.transport)
     if bound == 0:
         raise OSError(f"cannot bind {settings.host}:{port}")
@@ -164,5 +178,6 @@ async def run_worker(
     await server.stop(settings.shutdown_grace_s)
     await dead_letters.drain()  # the rejects' appends still under way, before Redis is closed
     await pipeline.close()
+    await events_servicer.close()
     await resources.close()
     log.info("worker_stopped")

@@ -20,6 +20,7 @@ import grpc
 
 from sentinel.config import Settings
 from sentinel.postgres import writer_pool
+from sentinel.server import metrics
 from sentinel.server.errors import FieldViolation, InvalidTransaction, abort_invalid
 from sentinel.v1 import decision_pb2, ledger_pb2, ledger_pb2_grpc, transaction_pb2
 
@@ -27,6 +28,7 @@ DEFAULT_PAGE_SIZE = 100
 MAX_PAGE_SIZE = 1_000
 _ACCOUNT = re.compile(r"[^\x00-\x1f\x7f]{1,128}")
 _TRANSACTION_ID = re.compile(r"[A-Za-z0-9._:\-]{1,128}")
+TRANSACTION_ID_RULE = "must be 1 to 128 characters of [A-Za-z0-9._:-]"
 _TOKEN_VERSION = "h1"
 
 _ENTRY_COLUMNS = "sequence, transaction_bytes, decision_bytes, recorded_at, entry_hash"
@@ -79,6 +81,17 @@ def decode_page_token(account_id: str, token: str) -> int:
     return last_sequence
 
 
+def valid_transaction_id(transaction_id: str) -> bool:
+    """Whether ``transaction_id`` can be a stored transaction's id (checked before any query)."""
+    return _TRANSACTION_ID.fullmatch(transaction_id) is not None
+
+
+async def decision_row(connection: asyncpg.Connection, transaction_id: str) -> asyncpg.Record | None:
+    """The stored entry of a transaction's decision (its first, should the id have been reused under
+    another idempotency key), or None."""
+    return await connection.fetchrow(_DECISION, transaction_id)
+
+
 def ledger_entry(row: asyncpg.Record) -> ledger_pb2.LedgerEntry:
     """A stored row as a LedgerEntry; the Decision gets the entry's sequence number."""
     decision = decision_pb2.Decision.FromString(row["decision_bytes"])
@@ -98,10 +111,15 @@ async def _invalid(context: grpc.aio.ServicerContext, field: str, description: s
 
 
 class LedgerServicer(ledger_pb2_grpc.LedgerServiceServicer):
-    """The LedgerService over a pool of read connections (see ``open``)."""
+    """The LedgerService over a pool of read connections (see ``open``).
 
-    def __init__(self, pool: asyncpg.Pool) -> None:
+    With ``primary`` the pool is a read replica's (``ledger_read_url``): GetDecision falls back to
+    ``primary`` for a decision the replica has not replayed yet, since a caller asks for one it was
+    just given (server/ledger_replica.py)."""
+
+    def __init__(self, pool: asyncpg.Pool, primary: asyncpg.Pool | None = None) -> None:
         self._pool = pool
+        self._primary = primary
 
     @classmethod
     async def open(
@@ -170,10 +188,15 @@ class LedgerServicer(ledger_pb2_grpc.LedgerServiceServicer):
     async def GetDecision(
         self, request: ledger_pb2.GetDecisionRequest, context: grpc.aio.ServicerContext
     ) -> ledger_pb2.GetDecisionResponse:
-        if not _TRANSACTION_ID.fullmatch(request.transaction_id):
-            await _invalid(context, "transaction_id", "must be 1 to 128 characters of [A-Za-z0-9._:-]")
+        if not valid_transaction_id(request.transaction_id):
+            await _invalid(context, "transaction_id", TRANSACTION_ID_RULE)
         async with self._pool.acquire() as connection:
-            row = await connection.fetchrow(_DECISION, request.transaction_id)
+            row = await decision_row(connection, request.transaction_id)
+        if row is None and self._primary is not None:
+            async with self._primary.acquire() as connection:
+                row = await decision_row(connection, request.transaction_id)
+            if row is not None:
+                metrics.LEDGER_REPLICA_FALLBACKS.inc()
         if row is None:
             await context.abort(
                 grpc.StatusCode.NOT_FOUND,

@@ -10,6 +10,8 @@ from __future__ import annotations
 
 from prometheus_client import Counter, Gauge, Histogram
 
+from sentinel.model_export.metadata import SCORE_BINS
+
 _LATENCY_BUCKETS = (
     0.0001,
     0.00025,
@@ -49,6 +51,39 @@ BATCH_SIZE = Histogram(
 )
 STAGE_SECONDS = Histogram(
     "sentinel_stage_seconds", "Time per pipeline stage and batch.", ["stage"], buckets=_LATENCY_BUCKETS
+)
+# Counted per batch (one increment per bin the batch reached), not per score: a Histogram costs an
+# observe() per decision. Bins are the model metadata's SCORE_BINS, which the training distribution uses.
+MODEL_SCORES = Counter(
+    "sentinel_model_scores",
+    "Active model scores by bin (non-cumulative: scores in (previous bound, upper]); compare with the "
+    "model's training distribution (metadata.json score_distribution).",
+    ["upper"],
+)
+MODEL_SCORE_BINS = tuple(MODEL_SCORES.labels(f"{bound:g}") for bound in SCORE_BINS)
+
+# The ledger writer of each worker (ledger.writer.LedgerWriter), sampled once a second by the worker.
+LEDGER_SPOOLING = Gauge(
+    "sentinel_ledger_spooling",
+    "Workers whose ledger writer records to the local spool (Postgres unreachable or the spool replaying).",
+    multiprocess_mode="livesum",
+)
+LEDGER_SPOOL_BYTES = Gauge(
+    "sentinel_ledger_spool_bytes",
+    "Bytes of decisions waiting in the workers' ledger spools for replay into Postgres.",
+    multiprocess_mode="livesum",
+)
+
+# The ledger read replica (ledger_read_url; server/ledger_replica.py), sampled once a second by each worker.
+LEDGER_REPLICA_LAG = Gauge(
+    "sentinel_ledger_replica_lag_seconds",
+    "How far the ledger read replica's replay is behind: now minus the commit time of the last "
+    "transaction it replayed, 0 when it has replayed all it received; NaN when it cannot be asked.",
+    multiprocess_mode="livemax",
+)
+LEDGER_REPLICA_FALLBACKS = Counter(
+    "sentinel_ledger_replica_fallbacks",
+    "GetDecision calls the read replica could not answer yet (not replayed) that the primary answered.",
 )
 
 # Admission (server/admission.py): per-caller rate limits and each worker's in-flight bound. Gauges are

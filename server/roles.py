@@ -11,7 +11,10 @@ The roles (``Settings.AUTH_ROLES``, which the settings check ``auth_certificate_
 - ``scorer``: the payment services, scoring transactions;
 - ``ledger-reader``: balances, histories and stored decisions;
 - ``rules-viewer``: reading rules, their history, and testing a rule against a transaction;
-- ``rules-admin``: everything ``rules-viewer`` may, and changing rules.
+- ``rules-admin``: everything ``rules-viewer`` may, and changing rules;
+- ``ops-viewer``: the ops dashboard on the metrics port (its figures and the decision lookup,
+  ``sentinel.server.dashboard``); no gRPC method beyond health and reflection;
+- ``events-admin``: decision-event subscriptions (create, list, disable, rotate secrets) and replays.
 """
 
 from __future__ import annotations
@@ -25,6 +28,8 @@ SCORER: Final = "scorer"
 LEDGER_READER: Final = "ledger-reader"
 RULES_VIEWER: Final = "rules-viewer"
 RULES_ADMIN: Final = "rules-admin"
+OPS_VIEWER: Final = "ops-viewer"
+EVENTS_ADMIN: Final = "events-admin"
 ROLES: Final = frozenset(Settings.AUTH_ROLES)
 ANY_ROLE: Final = ROLES  # authenticated with at least one role, whichever (health, reflection)
 
@@ -45,6 +50,11 @@ METHOD_ROLES: Final[Mapping[str, frozenset[str]]] = {
     "/sentinel.v1.RulesService/PutRule": _CHANGE_RULES,
     "/sentinel.v1.RulesService/DeleteRule": _CHANGE_RULES,
     "/sentinel.v1.RulesService/RollbackRule": _CHANGE_RULES,
+    "/sentinel.v1.EventsService/CreateSubscription": frozenset({EVENTS_ADMIN}),
+    "/sentinel.v1.EventsService/ListSubscriptions": frozenset({EVENTS_ADMIN}),
+    "/sentinel.v1.EventsService/DisableSubscription": frozenset({EVENTS_ADMIN}),
+    "/sentinel.v1.EventsService/RotateSubscriptionSecret": frozenset({EVENTS_ADMIN}),
+    "/sentinel.v1.EventsService/ReplayEvents": frozenset({EVENTS_ADMIN}),
     "/grpc.health.v1.Health/Check": ANY_ROLE,
     "/grpc.health.v1.Health/Watch": ANY_ROLE,
     "/grpc.reflection.v1.ServerReflection/ServerReflectionInfo": ANY_ROLE,

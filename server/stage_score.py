@@ -29,6 +29,7 @@ from sentinel.hotpath import (
 )
 from sentinel.hotpath.respond import Callers, EncodedDecisions, ShadowModel
 from sentinel.hotpath.rows import ROW_SIZE, columns_of
+from sentinel.model_export.metadata import score_bin_counts
 from sentinel.model_export.registry import LoadedModel
 from sentinel.model_export.reloader import ActiveModel
 from sentinel.server import metrics
@@ -178,6 +179,9 @@ class ScoreStage:
             self._shadow_results(batch, rows, encoded, shadow, degraded, version)
         if matches.shape[1]:
             self._count_hits(rule_set, matches, ids)
+        for bin_counter, count in zip(metrics.MODEL_SCORE_BINS, score_bin_counts(scores), strict=True):
+            if count:
+                bin_counter.inc(count)
         metrics.STAGE_SECONDS.labels("outcome").observe(time.perf_counter() - after_model)
 
     @staticmethod

@@ -21,9 +21,12 @@ from typing import Any
 import structlog
 
 from sentinel.config import ConfigError, Settings
+from sentinel.events.processes import DispatcherProcesses
 from sentinel.logs import configure_logging
 from sentinel.server.metrics_export import forget_worker, prepare_multiprocess_dir, serve_metrics
 from sentinel.server.resources import prepare_database
+from sentinel.server.rest_gateway import RestGateway
+from sentinel.server.worker_restarts import WORKER_RESTARTS
 from sentinel.system import die_with_parent, free_port
 
 log = structlog.get_logger("sentinel.supervisor")
@@ -32,7 +35,7 @@ RESTART_BACKOFF_MAX_S = 5.0
 STABLE_AFTER_S = 60.0  # a worker that ran this long restarts without back-off
 
 
-def refuse_taken_port(host: str, port: int) -> None:
+def refuse_taken_port(host: str, port: int, setting: str = "setting `port`, flag --port") -> None:
     """ConfigError if anything listens on (host, port).
 
     The workers bind with SO_REUSEPORT, so without this check a second server would silently share
@@ -50,8 +53,8 @@ def refuse_taken_port(host: str, port: int) -> None:
                 if exc.errno != errno.EADDRINUSE:
                     continue  # e.g. no IPv6 here: the workers' own bind decides
                 raise ConfigError(
-                    f"port {port} on {host} is already in use by another process (setting `port`, "
-                    "flag --port): stop the other server or choose a free port"
+                    f"port {port} on {host} is already in use by another process ({setting}): stop the "
+                    "other server or choose a free port"
                 ) from None
 
 
@@ -89,6 +92,8 @@ class Supervisor:
         self._started_at: dict[int, float] = {}
         self._restarts: dict[int, int] = {}
         self._stopping = False
+        self._gateway: RestGateway | None = None  # the REST gateway, with rest_port (rest_gateway.py)
+        self._dispatchers = DispatcherProcesses(settings)  # decision events, with events_enabled
 
     def _start(self, worker_id: int) -> None:
         ready = self._ready.setdefault(worker_id, self._context.Event())
@@ -114,9 +119,13 @@ class Supervisor:
         signal.signal(signal.SIGINT, self.request_stop)
         # Ports first: a taken one is refused before the metric files of the port's owner are wiped.
         refuse_taken_port(self.settings.host, self.port)
+        if self.settings.rest_port:
+            refuse_taken_port(self.settings.host, self.settings.rest_port, "setting `rest_port`")
+            self._gateway = RestGateway(self.settings, self.port)  # ConfigError when it cannot run
         prepare_multiprocess_dir(self.settings.data_dir.resolve() / f"metrics-{self.port}")
-        metrics_port = serve_metrics(self.settings.metrics_host, self.settings.metrics_port)
+        metrics_port = serve_metrics(self.settings)
         asyncio.run(prepare_database(self.settings))
+        self._dispatchers.start()
         for worker_id in range(self.settings.workers):
             self._start(worker_id)
         log.info(
@@ -124,7 +133,12 @@ class Supervisor:
             address=f"{self.settings.host}:{self.port}",
             workers=self.settings.workers,
             metrics=f"http://{self.settings.metrics_host}:{metrics_port}/metrics",
+            dashboard=f"http://{self.settings.metrics_host}:{metrics_port}/dashboard/"
+            if self.settings.dashboard_enabled
+            else None,
         )
+        if self._gateway is not None:
+            self._gateway.start()
         while not self._stopping:
             sentinels = {p.sentinel: wid for wid, p in self._workers.items()}
             for ended in multiprocessing.connection.wait(list(sentinels), timeout=0.2):
@@ -137,6 +151,10 @@ class Supervisor:
                     self._shutdown()
                     return 1
                 self._on_exit(worker_id)
+            if self._gateway is not None and not self._stopping:
+                self._gateway.restart_if_exited()
+            if not self._stopping:
+                self._dispatchers.restart_exited()
         return self._shutdown()
 
     def _on_exit(self, worker_id: int) -> None:
@@ -151,14 +169,18 @@ class Supervisor:
         self._restarts[worker_id] = restarts
         backoff = min(RESTART_BACKOFF_MAX_S, 0.1 * 2 ** min(restarts, 6))
         log.error("worker_died", worker=worker_id, exitcode=process.exitcode, restart_in_s=backoff)
+        WORKER_RESTARTS.inc()
         time.sleep(backoff)
         self._start(worker_id)
 
     def _shutdown(self) -> int:
         log.info("stopping", grace_s=self.settings.shutdown_grace_s)
+        if self._gateway is not None:
+            self._gateway.stop()  # REST calls in flight finish while the workers still serve
         for process in self._workers.values():
             if process.is_alive() and process.pid is not None:
                 process.terminate()  # SIGTERM: graceful in the worker
+        self._dispatchers.terminate()
         deadline = time.monotonic() + self.settings.shutdown_grace_s + 5.0
         for process in self._workers.values():
             process.join(max(0.0, deadline - time.monotonic()))
@@ -166,6 +188,7 @@ class Supervisor:
                 log.error("worker_killed_after_grace", pid=process.pid)
                 process.kill()
                 process.join()
+        self._dispatchers.join(deadline)
         log.info("stopped")
         return 0
 

@@ -1,4 +1,5 @@
-"""The private Redis and PostgreSQL that `make run`, `sentinel bench ledger` and the tests start."""
+"""The private Redis, PostgreSQL and RabbitMQ that `make run`, `sentinel bench ledger` and the tests
+start."""
 
 from __future__ import annotations
 
@@ -9,12 +10,13 @@ import time
 import uuid
 from pathlib import Path
 
+import aio_pika
 import asyncpg
 import pytest
 import redis
 from server_helpers import stubs, transaction
 
-from sentinel.localservices import POSTGRES_SETTINGS, LocalPostgres, LocalRedis
+from sentinel.localservices import POSTGRES_SETTINGS, LocalPostgres, LocalRabbitMQ, LocalRedis
 from sentinel.serverprocess import ServerProcess
 from sentinel.v1 import scoring_pb2
 
@@ -64,6 +66,46 @@ def test_a_start_stops_what_an_earlier_run_left_behind(services_dir: Path) -> No
     finally:
         for service in (postgres, redis_server, left_postgres, left_redis):
             service.stop()
+
+
+def _running_in(directory: Path) -> set[int]:
+    """The live processes whose working directory is ``directory``."""
+    found = set()
+    for cwd in Path("/proc").glob("[0-9]*/cwd"):
+        with contextlib.suppress(OSError):
+            if Path(os.readlink(cwd)) == directory.resolve():
+                found.add(int(cwd.parent.name))
+    return {pid for pid in found if _alive(pid)}
+
+
+@pytest.mark.slow
+async def test_a_private_rabbitmq_keeps_its_messages_across_runs_and_leaves_nothing_behind(
+    services_dir: Path,
+) -> None:
+    directory = services_dir / f"rabbitmq-{uuid.uuid4().hex[:8]}"
+    left = LocalRabbitMQ(directory).start()  # never stopped: its owner "crashed"
+    broker = LocalRabbitMQ(directory)  # other ports, the same data
+    try:
+        connection = await aio_pika.connect(left.amqp_url)
+        channel = await connection.channel()  # with publisher confirms: published means on disk
+        await channel.declare_queue("kept", durable=True)
+        message = aio_pika.Message(b"kept", delivery_mode=aio_pika.DeliveryMode.PERSISTENT)
+        await channel.default_exchange.publish(message, routing_key="kept")
+        await connection.close()
+        broker.start()
+        assert left.process is not None and left.epmd is not None
+        assert left.process.wait(timeout=1) is not None
+        assert left.epmd.wait(timeout=1) is not None
+        assert broker.port != left.port
+        connection = await aio_pika.connect(broker.amqp_url)
+        queue = await (await connection.channel()).declare_queue("kept", durable=True, passive=True)
+        kept = await queue.get(timeout=5)
+        assert kept is not None and kept.body == b"kept"
+        await connection.close()
+    finally:
+        broker.stop()
+        left.stop()
+    assert _running_in(directory) == set()  # neither broker nor either epmd
 
 
 @pytest.mark.slow

@@ -42,13 +42,13 @@ def health_check(address: str, credentials: grpc.ChannelCredentials | None) -> g
 
 
 @contextmanager
-def authorization_recorder() -> Iterator[tuple[str, list[str]]]:
+def authorization_recorder(header: str = "authorization") -> Iterator[tuple[str, list[str]]]:
     """A plaintext gRPC server on loopback answering ScoringService/Score with an empty decision; yields
-    its address and the authorization header of each call (in order; "" when there was none)."""
+    its address and the ``header`` metadata of each call (in order; "" when there was none)."""
     seen: list[str] = []
 
     def score(request: scoring_pb2.ScoreRequest, context: grpc.ServicerContext) -> scoring_pb2.ScoreResponse:
-        seen.append(dict(context.invocation_metadata()).get("authorization", ""))
+        seen.append(dict(context.invocation_metadata()).get(header, ""))
         decision = decision_pb2.Decision(transaction_id=request.transaction.transaction_id)
         return scoring_pb2.ScoreResponse(decision=decision)
 

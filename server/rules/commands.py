@@ -30,11 +30,11 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
-import asyncpg
 import structlog
 
 from sentinel.config import ConfigError, Settings, load_settings
 from sentinel.logs import configure_logging
+from sentinel.postgres import run_with_store
 
 _T = TypeVar("_T")
 
@@ -54,19 +54,8 @@ def _run_with_store(args: argparse.Namespace, action: Callable[[Any], Awaitable[
     """Run ``action(store)`` against the configured database; friendly errors for the usual failures."""
     from sentinel.server.rules.storage import RuleStore
 
-    async def main() -> _T:
-        store = await RuleStore.connect(_url(args))
-        try:
-            return await action(store)
-        finally:
-            await store.close()
-
-    try:
-        return asyncio.run(main())
-    except asyncpg.UndefinedTableError:
-        raise ConfigError("the rule tables do not exist: run `sentinel ledger migrate` first") from None
-    except (OSError, asyncpg.PostgresError) as exc:
-        raise ConfigError(f"cannot use the rule database: {exc}") from None
+    url = _url(args)
+    return run_with_store(lambda: RuleStore.connect(url), action, "rule")
 
 
 def _fail(message: str) -> int:
