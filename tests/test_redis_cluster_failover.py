@@ -3,7 +3,8 @@ busiest account is killed with SIGKILL and, once its replica took over, that acc
 another master with ``redis-cli --cluster reshard``.
 
 What holds (decision 0021): every call is answered within its deadline (degraded, and flagged so,
-while its state was out of reach); every acknowledged decision is in the ledger once; no transaction
+while its state was out of reach), and once the slot has moved the hot account is scored with its
+state again; every acknowledged decision is in the ledger once; no transaction
 is applied to an account's state twice; accounts on the masters that stayed up lose nothing. What
 Redis cannot promise: replication is asynchronous, so writes the killed master acknowledged but had
 not yet sent to its replica are gone with it. The test measures how many, and ``sentinel state
@@ -62,6 +63,7 @@ class Load:
         self.decisions: list[tuple[str, bool]] = []  # (account, degraded) per acknowledged decision
         self.phase = "before the kill"
         self.degraded_in: Counter[str] = Counter()  # degraded decisions per phase
+        self.hot_scored_in: Counter[str] = Counter()  # the hot account's decisions WITH its state, per phase
         self.failures: list[str] = []
         self.ids: list[str] = []
         self._stop = threading.Event()
@@ -84,12 +86,20 @@ class Load:
             with self._lock:
                 self.decisions.append((account, reply.decision.degraded))
                 self.degraded_in[self.phase] += reply.decision.degraded
+                self.hot_scored_in[self.phase] += account == self.hot and not reply.decision.degraded
                 self.ids.append(message.transaction_id)
 
     def wait_for(self, answered: int) -> None:
         deadline = time.monotonic() + 120
         while len(self.decisions) < answered:
             assert time.monotonic() < deadline, f"only {len(self.decisions)} answered"
+            time.sleep(0.05)
+
+    def wait_for_recovery(self, scored: int) -> None:
+        """Until ``scored`` of the hot account's decisions in this phase had its state again."""
+        deadline = time.monotonic() + 60
+        while self.hot_scored_in[self.phase] < scored:
+            assert time.monotonic() < deadline, f"the hot account still degraded 60 s into {self.phase!r}"
             time.sleep(0.05)
 
     def stop(self) -> None:
@@ -133,6 +143,8 @@ def test_a_master_killed_and_a_slot_moved_under_load(
                 load.phase = "after the move"
                 assert cluster.master_of(slot_of(hot)).port == other.port
                 load.wait_for(len(load.decisions) + PHASE_CALLS)
+                # Failover over: the hot account is scored with its state again, not degraded for good.
+                load.wait_for_recovery(PHASE_CALLS)
             finally:
                 load.stop()
                 for future in running:
@@ -156,7 +168,10 @@ def test_a_master_killed_and_a_slot_moved_under_load(
     hot_state = account_state(redis_cluster_url, hot, cluster=True)
     lost = (answered[hot] - degraded[hot]) - (hot_state.count if hot_state else 0)
     print(f"hot account: {answered[hot]} decisions, {degraded[hot]} degraded, at least {max(lost, 0)} lost")
-    print(f"degraded decisions by phase: {dict(load.degraded_in)}")
+    print(
+        f"degraded decisions by phase: {dict(load.degraded_in)}; hot account scored with its state by phase: "
+        f"{dict(load.hot_scored_in)}"
+    )
     assert lost <= HOT_CALLERS  # at most what was in flight when its master died
 
     summary = rebuild(redis_cluster_url, database_url)
