@@ -42,7 +42,7 @@ from sentinel.bench.grpc_bench import BenchError, build_payload, measure
 from sentinel.bench.measurement import LoadSettings, ServerCounts, percentiles_ms
 from sentinel.bench.payloads import DEFAULT_ACCOUNTS, DEFAULT_SEED, load_paysim
 from sentinel.bench.report import machine_description, plot_latency, record_summaries, result_fields
-from sentinel.bench.scale import SATURATED_BELOW, choose_tool
+from sentinel.bench.scale import SATURATED_BELOW, choose_tool, optional_path
 from sentinel.bench.scenarios import SCENARIOS
 from sentinel.bench.server_metrics import scrape_sample, scrape_server_counts
 from sentinel.bench.topology import dispatcher_pids
@@ -533,10 +533,6 @@ def _positive(text: str) -> int:
     return value
 
 
-def _optional_path(text: str) -> Path | None:
-    return Path(text) if text else None
-
-
 def register(bench_subparsers: Any) -> None:
     """Add ``sentinel bench events``."""
     parser = bench_subparsers.add_parser(
@@ -585,13 +581,13 @@ def register(bench_subparsers: Any) -> None:
     parser.add_argument("--json", action="store_true", help="print the run as one JSON document")
     parser.add_argument(
         "--results",
-        type=_optional_path,
+        type=optional_path,
         default=Path("bench/RESULTS.md"),
         help="Markdown file the results are appended to (default bench/RESULTS.md; '' for none)",
     )
     parser.add_argument(
         "--plot-dir",
-        type=_optional_path,
+        type=optional_path,
         default=Path("bench/plots"),
         help="where the latency plot goes (default bench/plots; '' for none)",
     )

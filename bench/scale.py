@@ -294,7 +294,8 @@ def _run(args: argparse.Namespace) -> int:
     return 1 if any(r["status_check"]["problems"] for r in records) else 0
 
 
-def _optional_path(text: str) -> Path | None:
+def optional_path(text: str) -> Path | None:
+    """An option's path, or None for '' (the benchmarks' "write nowhere")."""
     return Path(text) if text else None
 
 
@@ -385,19 +386,19 @@ def register(bench_subparsers: Any) -> None:
     parser.add_argument("--json", action="store_true", help="print the model document as JSON")
     parser.add_argument(
         "--model-file",
-        type=_optional_path,
+        type=optional_path,
         default=Path("bench/capacity_model.json"),
         help="where the JSON model goes (default bench/capacity_model.json; '' for nowhere)",
     )
     parser.add_argument(
         "--results",
-        type=_optional_path,
+        type=optional_path,
         default=Path("bench/RESULTS.md"),
         help="Markdown file the results are appended to (default bench/RESULTS.md; '' for none)",
     )
     parser.add_argument(
         "--plot-dir",
-        type=_optional_path,
+        type=optional_path,
         default=Path("bench/plots"),
         help="where latency plots go (default bench/plots; '' for none)",
     )

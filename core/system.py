@@ -1,7 +1,8 @@
 """Operating-system helpers used by the server and by the development harness alike.
 
-A free loopback port (the supervisor's port 0, private services, test servers) and the kernel's
-parent-death signal (workers and private services must not outlive the process that started them).
+A free loopback port (the supervisor's port 0, private services, test servers), the kernel's
+parent-death signal (workers and private services must not outlive the process that started them) and
+the back-off before a supervisor restarts a child that died (workers, event dispatchers, REST gateway).
 """
 
 from __future__ import annotations
@@ -40,3 +41,24 @@ def with_parent_death_signal(signum: int) -> Callable[[], None]:
     """A ``preexec_fn`` applying ``die_with_parent`` to the child; it runs after the child's switch to
     another user (``Popen(user=...)``), which would clear the signal."""
     return functools.partial(die_with_parent, signum, os.getpid())
+
+
+RESTART_BACKOFF_MAX_S = 5.0
+RESTART_STABLE_AFTER_S = 60.0  # a child that ran this long restarts after the shortest wait again
+
+
+class RestartBackoff:
+    """How long a supervisor waits before restarting a child process that died: 0.2 s, doubling each time
+    the child dies again, up to RESTART_BACKOFF_MAX_S, so that a child failing at start-up does not
+    spin the machine."""
+
+    def __init__(self) -> None:
+        self._restarts: dict[object, int] = {}
+
+    def delay_s(self, child: object, lived_s: float | None = None) -> float:
+        """The wait before restarting ``child`` (any key naming it), which ran ``lived_s`` seconds; a
+        child that ran RESTART_STABLE_AFTER_S counts as stable and starts over (None: never)."""
+        stable = lived_s is not None and lived_s > RESTART_STABLE_AFTER_S
+        restarts = 1 if stable else self._restarts.get(child, 0) + 1
+        self._restarts[child] = restarts
+        return min(RESTART_BACKOFF_MAX_S, 0.1 * 2 ** min(restarts, 6))

@@ -20,12 +20,9 @@ import structlog
 
 from sentinel.config import Settings
 from sentinel.logs import configure_logging
-from sentinel.system import die_with_parent
+from sentinel.system import RestartBackoff, die_with_parent
 
 log = structlog.get_logger("sentinel.supervisor")
-
-RESTART_BACKOFF_MAX_S = 5.0
-STABLE_AFTER_S = 60.0
 
 
 def _dispatcher_main(settings: Settings, index: int) -> None:
@@ -71,7 +68,7 @@ class DispatcherProcesses:
         self._context = multiprocessing.get_context("spawn")
         self._processes: dict[int, BaseProcess] = {}
         self._started_at: dict[int, float] = {}
-        self._restarts: dict[int, int] = {}
+        self._backoff = RestartBackoff()
 
     def start(self) -> None:
         if self._count:
@@ -101,10 +98,7 @@ class DispatcherProcesses:
             process.join()
             if process.pid is not None:
                 forget_worker(process.pid)
-            lived = time.monotonic() - self._started_at[index]
-            restarts = 1 if lived > STABLE_AFTER_S else self._restarts.get(index, 0) + 1
-            self._restarts[index] = restarts
-            backoff = min(RESTART_BACKOFF_MAX_S, 0.1 * 2 ** min(restarts, 6))
+            backoff = self._backoff.delay_s(index, time.monotonic() - self._started_at[index])
             log.error(
                 "events_dispatcher_died", dispatcher=index, exitcode=process.exitcode, restart_in_s=backoff
             )

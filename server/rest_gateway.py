@@ -25,7 +25,7 @@ from pathlib import Path
 import structlog
 
 from sentinel.config import ConfigError, Settings
-from sentinel.system import with_parent_death_signal
+from sentinel.system import RestartBackoff, with_parent_death_signal
 
 log = structlog.get_logger("sentinel.rest")
 
@@ -37,7 +37,6 @@ BUILD_SCRIPT = REPOSITORY / "deploy" / "build-gateway.sh"
 DEV_REST_PORT = 8080
 BUILD_TIMEOUT_S = 600.0  # a first build downloads grpc-gateway and its dependencies
 STOP_TIMEOUT_S = 15.0  # the gateway gives calls in flight 10 s
-RESTART_BACKOFF_MAX_S = 5.0
 WILDCARD_HOSTS = ("", "0.0.0.0", "::", "[::]")
 
 
@@ -128,7 +127,7 @@ class RestGateway:
         scheme = "http" if settings.tls_cert_file is None else "https"
         self.url = f"{scheme}://{_bracketed(settings.host)}:{settings.rest_port}"
         self._process: subprocess.Popen[bytes] | None = None
-        self._restarts = 0
+        self._backoff = RestartBackoff()
 
     def start(self) -> None:
         """Start the gateway; it exits by itself (SIGTERM) if the supervisor dies."""
@@ -141,8 +140,7 @@ class RestGateway:
         """Called from the supervisor's loop: start the gateway again if it exited, with back-off."""
         if self._process is None or self._process.poll() is None:
             return
-        self._restarts += 1
-        backoff = min(RESTART_BACKOFF_MAX_S, 0.1 * 2 ** min(self._restarts, 6))
+        backoff = self._backoff.delay_s(self)
         log.error("rest_gateway_died", exitcode=self._process.returncode, restart_in_s=backoff)
         time.sleep(backoff)
         self.start()

@@ -27,12 +27,9 @@ from sentinel.server.metrics_export import forget_worker, prepare_multiprocess_d
 from sentinel.server.resources import prepare_database
 from sentinel.server.rest_gateway import RestGateway
 from sentinel.server.worker_restarts import WORKER_RESTARTS
-from sentinel.system import die_with_parent, free_port
+from sentinel.system import RestartBackoff, die_with_parent, free_port
 
 log = structlog.get_logger("sentinel.supervisor")
-
-RESTART_BACKOFF_MAX_S = 5.0
-STABLE_AFTER_S = 60.0  # a worker that ran this long restarts without back-off
 
 
 def refuse_taken_port(host: str, port: int, setting: str = "setting `port`, flag --port") -> None:
@@ -90,7 +87,7 @@ class Supervisor:
         self._workers: dict[int, BaseProcess] = {}
         self._ready: dict[int, Any] = {}  # multiprocessing.Event set once the worker serves
         self._started_at: dict[int, float] = {}
-        self._restarts: dict[int, int] = {}
+        self._backoff = RestartBackoff()
         self._stopping = False
         self._gateway: RestGateway | None = None  # the REST gateway, with rest_port (rest_gateway.py)
         self._dispatchers = DispatcherProcesses(settings)  # decision events, with events_enabled
@@ -164,10 +161,7 @@ class Supervisor:
             forget_worker(process.pid)
         if self._stopping:
             return
-        lived = time.monotonic() - self._started_at[worker_id]
-        restarts = 1 if lived > STABLE_AFTER_S else self._restarts.get(worker_id, 0) + 1
-        self._restarts[worker_id] = restarts
-        backoff = min(RESTART_BACKOFF_MAX_S, 0.1 * 2 ** min(restarts, 6))
+        backoff = self._backoff.delay_s(worker_id, time.monotonic() - self._started_at[worker_id])
         log.error("worker_died", worker=worker_id, exitcode=process.exitcode, restart_in_s=backoff)
         WORKER_RESTARTS.inc()
         time.sleep(backoff)
