@@ -11,6 +11,8 @@ operations: one call per batch, never a Python loop over rows.
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 import numpy as np
 import numpy.typing as npt
 
@@ -45,10 +47,6 @@ ROW_FIELDS: tuple[str, ...] = tuple(name for name in ROW_DTYPE.names or () if na
 Records = npt.NDArray[np.void]
 
 
-class RowsDecodeError(ValueError):
-    """Bytes that are not whole records of format ``ROWS_FORMAT``."""
-
-
 def encode_rows(columns: TransactionColumns) -> Records:
     """The batch's rows as records (one per row, same order); ``records.tobytes()`` is their bytes."""
     records = np.empty(len(columns), dtype=ROW_DTYPE)
@@ -58,14 +56,26 @@ def encode_rows(columns: TransactionColumns) -> Records:
     return records
 
 
-def decode_rows(data: bytes) -> Records:
-    """The records in ``data`` (whole records of format ROWS_FORMAT), without copying."""
-    if len(data) % ROW_SIZE:
-        raise RowsDecodeError(f"{len(data)} bytes are not whole {ROW_SIZE}-byte records")
-    records = np.frombuffer(data, dtype=ROW_DTYPE)
-    if len(records) and not (records["format"] == ROWS_FORMAT).all():
-        raise RowsDecodeError(f"records of another format than {ROWS_FORMAT}")
-    return records
+def decode_journals(journals: Iterable[bytes]) -> tuple[Records, npt.NDArray[np.intp], dict[int, str]]:
+    """The records of several journals, decoded together (one join, one view: a batch reads as many
+    journals as it has rows), the index of the journal each record came from, and why each journal
+    that is not whole records of format ``ROWS_FORMAT`` was left out."""
+    data = list(journals)
+    counts, partial = np.divmod(np.fromiter(map(len, data), dtype=np.intp, count=len(data)), ROW_SIZE)
+    unreadable = {
+        int(j): f"{len(data[j])} bytes are not whole {ROW_SIZE}-byte records" for j in np.flatnonzero(partial)
+    }
+    for j in unreadable:
+        counts[j], data[j] = 0, b""
+    records = np.frombuffer(b"".join(data), dtype=ROW_DTYPE)
+    owner = np.repeat(np.arange(len(data)), counts)
+    foreign = np.unique(owner[records["format"] != ROWS_FORMAT])
+    if not len(foreign):
+        return records, owner, unreadable
+    for j in foreign.tolist():
+        unreadable[j] = f"records of another format than {ROWS_FORMAT}"
+    kept = ~np.isin(owner, foreign)
+    return records[kept], owner[kept], unreadable
 
 
 def columns_of(records: Records, account_slot: npt.NDArray[np.int32]) -> TransactionColumns:

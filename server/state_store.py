@@ -27,6 +27,7 @@ A key that is already claimed is never appended: a retry or a reused key does no
 from __future__ import annotations
 
 import asyncio
+import struct
 import time
 from collections import defaultdict
 from collections.abc import Sequence
@@ -42,7 +43,7 @@ from redis.commands.core import AsyncScript
 from redis.crc import key_slot
 
 from sentinel.hotpath import StateDecodeError, TransactionColumns, build_features
-from sentinel.hotpath.rows import ROW_DTYPE, ROW_SIZE, Records, RowsDecodeError, columns_of, decode_rows
+from sentinel.hotpath.rows import ROW_SIZE, Records, columns_of, decode_journals
 from sentinel.ledger.records import FINGERPRINT_BYTES
 
 log = structlog.get_logger("sentinel.state")
@@ -52,36 +53,45 @@ _HEADER_BYTES = VERSION_BYTES + 2  # version + base length
 _PENDING = b"P"
 _DECIDED = b"D"
 
+# Both scripts take their values packed into four arguments rather than one argument per value: redis-py
+# encodes every argument with Python code of its own, which cost the workers more than the rest of the
+# state stage (decision 0011, "Packed arguments").
 _ADMIT_SCRIPT = """
 -- KEYS: the claim keys, then the account keys.
--- ARGV: claim ttl, state ttl, claim count C, account count A, the C pending claim values, then per
---       account: the index of its first claim in this call (its claims are consecutive), its row
---       count R (0: nothing to append), its R records concatenated (row r goes with claim first + r - 1;
---       first = 0: the claims were taken already, append every row).
+-- ARGV: claim ttl, state ttl, claim count C, account count A, the C claim values' lengths (4 bytes
+--       each, big-endian), the C pending claim values concatenated, per account its first claim's
+--       index in this call (its claims are consecutive) and its row count R (4 bytes each), and per
+--       account its R records, all concatenated (row r goes with claim first + r - 1; first = 0: the
+--       claims were taken already, append every row; R = 0: nothing to append).
 -- Returns {existing claim or false per claim key, what each account held before (or false)}.
 local claim_ttl, state_ttl = ARGV[1], ARGV[2]
 local claims, accounts = tonumber(ARGV[3]), tonumber(ARGV[4])
+local lengths, values, heads, records = ARGV[5], ARGV[6], ARGV[7], ARGV[8]
 local existing, taken = {}, {}
+local at = 1
 for i = 1, claims do
-  local value = redis.call('SET', KEYS[i], ARGV[4 + i], 'NX', 'GET', 'EX', claim_ttl)
+  local length = struct.unpack('>I4', lengths, 4 * i - 3)
+  local claim = string.sub(values, at, at + length - 1)
+  at = at + length
+  local value = redis.call('SET', KEYS[i], claim, 'NX', 'GET', 'EX', claim_ttl)
   existing[i] = value or false
   taken[i] = not value
 end
 local before = {}
-local a = 5 + claims
+at = 1
 for j = 1, accounts do
   local key = KEYS[claims + j]
   local value = redis.call('GET', key)
-  local first, count, records = tonumber(ARGV[a]), tonumber(ARGV[a + 1]), ARGV[a + 2]
-  a = a + 3
-  local rows = records
+  local first, count = struct.unpack('>I4I4', heads, 8 * j - 7)
+  local rows = string.sub(records, at, at + count * ROW - 1)
   if first > 0 then
     local kept = {}
     for r = 1, count do
-      if taken[first + r - 1] then kept[#kept + 1] = string.sub(records, (r - 1) * ROW + 1, r * ROW) end
+      if taken[first + r - 1] then kept[#kept + 1] = string.sub(rows, (r - 1) * ROW + 1, r * ROW) end
     end
     rows = table.concat(kept)
   end
+  at = at + count * ROW
   if #rows > 0 then
     if value then
       redis.call('APPEND', key, rows)
@@ -96,27 +106,37 @@ return {existing, before}
 
 _SETTLE_SCRIPT = """
 -- KEYS: claim keys, then account keys.
--- ARGV: claim ttl, state ttl, claim count C, account count A, the C claim values, then per account:
---       the version its batch read (zeros: none; a missing value then is created), the new header +
---       base, the journal bytes that base covers.
+-- ARGV: claim ttl, state ttl, claim count C, account count A, the C claim values' lengths (4 bytes
+--       each, big-endian), the C claim values concatenated, per account the version its batch read
+--       (8 bytes; zeros: none, and a missing value then is created), the length of its new header +
+--       base and the journal bytes that base covers (4 bytes each), and the accounts' new headers +
+--       bases, concatenated.
 local claim_ttl, state_ttl = ARGV[1], ARGV[2]
 local claims, accounts = tonumber(ARGV[3]), tonumber(ARGV[4])
-for i = 1, claims do redis.call('SET', KEYS[i], ARGV[4 + i], 'EX', claim_ttl) end
+local lengths, values, heads, bases = ARGV[5], ARGV[6], ARGV[7], ARGV[8]
+local at = 1
+for i = 1, claims do
+  local length = struct.unpack('>I4', lengths, 4 * i - 3)
+  redis.call('SET', KEYS[i], string.sub(values, at, at + length - 1), 'EX', claim_ttl)
+  at = at + length
+end
 local folded = 0
-local a = 5 + claims
+at = 1
 for j = 1, accounts do
   local key = KEYS[claims + j]
+  local version = string.sub(heads, 16 * j - 15, 16 * j - 8)
+  local length, covered = struct.unpack('>I4I4', heads, 16 * j - 7)
   local current = redis.call('GET', key)
-  if (current and string.sub(current, 1, 8) or NO_VERSION) == ARGV[a] then
+  if (current and string.sub(current, 1, 8) or NO_VERSION) == version then
     local rest = ''
     if current then
       local base_length = string.byte(current, 9) * 256 + string.byte(current, 10)
-      rest = string.sub(current, 11 + base_length + tonumber(ARGV[a + 2]))
+      rest = string.sub(current, 11 + base_length + covered)
     end
-    redis.call('SET', key, ARGV[a + 1] .. rest, 'EX', state_ttl)
+    redis.call('SET', key, string.sub(bases, at, at + length - 1) .. rest, 'EX', state_ttl)
     folded = folded + 1
   end
-  a = a + 3
+  at = at + length
 end
 return folded
 """.replace("NO_VERSION", f"string.rep(string.char(0), {VERSION_BYTES})")
@@ -211,29 +231,44 @@ class Fold:
     rows: int
 
 
+_ADMIT_HEAD = struct.Struct(">II")  # an account's first claim in the call, its row count
+_SETTLE_HEAD = struct.Struct(f">{VERSION_BYTES}sII")  # version read, new header + base length, covered
+
+
 @dataclass(slots=True)
 class _Call:
-    """The keys and arguments of one script call (one hash slot in a cluster)."""
+    """The keys and arguments of one script call (one hash slot in a cluster): the claims' keys and
+    values, and per account its key, a fixed-size head and its data (see the scripts)."""
 
     claim_keys: list[str] = field(default_factory=list)
     claim_values: list[bytes] = field(default_factory=list)
     accounts: list[str] = field(default_factory=list)
-    account_args: list[bytes | int] = field(default_factory=list)
+    account_heads: list[bytes] = field(default_factory=list)
+    account_data: list[bytes] = field(default_factory=list)
 
-    def add_claim(self, key: str, value: bytes) -> int:
-        """Add a claim; its 1-based index in this call."""
+    def add_claim(self, key: str, value: bytes) -> None:
         self.claim_keys.append(claim_key(key))
         self.claim_values.append(value)
-        return len(self.claim_keys)
 
-    def add_account(self, account_id: str, *args: bytes | int) -> None:
+    def add_account(self, account_id: str, head: bytes, data: bytes) -> None:
         self.accounts.append(account_id)
-        self.account_args.extend(args)
+        self.account_heads.append(head)
+        self.account_data.append(data)
 
     def keys_and_args(self, claim_ttl: int, state_ttl: int) -> tuple[list[str], list[bytes | int]]:
+        claims = len(self.claim_keys)
         keys = self.claim_keys + [state_key(account) for account in self.accounts]
-        args: list[bytes | int] = [claim_ttl, state_ttl, len(self.claim_keys), len(self.accounts)]
-        return keys, args + self.claim_values + self.account_args
+        lengths = struct.pack(f">{claims}I", *map(len, self.claim_values))
+        return keys, [
+            claim_ttl,
+            state_ttl,
+            claims,
+            len(self.accounts),
+            lengths,
+            b"".join(self.claim_values),
+            b"".join(self.account_heads),
+            b"".join(self.account_data),
+        ]
 
 
 def next_header(version: bytes, state: bytes) -> bytes:
@@ -268,7 +303,7 @@ class AccountStateStore:
             for account, members in by_account.items():
                 appended = b"".join(rows[i].record for i in members if rows[i].claim and taken[i] is None)
                 call = calls[self._slot(state_key(account))]
-                call.add_account(account, 0, len(appended) // ROW_SIZE, appended)
+                call.add_account(account, _ADMIT_HEAD.pack(0, len(appended) // ROW_SIZE), appended)
             results = await asyncio.gather(*(self._run(self._admit, call) for call in calls.values()))
             found = {
                 account: value
@@ -281,7 +316,8 @@ class AccountStateStore:
         for account, members in by_account.items():
             mine = [i for i in members if rows[i].claim]
             first = len(claimed) + 1 if mine else 0
-            call.add_account(account, first, len(mine), b"".join(rows[i].record for i in mine))
+            records = b"".join(rows[i].record for i in mine)
+            call.add_account(account, _ADMIT_HEAD.pack(first, len(mine)), records)
             claimed += mine
         call.claim_keys = [claim_key(rows[i].idempotency_key) for i in claimed]
         call.claim_values = [pending_claim(rows[i].fingerprint, admitted_at) for i in claimed]
@@ -319,11 +355,9 @@ class AccountStateStore:
             call.claim_keys = [claim_key(key) for key, _ in claims]
             call.claim_values = [value for _, value in claims]
         for fold in folds:
+            base = next_header(fold.version, fold.state) + fold.state
             calls[self._slot(state_key(fold.account_id))].add_account(
-                fold.account_id,
-                fold.version,
-                next_header(fold.version, fold.state) + fold.state,
-                fold.rows * ROW_SIZE,
+                fold.account_id, _SETTLE_HEAD.pack(fold.version, len(base), fold.rows * ROW_SIZE), base
             )
         if not calls:
             return 0
@@ -360,23 +394,12 @@ def journal_rows(
 ) -> tuple[Records, npt.NDArray[np.int32]]:
     """Journals as records, in order, with the account slot of each (``slot_of``). A journal that is
     not readable (another build's record format) is logged and skipped: the next fold drops it."""
-    parts: list[Records] = []
-    slots: list[npt.NDArray[np.int32]] = []
-    for account, journal in journals.items():
-        if not journal:
-            continue
-        try:
-            records = decode_rows(journal)
-        except RowsDecodeError as exc:
-            log.error("journal_unreadable", account_id=account, error=str(exc))
-            continue
-        parts.append(records)
-        slots.append(np.full(len(records), slot_of[account], dtype=np.int32))
-    if not parts:
-        return np.empty(0, dtype=ROW_DTYPE), np.empty(0, dtype=np.int32)
-    if len(parts) == 1:
-        return parts[0], slots[0]
-    return np.concatenate(parts), np.concatenate(slots)
+    accounts = list(journals)
+    records, owner, unreadable = decode_journals(journals.values())
+    for j, error in unreadable.items():
+        log.error("journal_unreadable", account_id=accounts[j], error=error)
+    slots = np.fromiter((slot_of[account] for account in accounts), dtype=np.int32, count=len(accounts))
+    return records, slots[owner]
 
 
 def features_and_states(

@@ -15,6 +15,7 @@ from redis.asyncio import Redis
 from redis.asyncio.cluster import RedisCluster
 from redis.crc import key_slot
 from server_helpers import RedisTarget
+from structlog.testing import capture_logs
 
 from sentinel.hotpath import TransactionColumnsBuilder, decode_state
 from sentinel.hotpath.rows import ROW_SIZE, columns_of, encode_rows
@@ -178,6 +179,24 @@ async def test_records_round_trip_through_redis(client: Redis | RedisCluster) ->
     records, slots = journal_rows({"a": admission.accounts["a"].journal}, {"a": 0})
     assert records.tobytes() == b"".join(r.record for r in rows)
     assert len(rows[0].record) == ROW_SIZE and list(slots) == [0, 0, 0]
+
+
+def test_unreadable_journals_are_skipped_and_the_others_kept() -> None:
+    """Journals are decoded together; one that is not whole records, or holds a record of another
+    format (another build's), is left out with its account named in the log, the rest keep their
+    rows and slots in order."""
+    good = [admit_row("a", amount=float(i + 1)).record for i in range(3)]
+    foreign = bytearray(admit_row("c").record)
+    foreign[0] = 99  # the format byte
+    journals = {"a": good[0] + good[1], "b": good[2][:-1], "c": good[2] + bytes(foreign), "d": good[2]}
+    with capture_logs() as logs:
+        records, slots = journal_rows(journals, {"a": 3, "b": 2, "c": 1, "d": 0})
+    assert records.tobytes() == good[0] + good[1] + good[2]
+    assert slots.tolist() == [3, 3, 0]
+    assert sorted(entry["account_id"] for entry in logs if entry["event"] == "journal_unreadable") == [
+        "b",
+        "c",
+    ]
 
 
 async def test_many_accounts_and_reused_keys_across_slots(client: Redis | RedisCluster) -> None:
