@@ -46,18 +46,18 @@ class LedgerSink(Protocol):
 def ledger_record(request: ScoringRequest, decided: Decided) -> LedgerRecord:
     """The ledger record of a decision, from what the decoder and the outcome stage computed for it."""
     block, row = request.block, request.row
-    return LedgerRecord(
-        transaction_id=block.transaction_ids[row],
-        idempotency_key=block.idempotency_keys[row],
-        fingerprint=block.fingerprints[row],
-        account_id=block.account_ids[row],
-        counterparty_id=block.counterparty_ids[row],
-        amount=Decimal(block.amounts[row]),
-        currency=block.currencies[row],
-        outcome=OUTCOME_NAMES[decided.outcome],
-        risk_score=decided.risk_score,
-        transaction_bytes=block.transaction_bytes[row],
-        decision_bytes=decided.decision,
+    return LedgerRecord.from_validated(
+        block.transaction_ids[row],
+        block.idempotency_keys[row],
+        block.fingerprints[row],
+        block.account_ids[row],
+        block.counterparty_ids[row],
+        Decimal(block.amounts[row]),
+        block.currencies[row],
+        OUTCOME_NAMES[decided.outcome],
+        decided.risk_score,
+        block.transaction_bytes[row],
+        decided.decision,
     )
 
 

@@ -17,6 +17,7 @@ import hashlib
 import math
 import string
 from collections.abc import Callable, Sequence
+from dataclasses import replace
 from typing import Any
 from unittest import mock
 
@@ -41,6 +42,9 @@ from sentinel.hotpath._wire import transaction_is_canonical
 from sentinel.hotpath.columns import _DTYPES
 from sentinel.server import validate
 from sentinel.server.errors import InvalidTransaction
+from sentinel.server.outcome import OUTCOME_NAMES
+from sentinel.server.requests import Decided, ScoringRequest
+from sentinel.server.stage_record import ledger_record
 from sentinel.server.validate import validate_transaction
 from sentinel.server.wire_columns import append_transaction
 from sentinel.v1 import scoring_pb2, transaction_pb2
@@ -600,6 +604,20 @@ def test_valid_transactions_are_all_rows(messages: list[transaction_pb2.Transact
     with mock.patch.object(_wire, "canonical_transaction", side_effect=AssertionError("slow path")):
         decoded = check_batch(body)
     assert decoded is not None and not decoded.errors and len(decoded.columns) == len(messages)
+
+
+@PARITY
+@given(st.lists(transactions(), min_size=1, max_size=6), st.sampled_from(sorted(OUTCOME_NAMES)))
+def test_decoded_rows_make_ledger_records_that_pass_the_records_own_checks(
+    messages: list[transaction_pb2.Transaction], outcome: int
+) -> None:
+    """The scoring path builds its ledger records without checking them again
+    (``LedgerRecord.from_validated``): whatever the decoder lets through, the record's checks accept."""
+    body = batch_body([m.SerializeToString(deterministic=True) for m in messages])
+    decoded = WireDecoder(EXPONENTS, SKEW).decode_batch(body, NOW)
+    for row in range(len(decoded.transaction_ids)):
+        record = ledger_record(ScoringRequest(decoded, row), Decided(b"\x08\x01", outcome, 0.25, False, "v1"))
+        assert replace(record) == record  # replace() builds it again through every check
 
 
 @PARITY
