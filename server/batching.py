@@ -13,17 +13,27 @@ import asyncio
 import contextlib
 import time
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass
 from typing import Generic, TypeVar
 
 Item = TypeVar("Item")
 Result = TypeVar("Result")
 
 
-@dataclass(slots=True)
-class _Pending(Generic[Item, Result]):
-    item: Item
-    future: asyncio.Future[Result]
+class _Group(Generic[Result]):
+    """The items of one submission: one future for all their results, set when the last one is in."""
+
+    __slots__ = ("future", "remaining", "results")
+
+    def __init__(self, future: asyncio.Future[list[Result]], size: int) -> None:
+        self.future = future
+        self.results: list[Result | None] = [None] * size
+        self.remaining = size
+
+    def resolve(self, index: int, result: Result) -> None:
+        self.results[index] = result
+        self.remaining -= 1
+        if not self.remaining and not self.future.done():
+            self.future.set_result(self.results)  # type: ignore[arg-type]  # every slot is filled now
 
 
 class BatcherClosed(RuntimeError):
@@ -133,7 +143,10 @@ class Coalescer(Generic[Item]):
 
 
 class MicroBatcher(Generic[Item, Result]):
-    """Runs ``process(items, waits) -> results`` (same length, same order) over coalesced submissions."""
+    """Runs ``process(items, waits) -> results`` (same length, same order) over coalesced submissions.
+
+    A submission (one call's transactions) gets one future for all its items, not one per item: a future
+    costs a callback scheduled on the event loop when it is set, and a batch holds hundreds of items."""
 
     def __init__(
         self,
@@ -144,7 +157,7 @@ class MicroBatcher(Generic[Item, Result]):
         max_in_flight: int,
     ) -> None:
         self._process = process
-        self._batches: Coalescer[_Pending[Item, Result]] = Coalescer(
+        self._batches: Coalescer[tuple[Item, _Group[Result], int]] = Coalescer(
             self._run, max_size=max_size, max_wait_s=max_wait_s, max_in_flight=max_in_flight
         )
 
@@ -154,26 +167,26 @@ class MicroBatcher(Generic[Item, Result]):
 
     async def submit(self, item: Item) -> Result:
         """Queue one item and wait for its result (or its exception)."""
-        return await self.submit_many([item])[0]
+        (result,) = await self.submit_many([item])
+        return result
 
-    def submit_many(self, items: Sequence[Item]) -> list[asyncio.Future[Result]]:
-        """Queue several items at once (e.g. one ScoreBatch call); one future per item, same order."""
-        create_future = asyncio.get_running_loop().create_future
-        pending: list[_Pending[Item, Result]] = [_Pending(item, create_future()) for item in items]
-        self._batches.add_many(pending)
-        return [p.future for p in pending]
+    def submit_many(self, items: Sequence[Item]) -> asyncio.Future[list[Result]]:
+        """Queue several items at once (e.g. one ScoreBatch call); one future for their results, in the
+        same order, or for the exception of a batch that failed."""
+        group: _Group[Result] = _Group(asyncio.get_running_loop().create_future(), len(items))
+        self._batches.add_many([(item, group, index) for index, item in enumerate(items)])
+        return group.future
 
-    async def _run(self, batch: list[_Pending[Item, Result]], waits: list[float]) -> None:
+    async def _run(self, batch: list[tuple[Item, _Group[Result], int]], waits: list[float]) -> None:
         try:
-            results = await self._process([pending.item for pending in batch], waits)
+            results = await self._process([item for item, _, _ in batch], waits)
         except Exception as exc:  # the whole batch failed: every caller gets the error
-            for pending in batch:
-                if not pending.future.done():
-                    pending.future.set_exception(exc)
+            for _, group, _ in batch:
+                if not group.future.done():
+                    group.future.set_exception(exc)
             return
-        for pending, result in zip(batch, results, strict=True):
-            if not pending.future.done():
-                pending.future.set_result(result)
+        for (_, group, index), result in zip(batch, results, strict=True):
+            group.resolve(index, result)
 
     async def close(self) -> None:
         """Stop taking items, process what is queued, wait for batches in flight."""

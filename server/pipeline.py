@@ -50,10 +50,12 @@ ORIGINAL_POLL_MAX_S = 0.05
 
 
 class _InFlight(NamedTuple):
-    """A request being decided in this worker; duplicates of its key wait for its future."""
+    """A request being decided in this worker; duplicates of its key wait for its submission's future
+    and read the result at ``position``."""
 
     fingerprint: bytes
-    future: asyncio.Future[BatchResult]
+    future: asyncio.Future[list[BatchResult]]
+    position: int
 
 
 class ScoringPipeline:
@@ -96,27 +98,34 @@ class ScoringPipeline:
         """One decision (or rejection) per valid row of ``transactions``, in row order, each recorded as
         requested by ``caller``."""
         until = math.inf if deadline is None else deadline
-        rows = range(len(transactions.transaction_ids))
-        requests = [ScoringRequest(transactions, row, until, False, caller) for row in rows]
+        requests = [
+            ScoringRequest(transactions, row, until, False, caller)
+            for row in range(len(transactions.transaction_ids))
+        ]
         in_flight = self._in_flight
-        fresh: dict[str, ScoringRequest] = {}
-        for request in requests:
-            key = request.idempotency_key
+        keys = transactions.idempotency_keys
+        fresh: dict[str, int] = {}  # key -> its request's index among those submitted now
+        for row, key in enumerate(keys):
             if key not in in_flight and key not in fresh:
-                fresh[key] = request
-        futures = self._batcher.submit_many(list(fresh.values())) if fresh else []
-        for (key, request), future in zip(fresh.items(), futures, strict=True):
-            entry = _InFlight(request.fingerprint, future)
-            in_flight[key] = entry
-            future.add_done_callback(functools.partial(self._release, key, entry))
-        entries = [(request, in_flight[request.idempotency_key]) for request in requests]
+                fresh[key] = row
+        if fresh:
+            submitted = [requests[row] for row in fresh.values()]
+            future = self._batcher.submit_many(submitted)
+            for index, (key, row) in enumerate(fresh.items()):
+                in_flight[key] = _InFlight(requests[row].fingerprint, future, index)
+            future.add_done_callback(functools.partial(self._release, list(fresh)))
+        entries = [in_flight[key] for key in keys]
+        answered: dict[asyncio.Future[list[BatchResult]], list[BatchResult]] = {}
+        for entry in entries:
+            if entry.future not in answered:
+                # shield: a caller that gives up must not cancel the work others wait for too
+                answered[entry.future] = await asyncio.shield(entry.future)
         results: list[Result] = []
-        for request, entry in entries:
-            # shield: a caller that gives up must not cancel the work others wait for too
-            result = await asyncio.shield(entry.future)
+        for row, (request, entry) in enumerate(zip(requests, entries, strict=True)):
+            result = answered[entry.future][entry.position]
             if isinstance(result, AwaitingOriginal):
                 result = await self._after_original(request, result)
-            elif fresh.get(request.idempotency_key) is not request:
+            elif fresh.get(request.idempotency_key) != row:
                 result = self._follow(request, entry.fingerprint, result)
             results.append(result)
         return results
@@ -132,15 +141,17 @@ class ScoringPipeline:
             if not takeover:
                 await asyncio.sleep(pause)
                 pause = min(pause * 2, ORIGINAL_POLL_MAX_S)
-            (future,) = self._batcher.submit_many([request._replace(takeover=takeover)])
-            result = await future
+            result = await self._batcher.submit(request._replace(takeover=takeover))
             if not isinstance(result, AwaitingOriginal):
                 return result
             pending = result
 
-    def _release(self, key: str, entry: _InFlight, _future: object) -> None:
-        if self._in_flight.get(key) is entry:
-            del self._in_flight[key]
+    def _release(self, keys: list[str], future: asyncio.Future[list[BatchResult]]) -> None:
+        in_flight = self._in_flight
+        for key in keys:
+            entry = in_flight.get(key)
+            if entry is not None and entry.future is future:
+                del in_flight[key]
 
     @staticmethod
     def _follow(request: ScoringRequest, first_fingerprint: bytes, first: Result) -> Result:

@@ -70,10 +70,10 @@ async def test_submit_many_and_failures_reach_every_caller() -> None:
 
     batcher: MicroBatcher[int, int] = MicroBatcher(failing, max_size=4, max_wait_s=0.001, max_in_flight=1)
     batcher.start()
-    futures = batcher.submit_many([1, 2, 3])
+    futures = [batcher.submit_many([1, 2, 3]), batcher.submit_many([4])]  # one future per submission
     for future in futures:
         with pytest.raises(RuntimeError, match="redis exploded"):
             await future
     await batcher.close()
     with pytest.raises(BatcherClosed):
-        batcher.submit_many([4])
+        batcher.submit_many([5])
