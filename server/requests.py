@@ -49,6 +49,19 @@ class Decided(NamedTuple):
     replayed: bool = False
     shadow: ShadowOpinion | None = None
 
+    def recorded_as(self, ledger_sequence: int) -> Decided:
+        """This decision with its ledger sequence (half the cost of ``_replace``, once per decision)."""
+        return Decided(
+            self.decision,
+            self.outcome,
+            self.risk_score,
+            self.degraded,
+            self.model_version,
+            ledger_sequence,
+            self.replayed,
+            self.shadow,
+        )
+
 
 Result = Decided | Rejection
 

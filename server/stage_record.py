@@ -113,7 +113,7 @@ class RecordStage:
                 assert ack.stored_decision is not None
                 decided = stored_decision(ack.stored_decision, ack.sequence)
             else:
-                decided = decided._replace(ledger_sequence=ack.sequence)
+                decided = decided.recorded_as(ack.sequence)
             batch.results[i] = decided
             replays += decided.replayed
             outcomes[decided.outcome] = outcomes.get(decided.outcome, 0) + 1

@@ -1125,3 +1125,13 @@ def test_response_builders_check_their_inputs() -> None:
     assert score_batch_response(np.array([2], np.uint8), [b"\xff"], one, flag) == b"\x0a\x03\x12\x01\xff"
     with pytest.raises(ValueError, match="transaction ids"):
         stream_responses([], np.array([1], np.uint8), [b""], one, flag)
+
+
+@given(st.integers(min_value=-(2**63), max_value=2**63 - 1))
+def test_a_claims_sequence_field_is_what_protobuf_serializes(sequence: int) -> None:
+    """The settle stage appends ``ledger_sequence`` to stored decisions with bytes of its own making."""
+    expected = decision_pb2.Decision(ledger_sequence=sequence).SerializeToString()
+    assert _sequence_field(sequence) == expected
+    assert (
+        decision_pb2.Decision.FromString(b"\x08\x01" + _sequence_field(sequence)).ledger_sequence == sequence
+    )
