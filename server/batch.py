@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 
 import grpc
 import numpy as np
+import numpy.typing as npt
 
 from sentinel.hotpath import DecodedTransactions, TransactionColumns
 from sentinel.hotpath.respond import Callers
@@ -84,6 +85,10 @@ class ScoringBatch:
     """One micro-batch: the requests and, by row, what each stage found."""
 
     requests: list[ScoringRequest]
+    transaction_ids: list[str] = field(init=False)  # by row, as are the next three
+    idempotency_keys: list[str] = field(init=False)
+    fingerprints: list[bytes] = field(init=False)
+    takeovers: npt.NDArray[np.bool_] = field(init=False)
     columns: TransactionColumns = field(init=False)
     accounts: list[str] = field(init=False)  # account_slot -> account id
     callers: Callers = field(init=False)  # who asked for each row
@@ -99,7 +104,21 @@ class ScoringBatch:
     deadline: float = field(init=False)  # the earliest of its callers' deadlines
 
     def __post_init__(self) -> None:
-        self.columns, self.accounts, self.callers = batch_columns(self.requests)
+        requests = self.requests
+        block = requests[0].block
+        if len(requests) == len(block.transaction_ids) and all(
+            request.block is block and request.row == row for row, request in enumerate(requests)
+        ):  # one whole call, the usual case: its lists are the batch's
+            self.transaction_ids, self.idempotency_keys = block.transaction_ids, block.idempotency_keys
+            self.fingerprints = block.fingerprints
+        else:
+            self.transaction_ids = [request.transaction_id for request in requests]
+            self.idempotency_keys = [request.idempotency_key for request in requests]
+            self.fingerprints = [request.fingerprint for request in requests]
+        self.takeovers = np.fromiter(
+            (request.takeover for request in requests), dtype=np.bool_, count=len(requests)
+        )
+        self.columns, self.accounts, self.callers = batch_columns(requests)
         self.results = [None] * len(self.requests)
         self.decided_at_ns = time.time_ns()
         self.deadline = min(request.deadline for request in self.requests)

@@ -233,7 +233,7 @@ async def _settle_account(
 
 def _records(account: str, journal: bytes) -> Records:
     """The rows of an account's ``journal`` (an unreadable journal is skipped, as the service does)."""
-    records, _ = journal_rows({account: journal}, {account: 0})
+    records, _ = journal_rows([journal], [account])
     return records
 
 

@@ -104,7 +104,7 @@ class RecordStage:
         replays = 0
         for i, record, ack in zip(rows, records, acks, strict=True):
             if ack.conflict:
-                batch.results[i] = key_reused(batch.requests[i].idempotency_key)
+                batch.results[i] = key_reused(batch.idempotency_keys[i])
                 batch.owners[i] = (ack.stored_fingerprint, ack.stored_decision)
                 continue
             decided = batch.results[i]

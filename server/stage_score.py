@@ -79,12 +79,8 @@ class ScoreStage:
         """The admitted rows on the state Redis placed before them, takeovers on the state after them,
         and the folds the state stage settles."""
         started = time.perf_counter()
-        accounts = admission.accounts
-        slot_of = {account: slot for slot, account in enumerate(batch.accounts)}
-        states: list[bytes | None] = [accounts[account].base for account in batch.accounts]
-        prefix_records, prefix_slots = journal_rows(
-            {account: accounts[account].journal for account in batch.accounts}, slot_of
-        )
+        versions, states, journals = admission.split()
+        prefix_records, prefix_slots = journal_rows(journals, batch.accounts)
         prefix = len(prefix_records)
         own = np.asarray(admitted, dtype=np.intp)
         if not prefix and len(admitted) == len(batch.requests):
@@ -103,12 +99,12 @@ class ScoreStage:
             taken = batch.columns.take(rows)
             takeover_features, _ = features_and_states(taken, list(new_states))
             self._decide(batch, rows, takeover_features, taken)
-        appended = np.bincount(batch.columns.account_slot[own], minlength=len(batch.accounts)).tolist()
-        for account, slot in slot_of.items():
-            value, state = accounts[account], new_states[slot]
-            journal_length = len(value.journal) // ROW_SIZE + appended[slot]
-            if journal_length and state is not None:
-                batch.folds.append(Fold(account, value.version, state, journal_length))
+        journal_lengths = np.fromiter(map(len, journals), dtype=np.intp, count=len(journals)) // ROW_SIZE
+        journal_lengths += np.bincount(batch.columns.account_slot[own], minlength=len(batch.accounts))
+        for slot in np.flatnonzero(journal_lengths).tolist():
+            state = new_states[slot]
+            if state is not None:
+                batch.folds.append(Fold(batch.accounts[slot], versions[slot], state, journal_lengths[slot]))
 
     def _table(self, rule_set: CompiledRuleSet) -> RuleTable:
         if self._tables is None or self._tables[0] is not rule_set:
@@ -147,12 +143,13 @@ class ScoreStage:
             after_model = after_shadow
 
         review, decline = self._settings.review_threshold, self._settings.decline_threshold
-        requests = batch.requests
-        ids = [requests[i].transaction_id for i in rows]
+        ids, keys = batch.transaction_ids, batch.idempotency_keys
+        if len(rows) < len(ids):
+            ids, keys = [ids[i] for i in rows.tolist()], [keys[i] for i in rows.tolist()]
         encoded = encode_decisions(
             self._table(rule_set),
             ids,
-            [requests[i].idempotency_key for i in rows],
+            keys,
             scores,
             matches,
             model.metadata.thresholds.review if review is None else review,

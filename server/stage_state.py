@@ -17,13 +17,13 @@ import time
 import structlog
 
 from sentinel.config import Settings
-from sentinel.hotpath.rows import ROW_SIZE, encode_rows
+from sentinel.hotpath.rows import encode_rows
 from sentinel.server import metrics
 from sentinel.server.batch import ScoringBatch
 from sentinel.server.budget import within_budget
 from sentinel.server.redis_errors import REDIS_FAILURES
 from sentinel.server.requests import AwaitingOriginal, Decided, key_reused
-from sentinel.server.state_store import AccountStateStore, Admission, AdmitRow, Claim, decided_claim
+from sentinel.server.state_store import AccountStateStore, Admission, AdmitColumns, Claim, decided_claim
 from sentinel.server.stored_decisions import sequence_field, stored_decision
 
 log = structlog.get_logger("sentinel.pipeline")
@@ -55,17 +55,14 @@ class StateStage:
         within its budget; the batch is scored degraded)."""
         assert self._store is not None
         batch.records = encode_rows(batch.columns)
-        records = batch.records.tobytes()
-        rows = [
-            AdmitRow(
-                request.account_id,
-                request.idempotency_key,
-                request.fingerprint,
-                records[i * ROW_SIZE : (i + 1) * ROW_SIZE],
-                not request.takeover,
-            )
-            for i, request in enumerate(batch.requests)
-        ]
+        rows = AdmitColumns(
+            batch.accounts,
+            batch.columns.account_slot,
+            batch.idempotency_keys,
+            batch.fingerprints,
+            batch.records,
+            ~batch.takeovers,
+        )
         started = time.perf_counter()
         try:
             admission = await within_budget(self._store.admit(rows), self._budget_s)
@@ -84,13 +81,14 @@ class StateStage:
         and the takeovers, which are to be scored."""
         admitted: list[int] = []
         takeovers: list[int] = []
-        for i, (request, claim) in enumerate(zip(batch.requests, claims, strict=True)):
-            if request.takeover:
+        keys, fingerprints = batch.idempotency_keys, batch.fingerprints
+        for i, (takeover, claim) in enumerate(zip(batch.takeovers.tolist(), claims, strict=True)):
+            if takeover:
                 takeovers.append(i)
             elif claim is None:
                 admitted.append(i)
-            elif claim.fingerprint != request.fingerprint:
-                batch.results[i] = key_reused(request.idempotency_key)
+            elif claim.fingerprint != fingerprints[i]:
+                batch.results[i] = key_reused(keys[i])
             elif claim.decision is None:
                 batch.results[i] = AwaitingOriginal(claim.admitted_at)
             else:
@@ -106,21 +104,22 @@ class StateStage:
         if not batch.keys_claimed:
             return
         claims: list[tuple[str, bytes]] = []
-        for i, request in enumerate(batch.requests):
-            if i in batch.owners:  # the ledger knows the key for another transaction: the claim is its
-                fingerprint, decision = batch.owners[i]
+        keys, fingerprints, durable = batch.idempotency_keys, batch.fingerprints, batch.durable
+        owners, replays, resubmitted = batch.owners, batch.replays, batch.resubmitted
+        for i, result in enumerate(batch.results):
+            if i in owners:  # the ledger knows the key for another transaction: the claim is its
+                fingerprint, decision = owners[i]
                 if fingerprint is not None and decision is not None:
-                    claims.append((request.idempotency_key, decided_claim(fingerprint, decision)))
+                    claims.append((keys[i], decided_claim(fingerprint, decision)))
                 continue
-            result = batch.results[i]
-            if not isinstance(result, Decided) or (i in batch.replays and i not in batch.resubmitted):
+            if not isinstance(result, Decided) or (i in replays and i not in resubmitted):
                 continue
-            if i in batch.resubmitted and not batch.durable:
+            if i in resubmitted and not durable:
                 continue
             value = result.decision
-            if batch.durable and result.ledger_sequence:
+            if durable and result.ledger_sequence:
                 value += sequence_field(result.ledger_sequence)
-            claims.append((request.idempotency_key, decided_claim(request.fingerprint, value)))
+            claims.append((keys[i], decided_claim(fingerprints[i], value)))
         if not claims and not batch.folds:
             return
         task = asyncio.get_running_loop().create_task(self._settle(claims, batch))

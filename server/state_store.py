@@ -43,7 +43,7 @@ from redis.commands.core import AsyncScript
 from redis.crc import key_slot
 
 from sentinel.hotpath import StateDecodeError, TransactionColumns, build_features
-from sentinel.hotpath.rows import ROW_SIZE, Records, columns_of, decode_journals
+from sentinel.hotpath.rows import ROW_DTYPE, ROW_SIZE, Records, columns_of, decode_journals
 from sentinel.ledger.records import FINGERPRINT_BYTES
 
 log = structlog.get_logger("sentinel.state")
@@ -192,10 +192,12 @@ class AccountValue(NamedTuple):
 
     @classmethod
     def parse(cls, value: bytes | None) -> AccountValue:
-        if not value:
-            return _NO_VALUE
-        end = _HEADER_BYTES + int.from_bytes(value[VERSION_BYTES:_HEADER_BYTES], "big")
-        return cls(value[:VERSION_BYTES], value[_HEADER_BYTES:end] or None, value[end:])
+        return cls(*_split(value)) if value else _NO_VALUE
+
+
+def _split(value: bytes) -> tuple[bytes, bytes | None, bytes]:
+    end = _HEADER_BYTES + int.from_bytes(value[VERSION_BYTES:_HEADER_BYTES], "big")
+    return value[:VERSION_BYTES], value[_HEADER_BYTES:end] or None, value[end:]
 
 
 _NO_VALUE = AccountValue(bytes(VERSION_BYTES), None, b"")
@@ -203,11 +205,31 @@ _NO_VALUE = AccountValue(bytes(VERSION_BYTES), None, b"")
 
 @dataclass(slots=True)
 class Admission:
-    """What ``admit`` found: per request its existing claim (None: admitted now), per account what it held
-    before this batch's rows."""
+    """What ``admit`` found: per row its existing claim (None: admitted now), per account (in the order
+    of the batch's account slots) what it held before this batch's rows."""
 
     claims: list[Claim | None]
-    accounts: dict[str, AccountValue]
+    account_ids: list[str]
+    values: list[bytes | None]  # as Redis holds them: see AccountValue
+
+    def split(self) -> tuple[list[bytes], list[bytes | None], list[bytes]]:
+        """The accounts' versions, bases and journals (AccountValue's fields as three lists in slot
+        order, at half the cost of an AccountValue per account)."""
+        versions: list[bytes] = []
+        bases: list[bytes | None] = []
+        journals: list[bytes] = []
+        for value in self.values:
+            version, base, journal = _split(value) if value else _NO_VALUE
+            versions.append(version)
+            bases.append(base)
+            journals.append(journal)
+        return versions, bases, journals
+
+    @property
+    def accounts(self) -> dict[str, AccountValue]:
+        """The accounts' values, split, by account id."""
+        values = zip(self.account_ids, self.values, strict=True)
+        return {account: AccountValue.parse(value) for account, value in values}
 
 
 class AdmitRow(NamedTuple):
@@ -218,6 +240,31 @@ class AdmitRow(NamedTuple):
     fingerprint: bytes
     record: bytes  # sentinel.hotpath.rows record
     claim: bool = True  # False: only read the account (a takeover of a request admitted earlier)
+
+
+class AdmitColumns(NamedTuple):
+    """A batch as ``admit`` takes it, as columns: what AdmitRow says of one request, for every row."""
+
+    account_ids: list[str]  # account slot -> account id
+    account_slot: npt.NDArray[np.int32]  # row -> its account's slot
+    idempotency_keys: Sequence[str]
+    fingerprints: Sequence[bytes]
+    records: Records  # row -> its sentinel.hotpath.rows record
+    claim: npt.NDArray[np.bool_]  # row -> False: only read the account (a takeover)
+
+    @classmethod
+    def of_rows(cls, rows: Sequence[AdmitRow]) -> AdmitColumns:
+        """The columns of ``rows``; accounts get slots in the order they first appear."""
+        slots: dict[str, int] = {}
+        slot_of_row = [slots.setdefault(row.account_id, len(slots)) for row in rows]
+        return cls(
+            list(slots),
+            np.array(slot_of_row, dtype=np.int32),
+            [row.idempotency_key for row in rows],
+            [row.fingerprint for row in rows],
+            np.frombuffer(b"".join(row.record for row in rows), dtype=ROW_DTYPE),
+            np.array([row.claim for row in rows], dtype=np.bool_),
+        )
 
 
 @dataclass(slots=True)
@@ -287,61 +334,69 @@ class AccountStateStore:
         self._admit = client.register_script(_ADMIT_SCRIPT)
         self._settle = client.register_script(_SETTLE_SCRIPT)
 
-    async def admit(self, rows: Sequence[AdmitRow]) -> Admission:
+    async def admit(self, rows: Sequence[AdmitRow] | AdmitColumns) -> Admission:
         """Claim the rows' keys and append the rows whose key was free; see the module docstring.
 
         Against a single Redis this is one atomic script call. In a cluster an account's key and its
         requests' claims live in different slots: the claims are taken first (one call per slot),
         then the rows whose claims were taken are appended (one call per slot)."""
-        by_account: dict[str, list[int]] = defaultdict(list)
-        for i, row in enumerate(rows):
-            by_account[row.account_id].append(i)
+        batch = rows if isinstance(rows, AdmitColumns) else AdmitColumns.of_rows(rows)
         admitted_at = admission_time()
         if self._cluster:
-            taken = await self._claim_in_cluster(rows, admitted_at)
-            calls: dict[int, _Call] = defaultdict(_Call)
-            for account, members in by_account.items():
-                appended = b"".join(rows[i].record for i in members if rows[i].claim and taken[i] is None)
-                call = calls[self._slot(state_key(account))]
-                call.add_account(account, _ADMIT_HEAD.pack(0, len(appended) // ROW_SIZE), appended)
-            results = await asyncio.gather(*(self._run(self._admit, call) for call in calls.values()))
-            found = {
-                account: value
-                for call, (_, values) in zip(calls.values(), results, strict=True)
-                for account, value in zip(call.accounts, values, strict=True)
-            }
-            return _admission(by_account, taken, found)
-        call = _Call()
-        claimed: list[int] = []  # rows in claim order: grouped by account, so each account's are consecutive
-        for account, members in by_account.items():
-            mine = [i for i in members if rows[i].claim]
-            first = len(claimed) + 1 if mine else 0
-            records = b"".join(rows[i].record for i in mine)
-            call.add_account(account, _ADMIT_HEAD.pack(first, len(mine)), records)
-            claimed += mine
-        call.claim_keys = [claim_key(rows[i].idempotency_key) for i in claimed]
-        call.claim_values = [pending_claim(rows[i].fingerprint, admitted_at) for i in claimed]
+            return await self._admit_in_cluster(batch, admitted_at)
+        # The claims in account order (a stable sort keeps each account's rows in row order), so that
+        # each account's claims are consecutive and its rows go in as one slice of the records.
+        claiming = np.flatnonzero(batch.claim)
+        order = claiming[np.argsort(batch.account_slot[claiming], kind="stable")]
+        counts = np.bincount(batch.account_slot[order], minlength=len(batch.account_ids))
+        heads = np.zeros((len(counts), 2), dtype=">u4")
+        heads[:, 0] = np.where(counts > 0, np.cumsum(counts) - counts + 1, 0)
+        heads[:, 1] = counts
+        keys, fingerprints = batch.idempotency_keys, batch.fingerprints
+        claimed = order.tolist()
+        tail = _PENDING + admitted_at
+        call = _Call(
+            [claim_key(keys[i]) for i in claimed],
+            [fingerprints[i] + tail for i in claimed],
+            batch.account_ids,
+            [heads.tobytes()],
+            [batch.records[order].tobytes()],
+        )
         existing, values = await self._run(self._admit, call)
-        found_claims: list[bytes | None] = [None] * len(rows)
+        found_claims: list[bytes | None] = [None] * len(batch.idempotency_keys)
         for i, value in zip(claimed, existing, strict=True):
             found_claims[i] = value
-        return _admission(by_account, found_claims, dict(zip(by_account, values, strict=True)))
+        return _admission(found_claims, batch.account_ids, values)
 
-    async def _claim_in_cluster(self, rows: Sequence[AdmitRow], admitted_at: bytes) -> list[bytes | None]:
-        """Cluster only: take the claims of ``rows``, one call per slot; the claims that existed."""
+    async def _admit_in_cluster(self, batch: AdmitColumns, admitted_at: bytes) -> Admission:
+        """The claims first (one call per slot), then the rows whose claims were taken (one call per
+        account slot)."""
         calls: dict[int, _Call] = defaultdict(_Call)
         members: dict[int, list[int]] = defaultdict(list)
-        for i, row in enumerate(rows):
-            if row.claim:
-                slot = self._slot(claim_key(row.idempotency_key))
-                calls[slot].add_claim(row.idempotency_key, pending_claim(row.fingerprint, admitted_at))
-                members[slot].append(i)
+        keys, fingerprints = batch.idempotency_keys, batch.fingerprints
+        for i in np.flatnonzero(batch.claim).tolist():
+            slot = self._slot(claim_key(keys[i]))
+            calls[slot].add_claim(keys[i], pending_claim(fingerprints[i], admitted_at))
+            members[slot].append(i)
         results = await asyncio.gather(*(self._run(self._admit, call) for call in calls.values()))
-        taken: list[bytes | None] = [None] * len(rows)
+        taken: list[bytes | None] = [None] * len(keys)
         for slot, (existing, _) in zip(calls, results, strict=True):
             for i, value in zip(members[slot], existing, strict=True):
                 taken[i] = value
-        return taken
+        appended = batch.claim & np.array([value is None for value in taken], dtype=np.bool_)
+        account_calls: dict[int, _Call] = defaultdict(_Call)
+        for slot, account in enumerate(batch.account_ids):
+            records = batch.records[appended & (batch.account_slot == slot)].tobytes()
+            account_calls[self._slot(state_key(account))].add_account(
+                account, _ADMIT_HEAD.pack(0, len(records) // ROW_SIZE), records
+            )
+        results = await asyncio.gather(*(self._run(self._admit, call) for call in account_calls.values()))
+        found = {
+            account: value
+            for call, (_, values) in zip(account_calls.values(), results, strict=True)
+            for account, value in zip(call.accounts, values, strict=True)
+        }
+        return _admission(taken, batch.account_ids, [found[account] for account in batch.account_ids])
 
     async def settle(self, claims: Sequence[tuple[str, bytes]], folds: Sequence[Fold]) -> int:
         """Write decided claims ((idempotency key, value)) and apply the folds whose version still
@@ -382,24 +437,18 @@ class AccountStateStore:
         return await script(keys=keys, args=args)
 
 
-def _admission(
-    by_account: dict[str, list[int]], taken: list[bytes | None], found: dict[str, Any]
-) -> Admission:
-    claims = [Claim.parse(value) if value else None for value in taken]
-    return Admission(claims, {account: AccountValue.parse(found[account]) for account in by_account})
+def _admission(taken: list[bytes | None], account_ids: list[str], values: list[bytes | None]) -> Admission:
+    return Admission([Claim.parse(value) if value else None for value in taken], account_ids, values)
 
 
-def journal_rows(
-    journals: dict[str, bytes], slot_of: dict[str, int]
-) -> tuple[Records, npt.NDArray[np.int32]]:
-    """Journals as records, in order, with the account slot of each (``slot_of``). A journal that is
-    not readable (another build's record format) is logged and skipped: the next fold drops it."""
-    accounts = list(journals)
-    records, owner, unreadable = decode_journals(journals.values())
-    for j, error in unreadable.items():
-        log.error("journal_unreadable", account_id=accounts[j], error=error)
-    slots = np.fromiter((slot_of[account] for account in accounts), dtype=np.int32, count=len(accounts))
-    return records, slots[owner]
+def journal_rows(journals: Sequence[bytes], accounts: Sequence[str]) -> tuple[Records, npt.NDArray[np.int32]]:
+    """The journals of ``accounts`` (account slot i: ``accounts[i]``, its journal ``journals[i]``) as
+    records, in order, with the account slot of each. A journal that is not readable (another build's
+    record format) is logged and skipped: the next fold drops it."""
+    records, owner, unreadable = decode_journals(journals)
+    for slot, error in unreadable.items():
+        log.error("journal_unreadable", account_id=accounts[slot], error=error)
+    return records, owner.astype(np.int32)
 
 
 def features_and_states(
@@ -419,7 +468,7 @@ def features_and_states(
 
 def fold(state: bytes | None, journal: bytes) -> bytes | None:
     """An account's state with its ``journal`` applied in order (None: no state at all)."""
-    records, slots = journal_rows({"": journal}, {"": 0})
+    records, slots = journal_rows([journal], [""])
     if not len(records):
         return state
     _, states = features_and_states(columns_of(records, slots), [state])

@@ -64,7 +64,7 @@ async def admit_and_settle(store: AccountStateStore, rows: list[AdmitRow]) -> di
     values = admission.accounts
     accounts = list(values)
     slot_of = {account: slot for slot, account in enumerate(accounts)}
-    prefix, prefix_slots = journal_rows({a: value.journal for a, value in values.items()}, slot_of)
+    prefix, prefix_slots = journal_rows([value.journal for value in values.values()], accounts)
     admitted = [i for i, claim in enumerate(admission.claims) if claim is None]
     own = np.frombuffer(b"".join(rows[i].record for i in admitted), dtype=prefix.dtype)
     own_slots = np.array([slot_of[rows[i].account_id] for i in admitted], dtype=np.int32)
@@ -176,7 +176,7 @@ async def test_records_round_trip_through_redis(client: Redis | RedisCluster) ->
     rows = [admit_row("a", amount=float(i + 1)) for i in range(3)]
     await store.admit(rows)
     admission = await store.admit([admit_row("a")])
-    records, slots = journal_rows({"a": admission.accounts["a"].journal}, {"a": 0})
+    records, slots = journal_rows([admission.accounts["a"].journal], ["a"])
     assert records.tobytes() == b"".join(r.record for r in rows)
     assert len(rows[0].record) == ROW_SIZE and list(slots) == [0, 0, 0]
 
@@ -188,11 +188,11 @@ def test_unreadable_journals_are_skipped_and_the_others_kept() -> None:
     good = [admit_row("a", amount=float(i + 1)).record for i in range(3)]
     foreign = bytearray(admit_row("c").record)
     foreign[0] = 99  # the format byte
-    journals = {"a": good[0] + good[1], "b": good[2][:-1], "c": good[2] + bytes(foreign), "d": good[2]}
+    journals = [good[2], good[2] + bytes(foreign), good[2][:-1], good[0] + good[1]]
     with capture_logs() as logs:
-        records, slots = journal_rows(journals, {"a": 3, "b": 2, "c": 1, "d": 0})
-    assert records.tobytes() == good[0] + good[1] + good[2]
-    assert slots.tolist() == [3, 3, 0]
+        records, slots = journal_rows(journals, ["d", "c", "b", "a"])
+    assert records.tobytes() == good[2] + good[0] + good[1]
+    assert slots.tolist() == [0, 3, 3]
     assert sorted(entry["account_id"] for entry in logs if entry["event"] == "journal_unreadable") == [
         "b",
         "c",
