@@ -6,9 +6,9 @@ fails when one of them is no longer where it was, so the two cannot drift). Debi
 the clients' TLS and re-encrypts to the instances (both on the session's Redis and one database, with a
 private CA); the tests score through it: calls reach both instances, one idempotency key sent twice at
 once is decided once, 1,000 concurrent transactions on one account spread over both instances are all
-applied to its state, SIGTERM to one instance under load costs no call (its health says NOT_SERVING
-while it still answers), and a worker killed mid-call costs only the calls it held, which the clients
-can retry.
+applied to its state, SIGTERM to one instance under load costs no call of a client that retries as the
+client library does (its health says NOT_SERVING while it still answers), and a worker killed mid-call
+costs only the calls it held, which the clients can retry.
 """
 
 from __future__ import annotations
@@ -32,6 +32,7 @@ from transport_helpers import tls_credentials
 
 from sentinel.bench.server_metrics import scrape_sample
 from sentinel.certificates import DevPki, ensure_dev_pki
+from sentinel.clients import channel_options
 from sentinel.localservices import LocalNginx, LocalPostgres, LocalRedis, nginx_binary
 from sentinel.proxy_config import DEPLOYMENT_NGINX_CONFIG, render_proxy_config
 from sentinel.serverprocess import ServerProcess
@@ -54,11 +55,12 @@ class Proxy:
     database_url: str
     credentials: grpc.ChannelCredentials
 
-    def stub(self) -> tuple[grpc.Channel, scoring_pb2_grpc.ScoringServiceStub]:
-        """A new TLS connection to nginx."""
-        channel = grpc.secure_channel(
-            self.address, self.credentials, options=[("grpc.use_local_subchannel_pool", 1)]
-        )
+    def stub(self, *, retrying: bool = False) -> tuple[grpc.Channel, scoring_pb2_grpc.ScoringServiceStub]:
+        """A new TLS connection to nginx; ``retrying``: with the client library's retry policy of Score."""
+        options: list[tuple[str, str | int]] = [("grpc.use_local_subchannel_pool", 1)]
+        if retrying:
+            options += channel_options()
+        channel = grpc.secure_channel(self.address, self.credentials, options=options)
         return channel, scoring_pb2_grpc.ScoringServiceStub(channel)
 
 
@@ -216,19 +218,20 @@ def test_a_thousand_concurrent_transactions_on_one_account_across_both_instances
 
 class Load:
     """Four callers scoring through nginx without pause (bounded: 2,000 calls each) until ``stop``; the
-    status codes of their calls, those of the calls that ended after ``mark``, and the failed requests."""
+    status codes of their calls, those of the calls that ended after ``mark``, and the failed requests.
+    ``retrying``: the callers' channels retry Score as the client library's do (sentinel.clients)."""
 
-    def __init__(self, proxy: Proxy, name: str) -> None:
+    def __init__(self, proxy: Proxy, name: str, *, retrying: bool = False) -> None:
         self.results: Counter[str] = Counter()
         self.after_mark: Counter[str] = Counter()
         self.failed: list[scoring_pb2.ScoreRequest] = []
-        self._proxy, self._name = proxy, name
+        self._proxy, self._name, self._retrying = proxy, name, retrying
         self._done, self._marked, self._lock = threading.Event(), threading.Event(), threading.Lock()
         self._pool = ThreadPoolExecutor(4)
         self._futures = [self._pool.submit(self._caller, n) for n in range(4)]
 
     def _caller(self, n: int) -> None:
-        channel, stub = self._proxy.stub()
+        channel, stub = self._proxy.stub(retrying=self._retrying)
         with channel:
             for i in range(2_000):
                 if self._done.is_set():
@@ -266,7 +269,12 @@ class Load:
 
 def test_sigterm_to_one_instance_under_load_costs_no_call(proxy: Proxy) -> None:
     """One instance is stopped (SIGTERM: it drains) while four callers score: every call succeeds, those
-    in flight on it finish, the rest go to the other instance."""
+    in flight on it finish, the rest go to the other instance.
+
+    The callers retry as the client library does: gRPC core answers CANCELLED, at the moment shutdown
+    begins, every call the instance has received but not yet handed to a handler (and any that reaches
+    it before nginx has read the GOAWAY), and nginx passes that on as an answer (HTTP 200), never
+    resending it; no handler saw those calls, and their idempotency keys make the retry safe anyway."""
     stopping, survivor = proxy.instances[1], proxy.instances[0]
     before_survivor = score_calls(survivor)
     # The instance's own health, watched on a direct connection: the stream is a call on the instance,
@@ -274,7 +282,7 @@ def test_sigterm_to_one_instance_under_load_costs_no_call(proxy: Proxy) -> None:
     # instance stopped taking calls, as a health-checking balancer needs.
     health_channel = grpc.secure_channel(stopping.address, proxy.credentials)
     watch = health_pb2_grpc.HealthStub(health_channel).Watch(health_pb2.HealthCheckRequest(), timeout=120)
-    load = Load(proxy, "term")
+    load = Load(proxy, "term", retrying=True)
     try:
         assert next(watch).status == health_pb2.HealthCheckResponse.SERVING
         load.wait_for_calls(40)

@@ -1,10 +1,13 @@
 """A small typed Python client for SentinelStream.
 
 It builds transactions from Python values (``Decimal`` amounts, aware ``datetime`` event times) and
-retries ``Score`` calls answered UNAVAILABLE through gRPC's own retry policy (at most 3 attempts, back-off
-0.05 s doubling up to 0.5 s, within the call's deadline); ``ScoreBatch`` and ``ScoreStream`` are not
-retried. Retrying is safe because every transaction carries an idempotency key: the server answers a
-retry with the original decision (``replayed``).
+retries ``Score`` calls answered UNAVAILABLE or CANCELLED through gRPC's own retry policy (at most 3
+attempts, back-off 0.05 s doubling up to 0.5 s, within the call's deadline); ``ScoreBatch`` and
+``ScoreStream`` are not retried. Retrying is safe because every transaction carries an idempotency key:
+the server answers a retry with the original decision (``replayed``). CANCELLED is what a server that
+begins shutting down (SIGTERM) answers the calls it has received but not yet handed to its handlers
+(gRPC core cancels them), and a proxy in front of it (nginx) passes that answer on instead of resending
+the call; the client itself never sees its own cancellations retried.
 
 Transport: plaintext by default (a server on this machine); TLS with ``tls=True`` or any certificate
 option (``root_certificates``: the CA that issued the server's certificate, else the system's roots;
@@ -38,7 +41,7 @@ _RETRY_SERVICE_CONFIG = json.dumps(
                     "initialBackoff": "0.05s",
                     "maxBackoff": "0.5s",
                     "backoffMultiplier": 2,
-                    "retryableStatusCodes": ["UNAVAILABLE"],
+                    "retryableStatusCodes": ["UNAVAILABLE", "CANCELLED"],
                 },
             }
         ]
@@ -176,9 +179,15 @@ class SentinelClient:
         self.close()
 
 
+def channel_options() -> list[tuple[str, str | int]]:
+    """The options of the client's channels: the retry policy of Score (for a channel of the caller's
+    own, ``SentinelClient(channel=...)``, that should retry as the client does)."""
+    return [("grpc.service_config", _RETRY_SERVICE_CONFIG), ("grpc.enable_retries", 1)]
+
+
 def _open_channel(target: str, credentials: grpc.ChannelCredentials | None) -> grpc.Channel:
     """A channel with the retry policy of Score; TLS with ``credentials``, else plaintext."""
-    options = [("grpc.service_config", _RETRY_SERVICE_CONFIG), ("grpc.enable_retries", 1)]
+    options = channel_options()
     if credentials is None:
         return grpc.insecure_channel(target, options=options)
     return grpc.secure_channel(target, credentials, options=options)
