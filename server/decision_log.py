@@ -63,8 +63,10 @@ class DecisionLog:
                 "timestamp": datetime.now(UTC).isoformat().replace("+00:00", "Z"),
             }
         )[1:]
-        lines = []
+        end = tail.decode() + "\n"
         versions: dict[str, str] = {}
+        lines: list[str] = []
+        append, names, booleans = lines.append, OUTCOME_NAMES, _BOOL
         for i in chosen:
             answer: Decided = answers[i]  # type: ignore[assignment]
             version = versions.get(answer.model_version)
@@ -72,14 +74,13 @@ class DecisionLog:
                 version = versions[answer.model_version] = orjson.dumps(answer.model_version).decode()
             latency = elapsed_ms + waits[i] * 1000 if waits else elapsed_ms
             shadow_field = "" if answer.shadow is None else _shadow_field(answer.shadow, versions)
-            lines.append(
-                f'{{"transaction_id":"{ids[i]}","outcome":"{OUTCOME_NAMES[answer.outcome]}",'
+            append(
+                f'{{"transaction_id":"{ids[i]}","outcome":"{names[answer.outcome]}",'
                 f'"risk_score":{round(answer.risk_score, 4)},"model_version":{version},'
-                f'"degraded":{_BOOL[answer.degraded]},"replayed":{_BOOL[answer.replayed]},{shadow_field}'
-                f'"latency_ms":{round(latency, 3)},"event":"decision",'
+                f'"degraded":{booleans[answer.degraded]},"replayed":{booleans[answer.replayed]},{shadow_field}'
+                f'"latency_ms":{round(latency, 3)},"event":"decision",{end}'
             )
-        end = tail.decode() + "\n"
-        out.write(("".join(line + end for line in lines)).encode())
+        out.write("".join(lines).encode())
         out.flush()
 
     @staticmethod

@@ -101,10 +101,11 @@ class ScoreStage:
             self._decide(batch, rows, takeover_features, taken)
         journal_lengths = np.fromiter(map(len, journals), dtype=np.intp, count=len(journals)) // ROW_SIZE
         journal_lengths += np.bincount(batch.columns.account_slot[own], minlength=len(batch.accounts))
+        lengths = journal_lengths.tolist()  # Python ints: the settle arithmetic is per account
         for slot in np.flatnonzero(journal_lengths).tolist():
             state = new_states[slot]
             if state is not None:
-                batch.folds.append(Fold(batch.accounts[slot], versions[slot], state, journal_lengths[slot]))
+                batch.folds.append(Fold(batch.accounts[slot], versions[slot], state, lengths[slot]))
 
     def _table(self, rule_set: CompiledRuleSet) -> RuleTable:
         if self._tables is None or self._tables[0] is not rule_set:
