@@ -36,9 +36,15 @@ VELOCITY_RULE = "velocity-burst"  # velocity_count_1m > 5 (server/rules/default_
 @pytest.fixture
 def server(tmp_path: Path, redis_url: str, database_url: str):  # type: ignore[no-untyped-def]
     # The default Redis budget: contention and load on this 2-core machine must never read as an outage.
-    # A generous ledger timeout keeps slow commits out of the spool (not what these tests are about).
+    # A generous ledger timeout keeps slow commits out of the spool, and a generous in-flight bound keeps
+    # 32 callers of 100-transaction batches from being shed on a busy machine (neither is what these tests
+    # are about: tests/test_ledger_outage.py and tests/test_overload.py are).
     with ServerProcess(
-        tmp_path / "server", redis_url=redis_url, database_url=database_url, ledger_commit_timeout_s=20
+        tmp_path / "server",
+        redis_url=redis_url,
+        database_url=database_url,
+        ledger_commit_timeout_s=20,
+        max_in_flight_transactions=10_000,
     ) as process:
         yield process
 
