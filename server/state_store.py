@@ -302,9 +302,12 @@ class _Call:
         self.account_heads.append(head)
         self.account_data.append(data)
 
-    def keys_and_args(self, claim_ttl: int, state_ttl: int) -> tuple[list[str], list[bytes | int]]:
+    def keys_and_args(self, claim_ttl: int, state_ttl: int) -> tuple[list[bytes], list[bytes | int]]:
+        """The call's keys, encoded here in one pass (redis-py encodes a str argument with more Python
+        than a bytes one: half the cost of packing a call of a few hundred keys), and its arguments."""
         claims = len(self.claim_keys)
-        keys = self.claim_keys + [state_key(account) for account in self.accounts]
+        keys = [key.encode() for key in self.claim_keys]
+        keys += [state_key(account).encode() for account in self.accounts]
         lengths = struct.pack(f">{claims}I", *map(len, self.claim_values))
         return keys, [
             claim_ttl,
