@@ -161,7 +161,7 @@ def stage_summary(record: dict[str, Any]) -> str | None:
 
 def record_summaries(record: dict[str, Any]) -> list[str]:
     """The summary lines a run has (overload, server counts, stages, CPU), for the table and RESULTS.md."""
-    summaries = (overload_summary, server_count_summary, stage_summary, cpu_summary)
+    summaries = (overload_summary, server_count_summary, stage_summary, cpu_summary, ceiling_cpu_summary)
     return [line for summarize in summaries if (line := summarize(record)) is not None]
 
 
@@ -176,6 +176,19 @@ def cpu_summary(record: dict[str, Any]) -> str | None:
     return (
         f"CPU, cores busy on average (µs per transaction): {figures}; "
         f"total {busy['total']:.2f} ({per_transaction['total']:.0f} µs)"
+    )
+
+
+def ceiling_cpu_summary(record: dict[str, Any]) -> str | None:
+    """The do-nothing server's CPU in the same run, and SentinelStream's server against it (issue 15 sets
+    its unary target as that multiple)."""
+    cpu, ceiling_cpu = record.get("cpu"), (record.get("ceiling") or {}).get("cpu")
+    if not cpu or not ceiling_cpu or not ceiling_cpu["us_per_transaction"].get("server"):
+        return None
+    server, ceiling = cpu["us_per_transaction"]["server"], ceiling_cpu["us_per_transaction"]["server"]
+    return (
+        f"do-nothing server in the same run: {ceiling:.0f} µs of server CPU per transaction; "
+        f"SentinelStream's server {server / ceiling:.1f} times that"
     )
 
 

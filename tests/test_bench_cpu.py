@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 
 from sentinel.bench.cpu import ProcessTime, cpu_by_part, cpu_report, process_times
+from sentinel.bench.report import record_summaries
 
 BENCH, SERVER, WORKER, POSTGRES, BACKEND, REDIS, CLIENT, STRANGER = 100, 200, 201, 210, 211, 220, 101, 300
 
@@ -84,3 +85,17 @@ def test_reads_this_machine() -> None:
     times = process_times()
     assert os.getpid() in times and times[os.getpid()].program
     assert times[os.getpid()].cpu_s > 0
+
+
+def test_a_run_reports_the_server_cpu_against_the_do_nothing_servers() -> None:
+    cpu = {
+        "cores_busy": {"server": 1.2, "total": 1.9},
+        "us_per_transaction": {"server": 824.0, "total": 1300.0},
+    }
+    ceiling = {"cores_busy": {"server": 1.1}, "us_per_transaction": {"server": 225.0}}
+    lines = record_summaries({"cpu": cpu, "ceiling": {"cpu": ceiling}})
+    assert lines[-1] == (
+        "do-nothing server in the same run: 225 µs of server CPU per transaction; "
+        "SentinelStream's server 3.7 times that"
+    )
+    assert not any("do-nothing" in line for line in record_summaries({"cpu": cpu}))  # --no-ceiling
