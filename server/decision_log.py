@@ -30,6 +30,13 @@ from sentinel.server.requests import Decided, ShadowOpinion
 log = structlog.get_logger("sentinel.decisions")
 
 _BOOL = ("false", "true")
+# The fixed parts of a line, rendered once: the outcome field, and the degraded and replayed fields.
+_OUTCOME_FIELDS = {number: f'"outcome":"{name}",' for number, name in OUTCOME_NAMES.items()}
+_FLAG_FIELDS = {
+    (degraded, replayed): f'"degraded":{_BOOL[degraded]},"replayed":{_BOOL[replayed]},'
+    for degraded in (False, True)
+    for replayed in (False, True)
+}
 
 
 class DecisionLog:
@@ -64,21 +71,22 @@ class DecisionLog:
             }
         )[1:]
         end = tail.decode() + "\n"
+        # Without per-item waits every line of the call has the same latency: its end is rendered once.
+        call_end = "" if waits else _line_end(elapsed_ms, end)
         versions: dict[str, str] = {}
         lines: list[str] = []
-        append, names, booleans = lines.append, OUTCOME_NAMES, _BOOL
+        append, names, flags = lines.append, _OUTCOME_FIELDS, _FLAG_FIELDS
         for i in chosen:
             answer: Decided = answers[i]  # type: ignore[assignment]
             version = versions.get(answer.model_version)
             if version is None:
                 version = versions[answer.model_version] = orjson.dumps(answer.model_version).decode()
-            latency = elapsed_ms + waits[i] * 1000 if waits else elapsed_ms
             shadow_field = "" if answer.shadow is None else _shadow_field(answer.shadow, versions)
+            line_end = call_end or _line_end(elapsed_ms + waits[i] * 1000, end)
+            risk = round(answer.risk_score, 4)
             append(
-                f'{{"transaction_id":"{ids[i]}","outcome":"{names[answer.outcome]}",'
-                f'"risk_score":{round(answer.risk_score, 4)},"model_version":{version},'
-                f'"degraded":{booleans[answer.degraded]},"replayed":{booleans[answer.replayed]},{shadow_field}'
-                f'"latency_ms":{round(latency, 3)},"event":"decision",{end}'
+                f'{{"transaction_id":"{ids[i]}",{names[answer.outcome]}"risk_score":{risk},'
+                f'"model_version":{version},{flags[answer.degraded, answer.replayed]}{shadow_field}{line_end}'
             )
         out.write("".join(lines).encode())
         out.flush()
@@ -106,6 +114,11 @@ class DecisionLog:
                 **shadow,
                 latency_ms=round(latency, 3),
             )
+
+
+def _line_end(latency_ms: float, end: str) -> str:
+    """A line's last fields: its latency, the event name, and the call's context, level and timestamp."""
+    return f'"latency_ms":{round(latency_ms, 3)},"event":"decision",{end}'
 
 
 def _shadow_field(shadow: ShadowOpinion, versions: dict[str, str]) -> str:
