@@ -25,7 +25,6 @@ import shlex
 import socket
 import subprocess
 import sys
-import tempfile
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -46,6 +45,7 @@ from sentinel.bench.scale import SATURATED_BELOW, choose_tool, optional_path
 from sentinel.bench.scenarios import SCENARIOS
 from sentinel.bench.server_metrics import scrape_sample, scrape_server_counts
 from sentinel.bench.topology import dispatcher_pids
+from sentinel.bench.workdir import add_keep_work_option, finish_work_directory, new_work_directory
 from sentinel.config import load_settings
 from sentinel.events import outbox
 from sentinel.events.store import SubscriptionStore
@@ -470,8 +470,7 @@ def _run(args: argparse.Namespace) -> int:
         rate=args.rate,
         warmup_s=args.warmup,
     )
-    workdir = Path(tempfile.mkdtemp(prefix="sentinel-bench-events-"))
-    os.chmod(workdir, 0o755)  # the private PostgreSQL (postgres user) lives below
+    workdir = new_work_directory("sentinel-bench-events-")
     run_id = time.strftime("events%Y%m%dT%H%M%S")
     records, latencies = [], []
     with local_services(workdir / "services") as (redis, postgres, _):
@@ -522,8 +521,11 @@ def _run(args: argparse.Namespace) -> int:
         print(json.dumps(document))
     else:
         print("\n".join(summary_lines(document)))
-        print(f"work files: {workdir}")
-    return 1 if any(record["status_check"]["problems"] for record in records) else 0
+    failed = any(record["status_check"]["problems"] for record in records)
+    where = finish_work_directory(workdir, keep=args.keep_work or failed)
+    if not args.json:
+        print(where)
+    return 1 if failed else 0
 
 
 def _positive(text: str) -> int:
@@ -578,6 +580,7 @@ def register(bench_subparsers: Any) -> None:
     parser.add_argument(
         "--accounts", type=int, default=DEFAULT_ACCOUNTS, help=f"accounts (default {DEFAULT_ACCOUNTS:,})"
     )
+    add_keep_work_option(parser)
     parser.add_argument("--json", action="store_true", help="print the run as one JSON document")
     parser.add_argument(
         "--results",

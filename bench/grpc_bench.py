@@ -12,10 +12,8 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import shlex
 import sys
-import tempfile
 import time
 from collections.abc import Callable, Mapping
 from contextlib import AbstractContextManager, nullcontext
@@ -48,6 +46,7 @@ from sentinel.bench.report import (
 )
 from sentinel.bench.scenarios import ALL_SCENARIOS, DEFAULT_STREAM_LENGTH, SCENARIOS, Scenario
 from sentinel.bench.server_metrics import scrape_server_counts
+from sentinel.bench.workdir import add_keep_work_option, finish_work_directory, new_work_directory
 from sentinel.config import Settings, load_settings
 from sentinel.serverprocess import ServerProcess, ServerStartError, wait_until_serving
 
@@ -490,8 +489,7 @@ def _run(args: argparse.Namespace) -> int:
     tool = choose_tool(args.tool, scenarios)
     rows = load_paysim(args.data)
     run_id = time.strftime("bench%Y%m%dT%H%M%S")
-    workdir = Path(tempfile.mkdtemp(prefix="sentinel-bench-"))
-    os.chmod(workdir, 0o755)  # SentinelStream's private PostgreSQL (postgres user) lives below
+    workdir = new_work_directory("sentinel-bench-")
     records = []
     series_by_scenario = {}
     for scenario in scenarios:
@@ -565,11 +563,13 @@ def _run(args: argparse.Namespace) -> int:
                 print(f"{record['scenario']}: {summary}")
             for problem in record["status_check"]["problems"]:
                 print(f"{record['scenario']}: PROBLEM: {problem}")
-        print(f"work files: {workdir}")
     failed = any(
         r["status_check"]["problems"] or r.get("ceiling", {}).get("status_check", {}).get("problems")
         for r in records
     )
+    where = finish_work_directory(workdir, keep=args.keep_work or failed)
+    if not args.json:
+        print(where)
     return 1 if failed else 0
 
 
@@ -655,6 +655,7 @@ def register(bench_subparsers: Any) -> None:
         help="measure only the do-nothing server (the gRPC ceiling of this machine)",
     )
     parser.add_argument("--json", action="store_true", help="print one JSON object per scenario")
+    add_keep_work_option(parser)
     parser.add_argument(
         "--results",
         type=Path,

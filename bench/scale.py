@@ -18,10 +18,8 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import shlex
 import sys
-import tempfile
 import time
 from dataclasses import replace
 from datetime import UTC, datetime
@@ -37,6 +35,7 @@ from sentinel.bench.payloads import DEFAULT_ACCOUNTS, DEFAULT_SEED, load_paysim
 from sentinel.bench.report import machine_description, plot_latency, record_summaries, result_fields
 from sentinel.bench.scenarios import SCENARIOS
 from sentinel.bench.topology import Deployment, Layout
+from sentinel.bench.workdir import add_keep_work_option, finish_work_directory, new_work_directory
 from sentinel.config import load_settings
 from sentinel.localservices import LocalServiceError, nginx_binary
 from sentinel.serverprocess import ServerStartError
@@ -253,8 +252,7 @@ def _run(args: argparse.Namespace) -> int:
     layout = Layout(
         instances, args.workers, args.proxy, args.events, (("max_in_flight_transactions", bound),)
     )
-    workdir = Path(tempfile.mkdtemp(prefix="sentinel-scale-"))
-    os.chmod(workdir, 0o755)  # the private PostgreSQL (postgres user) lives below
+    workdir = new_work_directory("sentinel-scale-")
     records = []
     with Deployment(workdir, layout) as deployment:
         for name in names:
@@ -290,8 +288,11 @@ def _run(args: argparse.Namespace) -> int:
             for problem in record["status_check"]["problems"]:
                 print(f"  PROBLEM: {problem}")
             print(model_table(record["model"]))
-        print(f"work files: {workdir}")
-    return 1 if any(r["status_check"]["problems"] for r in records) else 0
+    failed = any(r["status_check"]["problems"] for r in records)
+    where = finish_work_directory(workdir, keep=args.keep_work or failed)
+    if not args.json:
+        print(where)
+    return 1 if failed else 0
 
 
 def optional_path(text: str) -> Path | None:
@@ -383,6 +384,7 @@ def register(bench_subparsers: Any) -> None:
     parser.add_argument(
         "--accounts", type=int, default=DEFAULT_ACCOUNTS, help=f"accounts (default {DEFAULT_ACCOUNTS:,})"
     )
+    add_keep_work_option(parser)
     parser.add_argument("--json", action="store_true", help="print the model document as JSON")
     parser.add_argument(
         "--model-file",
