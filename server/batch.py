@@ -30,7 +30,8 @@ _COLUMNS = TransactionColumns.__slots__
 def batch_columns(requests: list[ScoringRequest]) -> tuple[TransactionColumns, list[str], Callers]:
     """The requests' rows as one TransactionColumns, in request order, the batch's accounts (the
     ``account_slot`` column indexes them; an account of several calls has one slot) and the rows' callers
-    (one name per block: its requests come from one call)."""
+    (one name per block: its requests come from one call). Requests that are one whole call, in order,
+    get that call's own columns and accounts (the same objects)."""
     # id -> (block, its first row in the join, its caller)
     blocks: dict[int, tuple[DecodedTransactions, int, str]] = {}
     offset = 0
@@ -105,10 +106,9 @@ class ScoringBatch:
 
     def __post_init__(self) -> None:
         requests = self.requests
+        self.columns, self.accounts, self.callers = batch_columns(requests)
         block = requests[0].block
-        if len(requests) == len(block.transaction_ids) and all(
-            request.block is block and request.row == row for row, request in enumerate(requests)
-        ):  # one whole call, the usual case: its lists are the batch's
+        if self.columns is block.columns:  # one whole call, the usual case: its lists are the batch's
             self.transaction_ids, self.idempotency_keys = block.transaction_ids, block.idempotency_keys
             self.fingerprints = block.fingerprints
         else:
@@ -118,7 +118,6 @@ class ScoringBatch:
         self.takeovers = np.fromiter(
             (request.takeover for request in requests), dtype=np.bool_, count=len(requests)
         )
-        self.columns, self.accounts, self.callers = batch_columns(requests)
         self.results = [None] * len(self.requests)
         self.decided_at_ns = time.time_ns()
         self.deadline = min(request.deadline for request in self.requests)
