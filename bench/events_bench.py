@@ -39,13 +39,14 @@ import redis
 from sentinel.bench import ghz, grpcio_driver
 from sentinel.bench.grpc_bench import BenchError, build_payload, measure
 from sentinel.bench.measurement import LoadSettings, ServerCounts, percentiles_ms
-from sentinel.bench.payloads import DEFAULT_ACCOUNTS, DEFAULT_SEED, load_paysim
+from sentinel.bench.options import add_output_options, add_payload_options
+from sentinel.bench.payloads import load_paysim
 from sentinel.bench.report import machine_description, plot_latency, record_summaries, result_fields
-from sentinel.bench.scale import SATURATED_BELOW, choose_tool, optional_path
+from sentinel.bench.scale import SATURATED_BELOW, choose_tool
 from sentinel.bench.scenarios import SCENARIOS
 from sentinel.bench.server_metrics import scrape_sample, scrape_server_counts
 from sentinel.bench.topology import dispatcher_pids
-from sentinel.bench.workdir import add_keep_work_option, finish_work_directory, new_work_directory
+from sentinel.bench.workdir import finish_work_directory, new_work_directory
 from sentinel.config import load_settings
 from sentinel.events import outbox
 from sentinel.events.store import SubscriptionStore
@@ -575,23 +576,7 @@ def register(bench_subparsers: Any) -> None:
         default="auto",
         help="load generator (default auto: ghz when in .tools/ or on PATH, else grpcio)",
     )
-    parser.add_argument("--data", type=Path, help="PaySim CSV (default: the cut shipped in bench/data)")
-    parser.add_argument("--seed", type=int, default=DEFAULT_SEED, help="payload seed")
-    parser.add_argument(
-        "--accounts", type=int, default=DEFAULT_ACCOUNTS, help=f"accounts (default {DEFAULT_ACCOUNTS:,})"
-    )
-    add_keep_work_option(parser)
+    add_payload_options(parser)
     parser.add_argument("--json", action="store_true", help="print the run as one JSON document")
-    parser.add_argument(
-        "--results",
-        type=optional_path,
-        default=Path("bench/RESULTS.md"),
-        help="Markdown file the results are appended to (default bench/RESULTS.md; '' for none)",
-    )
-    parser.add_argument(
-        "--plot-dir",
-        type=optional_path,
-        default=Path("bench/plots"),
-        help="where the latency plot goes (default bench/plots; '' for none)",
-    )
+    add_output_options(parser)
     parser.set_defaults(handler=run_events_bench)

@@ -28,9 +28,8 @@ from sentinel.bench import ghz, grpcio_driver, h2load
 from sentinel.bench.ceiling import CeilingServer
 from sentinel.bench.cpu import cpu_by_part, cpu_report, process_times
 from sentinel.bench.measurement import LoadResult, LoadSettings, ServerCounts
+from sentinel.bench.options import add_output_options, add_payload_options
 from sentinel.bench.payloads import (
-    DEFAULT_ACCOUNTS,
-    DEFAULT_SEED,
     TransactionFactory,
     grpc_frames,
     load_paysim,
@@ -46,7 +45,7 @@ from sentinel.bench.report import (
 )
 from sentinel.bench.scenarios import ALL_SCENARIOS, DEFAULT_STREAM_LENGTH, SCENARIOS, Scenario
 from sentinel.bench.server_metrics import scrape_server_counts
-from sentinel.bench.workdir import add_keep_work_option, finish_work_directory, new_work_directory
+from sentinel.bench.workdir import finish_work_directory, new_work_directory
 from sentinel.config import Settings, load_settings
 from sentinel.serverprocess import ServerProcess, ServerStartError, wait_until_serving
 
@@ -630,15 +629,7 @@ def register(bench_subparsers: Any) -> None:
         default=DEFAULT_STREAM_LENGTH,
         help=f"messages per ScoreStream call (default {DEFAULT_STREAM_LENGTH:,})",
     )
-    parser.add_argument("--data", type=Path, help="PaySim CSV (default: the cut shipped in bench/data)")
-    parser.add_argument("--seed", type=int, default=DEFAULT_SEED, help="payload seed")
-    parser.add_argument(
-        "--accounts",
-        type=int,
-        default=DEFAULT_ACCOUNTS,
-        help=f"accounts the transactions are spread over (default {DEFAULT_ACCOUNTS:,}; "
-        "hot-account always uses one)",
-    )
+    add_payload_options(parser, accounts="accounts the transactions are spread over (hot-account: one)")
     parser.add_argument(
         "--proto",
         action=argparse.BooleanOptionalAction,
@@ -655,17 +646,5 @@ def register(bench_subparsers: Any) -> None:
         help="measure only the do-nothing server (the gRPC ceiling of this machine)",
     )
     parser.add_argument("--json", action="store_true", help="print one JSON object per scenario")
-    add_keep_work_option(parser)
-    parser.add_argument(
-        "--results",
-        type=Path,
-        default=Path("bench/RESULTS.md"),
-        help="Markdown file the results are appended to (default bench/RESULTS.md)",
-    )
-    parser.add_argument(
-        "--plot-dir",
-        type=Path,
-        default=Path("bench/plots"),
-        help="where latency plots go (default bench/plots)",
-    )
+    add_output_options(parser)
     parser.set_defaults(handler=run_grpc_bench)

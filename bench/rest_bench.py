@@ -26,7 +26,8 @@ from sentinel.bench import ghz, wrk
 from sentinel.bench.cpu import PARTS, cpu_by_part, cpu_report, process_times
 from sentinel.bench.grpc_bench import BenchError, proto_location
 from sentinel.bench.measurement import LoadResult, LoadSettings
-from sentinel.bench.payloads import DEFAULT_SEED, TransactionFactory, load_paysim
+from sentinel.bench.options import add_payload_options
+from sentinel.bench.payloads import TransactionFactory, load_paysim
 from sentinel.bench.scenarios import SCENARIOS
 from sentinel.config import load_settings
 from sentinel.server.rest_gateway import build_gateway
@@ -186,7 +187,6 @@ def register(bench_subparsers: Any) -> None:
     parser.add_argument("--duration", type=float, default=10.0, help="seconds measured per side and round")
     parser.add_argument("--warmup", type=float, default=3.0, help="seconds of warm-up per side and round")
     parser.add_argument("--rounds", type=int, default=1, help="gRPC-then-REST rounds (default 1)")
-    parser.add_argument("--data", type=Path, help="PaySim CSV (default: the cut shipped in bench/data)")
-    parser.add_argument("--seed", type=int, default=DEFAULT_SEED, help="payload seed")
+    add_payload_options(parser, accounts=None)
     parser.add_argument("--json", action="store_true", help="print one JSON object instead of the table")
     parser.set_defaults(handler=run_rest_bench)

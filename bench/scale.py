@@ -31,11 +31,12 @@ from sentinel.bench.capacity import Assumptions, capacity_model, model_table
 from sentinel.bench.cpu import cpu_by_part, process_times
 from sentinel.bench.grpc_bench import BenchError, build_payload, measure, run_tool
 from sentinel.bench.measurement import LoadSettings
-from sentinel.bench.payloads import DEFAULT_ACCOUNTS, DEFAULT_SEED, load_paysim
+from sentinel.bench.options import add_output_options, add_payload_options, optional_path
+from sentinel.bench.payloads import load_paysim
 from sentinel.bench.report import machine_description, plot_latency, record_summaries, result_fields
 from sentinel.bench.scenarios import SCENARIOS
 from sentinel.bench.topology import Deployment, Layout
-from sentinel.bench.workdir import add_keep_work_option, finish_work_directory, new_work_directory
+from sentinel.bench.workdir import finish_work_directory, new_work_directory
 from sentinel.config import load_settings
 from sentinel.localservices import LocalServiceError, nginx_binary
 from sentinel.serverprocess import ServerStartError
@@ -295,11 +296,6 @@ def _run(args: argparse.Namespace) -> int:
     return 1 if failed else 0
 
 
-def optional_path(text: str) -> Path | None:
-    """An option's path, or None for '' (the benchmarks' "write nowhere")."""
-    return Path(text) if text else None
-
-
 def _rates(text: str) -> list[int]:
     try:
         rates = [int(part.replace("_", "")) for part in text.split(",")]
@@ -379,12 +375,7 @@ def register(bench_subparsers: Any) -> None:
         default=500.0,
         help="sustained WAL one primary writes, fsyncs and streams to its standby, MB/s (default 500)",
     )
-    parser.add_argument("--data", type=Path, help="PaySim CSV (default: the cut shipped in bench/data)")
-    parser.add_argument("--seed", type=int, default=DEFAULT_SEED, help="payload seed")
-    parser.add_argument(
-        "--accounts", type=int, default=DEFAULT_ACCOUNTS, help=f"accounts (default {DEFAULT_ACCOUNTS:,})"
-    )
-    add_keep_work_option(parser)
+    add_payload_options(parser)
     parser.add_argument("--json", action="store_true", help="print the model document as JSON")
     parser.add_argument(
         "--model-file",
@@ -392,16 +383,5 @@ def register(bench_subparsers: Any) -> None:
         default=Path("bench/capacity_model.json"),
         help="where the JSON model goes (default bench/capacity_model.json; '' for nowhere)",
     )
-    parser.add_argument(
-        "--results",
-        type=optional_path,
-        default=Path("bench/RESULTS.md"),
-        help="Markdown file the results are appended to (default bench/RESULTS.md; '' for none)",
-    )
-    parser.add_argument(
-        "--plot-dir",
-        type=optional_path,
-        default=Path("bench/plots"),
-        help="where latency plots go (default bench/plots; '' for none)",
-    )
+    add_output_options(parser)
     parser.set_defaults(handler=run_scale_bench)

@@ -9,7 +9,6 @@ reports a problem keeps its files, and ``--keep-work`` keeps them whatever happe
 
 from __future__ import annotations
 
-import argparse
 import os
 import shutil
 import tempfile
@@ -29,12 +28,3 @@ def finish_work_directory(workdir: Path, *, keep: bool) -> str:
         return f"work files: {workdir}"
     shutil.rmtree(workdir, ignore_errors=True)
     return "work files: removed (--keep-work keeps them)"
-
-
-def add_keep_work_option(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument(
-        "--keep-work",
-        action="store_true",
-        help="keep the run's work files (payloads, reports, the private databases); by default they are "
-        "removed unless the run reported a problem",
-    )

@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import argparse
 
-from sentinel.bench.workdir import add_keep_work_option, finish_work_directory, new_work_directory
+from sentinel.bench.options import add_output_options
+from sentinel.bench.workdir import finish_work_directory, new_work_directory
 
 
 def test_work_files_are_removed_unless_kept() -> None:
@@ -22,6 +23,6 @@ def test_work_files_are_removed_unless_kept() -> None:
 
 def test_the_option_defaults_to_removing() -> None:
     parser = argparse.ArgumentParser()
-    add_keep_work_option(parser)
+    add_output_options(parser)
     assert parser.parse_args([]).keep_work is False
     assert parser.parse_args(["--keep-work"]).keep_work is True
