@@ -215,7 +215,12 @@ class Settings(BaseSettings):
         1.0, ge=0.0, le=50.0, description="Longest a transaction waits for company while a batch runs."
     )
     batch_max_in_flight: int = Field(
-        2, ge=1, le=64, description="Micro-batches processed concurrently per worker."
+        1,
+        ge=1,
+        le=64,
+        description="Micro-batches processed concurrently per worker. 1 (default): the next batch fills "
+        "while one is processed, so batches grow with the load and each pays its fixed costs for more "
+        "transactions (decision 0009).",
     )
 
     # --- per-account state (Redis) -----------------------------------------------------------------
@@ -423,8 +428,8 @@ class Settings(BaseSettings):
         le=1_000_000,
         description="Transactions one worker holds between admitting a call and answering it; a call that "
         "would pass it is refused at once (RESOURCE_EXHAUSTED) instead of queuing, a ScoreStream waits. An "
-        "idle worker admits any call. Default: what the pipeline processes at once (batch_max_in_flight "
-        "micro-batches of batch_max_size); more would only wait in the batch queue.",
+        "idle worker admits any call. Default: two batches of batch_max_size, the one being processed "
+        "and the next one filling up; more would only wait in the batch queue.",
     )
     max_in_flight_bytes: int = Field(
         32 * 1024 * 1024,
