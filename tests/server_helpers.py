@@ -145,7 +145,19 @@ def go_tools() -> Path:
     return ROOT / ".tools"
 
 
-INVALID_ARGUMENT, UNAVAILABLE = 3, 14  # gRPC status codes as the clients' reports give them
+CANCELLED, INVALID_ARGUMENT, UNAVAILABLE = 1, 3, 14  # gRPC status codes as the clients' reports give them
+
+
+def assert_retried_after_replaced_answers(report: dict[str, Any], prefix: str) -> None:
+    """The server scored and recorded "<prefix>-lost" and "<prefix>-cancelled", their first answers
+    were replaced by UNAVAILABLE (lost on the way) and CANCELLED (what a draining server or nginx
+    answers), and the client retried each once with the same key: the replayed decision."""
+    replaced = (("lostResponse", UNAVAILABLE, "lost"), ("cancelledResponse", CANCELLED, "cancelled"))
+    for entry, code, name in replaced:
+        answered = report[entry]
+        assert answered["retries"] == [{"method": "Score", "attempt": 1, "code": code}], entry
+        assert answered["decision"]["transactionId"] == f"{prefix}-{name}", entry
+        assert answered["decision"].get("replayed") is True, entry
 
 
 def assert_client_check_report(report: dict[str, Any], prefix: str) -> None:
@@ -161,10 +173,11 @@ def assert_client_check_report(report: dict[str, Any], prefix: str) -> None:
     assert again.get("replayed") is True
     assert again["outcome"] == first["outcome"] and again.get("riskScore") == first.get("riskScore")
 
-    # The server scored and recorded "<prefix>-lost", its answer was lost, the client retried the request.
-    lost = report["lostResponse"]
-    assert lost["retries"] == [{"method": "Score", "attempt": 1, "code": UNAVAILABLE}]
-    assert lost["decision"]["transactionId"] == f"{prefix}-lost" and lost["decision"].get("replayed") is True
+    assert_retried_after_replaced_answers(report, prefix)
+    # A call the caller cancelled itself ends CANCELLED and is not retried.
+    caller_cancelled = report["callerCancelled"]
+    assert caller_cancelled["rejected"] is True and caller_cancelled["code"] == CANCELLED
+    assert caller_cancelled["retries"] == []
 
     assert report["invalid"]["code"] == INVALID_ARGUMENT
     assert report["invalid"]["fieldViolations"] == ["transaction.amount.amount"]

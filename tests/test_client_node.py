@@ -9,7 +9,13 @@ import sys
 from pathlib import Path
 
 import pytest
-from server_helpers import assert_same_files, run_checked
+from server_helpers import (
+    INVALID_ARGUMENT,
+    UNAVAILABLE,
+    assert_retried_after_replaced_answers,
+    assert_same_files,
+    run_checked,
+)
 from transport_helpers import authorization_recorder
 
 from sentinel.certificates import DevPki
@@ -17,7 +23,6 @@ from sentinel.serverprocess import ServerProcess
 from sentinel.system import free_port
 
 CLIENT_DIR = Path(__file__).resolve().parent.parent / "clients" / "node"
-INVALID_ARGUMENT, UNAVAILABLE = 3, 14
 
 pytestmark = pytest.mark.skipif(
     shutil.which("node") is None or shutil.which("npm") is None,
@@ -77,6 +82,8 @@ def test_score_batch_and_stream_through_node_client(built_client: Path, dev_serv
     assert all(stream[f"node-s{i}"]["decision"]["transactionId"] == f"node-s{i}" for i in range(5))
     assert stream["node-s-bad"]["error"]["code"] == INVALID_ARGUMENT
     assert stream["node-s-bad"]["error"]["fieldViolations"][0]["field"] == "transaction.type"
+
+    assert_retried_after_replaced_answers(report, "node")
 
     unreachable = report["unreachable"]
     assert unreachable["rejected"] is True and unreachable["code"] == UNAVAILABLE

@@ -2,7 +2,10 @@
 // the generated stubs in package sentinelv1.
 //
 // What it adds to the generated ScoringServiceClient: a deadline on every unary call (a scoring call
-// without one can hold a payment forever) and retries of UNAVAILABLE answers within that deadline.
+// without one can hold a payment forever) and retries of UNAVAILABLE and CANCELLED answers within that
+// deadline. CANCELLED is what a server that begins shutting down (SIGTERM) answers the calls it has
+// received but not yet handed to its handlers, and a proxy in front of it (nginx) passes that answer on
+// instead of resending the call; a call the caller cancelled itself (its context) is never retried.
 // Retrying is safe only because the retried request carries the same idempotency key: the server
 // answers a retry with the original decision (marked Replayed) instead of scoring, and recording, the
 // transaction twice. The client therefore fills the key in (the transaction id, as the server would)
@@ -26,7 +29,7 @@ import (
 type RetryEvent struct {
 	Method  string        // "Score" or "ScoreBatch"
 	Attempt int           // the attempt that failed, from 1
-	Err     error         // its UNAVAILABLE error
+	Err     error         // its UNAVAILABLE or CANCELLED error
 	Backoff time.Duration // how long the client waits before the next attempt
 }
 
@@ -121,8 +124,8 @@ func (s *Stream) CloseSend() error { return s.call.CloseSend() }
 // Recv returns the next response, io.EOF after the last one, or the call's status error.
 func (s *Stream) Recv() (*sentinelv1.ScoreStreamResponse, error) { return s.call.Recv() }
 
-// retry runs call until it succeeds, fails with anything but UNAVAILABLE, runs out of attempts, or the
-// next attempt would start after the deadline (budget from now, or ctx's earlier one).
+// retry runs call until it succeeds, fails with anything but a retryable answer, runs out of attempts,
+// or the next attempt would start after the deadline (budget from now, or ctx's earlier one).
 func retry[T any](ctx context.Context, c *Client, method string, budget time.Duration, call func(context.Context) (T, error)) (T, error) {
 	ctx, cancel := context.WithTimeout(ctx, budget)
 	defer cancel()
@@ -130,7 +133,7 @@ func retry[T any](ctx context.Context, c *Client, method string, budget time.Dur
 	s := c.settings
 	for attempt := 1; ; attempt++ {
 		response, err := call(ctx)
-		if err == nil || status.Code(err) != codes.Unavailable || attempt >= s.maxAttempts {
+		if err == nil || !retryable(ctx, err) || attempt >= s.maxAttempts {
 			return response, err
 		}
 		backoff := min(s.maxBackoff, s.initialBackoff<<(attempt-1))
@@ -145,6 +148,19 @@ func retry[T any](ctx context.Context, c *Client, method string, budget time.Dur
 		case <-ctx.Done():
 			return response, err
 		}
+	}
+}
+
+// retryable reports whether err is an answer worth another attempt: UNAVAILABLE, or CANCELLED that came
+// from the server or a proxy (ctx is still live), not from the caller cancelling ctx.
+func retryable(ctx context.Context, err error) bool {
+	switch status.Code(err) {
+	case codes.Unavailable:
+		return true
+	case codes.Canceled:
+		return ctx.Err() == nil
+	default:
+		return false
 	}
 }
 

@@ -76,8 +76,8 @@ func WithBatchDeadline(budget time.Duration) Option {
 	return func(s *settings) { s.batchDeadline = budget }
 }
 
-// WithMaxAttempts sets the attempts per unary call when the server answers UNAVAILABLE (default 3; 1
-// disables retries).
+// WithMaxAttempts sets the attempts per unary call when the server answers UNAVAILABLE or CANCELLED
+// (default 3; 1 disables retries).
 func WithMaxAttempts(attempts int) Option {
 	return func(s *settings) { s.maxAttempts = max(1, attempts) }
 }

@@ -2,8 +2,11 @@
  * A thin, promise-based client of sentinel.v1.ScoringService over the generated ts-proto stubs.
  *
  * What it adds to the generated ScoringServiceClient: a deadline on every unary call (a scoring call
- * without one can hold a payment forever), retries of UNAVAILABLE answers within that deadline, and
- * async iteration for ScoreStream. Retrying is safe only because the retried request carries the same
+ * without one can hold a payment forever), retries of UNAVAILABLE and CANCELLED answers within that
+ * deadline, and async iteration for ScoreStream. CANCELLED is what a server that begins shutting down
+ * (SIGTERM) answers the calls it has received but not yet handed to its handlers, and a proxy in front of
+ * it (nginx) passes that answer on instead of resending the call (a unary call of this client cannot be
+ * cancelled by its caller, so a CANCELLED always comes from there). Retrying is safe only because the retried request carries the same
  * idempotency key: the server answers a retry with the original decision (marked `replayed`) instead
  * of scoring — and recording — the transaction twice. The client therefore fills the key in
  * explicitly (the transaction id, as the server would) and resends the very same request message.
@@ -37,6 +40,10 @@ import {
 } from "./gen/sentinel/v1/scoring";
 import { type DeepPartial, Transaction } from "./gen/sentinel/v1/transaction";
 
+/** The answers worth another attempt: the server could not decide or record it now, or it was cancelled
+ * on the server's side (a draining server, a proxy passing that on). */
+const RETRYABLE: ReadonlySet<status> = new Set([status.UNAVAILABLE, status.CANCELLED]);
+
 /** A transaction as the caller writes it: every field optional, missing ones take proto3 defaults. */
 export type TransactionInput = DeepPartial<Transaction>;
 
@@ -46,7 +53,7 @@ export interface RetryEvent {
   method: string;
   /** The attempt that failed, from 1. */
   attempt: number;
-  /** The UNAVAILABLE error of that attempt. */
+  /** The UNAVAILABLE or CANCELLED error of that attempt. */
   error: ServiceError;
   /** How long the client waits before the next attempt. */
   backoffMs: number;
@@ -75,7 +82,7 @@ export interface SentinelClientOptions {
   deadlineMs?: number;
   /** Time budget of a ScoreBatch call, retries included (default 10,000 ms). */
   batchDeadlineMs?: number;
-  /** Attempts per unary call when the server answers UNAVAILABLE (default 3; 1 disables retries). */
+  /** Attempts per unary call when the server answers UNAVAILABLE or CANCELLED (default 3; 1: none). */
   maxAttempts?: number;
   /** Wait before the first retry; doubles per retry up to maxBackoffMs (defaults 50 and 500 ms). */
   initialBackoffMs?: number;
@@ -207,7 +214,7 @@ export class SentinelClient {
         return await attempt(deadline);
       } catch (error) {
         const backoffMs = Math.min(this.maxBackoffMs, this.initialBackoffMs * 2 ** (number - 1));
-        const retryable = isServiceError(error) && error.code === status.UNAVAILABLE;
+        const retryable = isServiceError(error) && RETRYABLE.has(error.code);
         if (!retryable || number >= this.maxAttempts || Date.now() + backoffMs >= deadline.getTime()) throw error;
         this.onRetry?.({ method, attempt: number, error, backoffMs });
         await sleep(backoffMs);

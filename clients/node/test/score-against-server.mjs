@@ -3,6 +3,7 @@
 //
 // Usage: node test/score-against-server.mjs <server address> <address where nothing listens> [id prefix]
 // Transaction ids are "<prefix>-1", "<prefix>-b0", ... (prefix "node" by default).
+import grpc from "@grpc/grpc-js";
 import client from "../dist/index.js";
 
 const { Decision, ItemError, SentinelClient, TransactionType } = client;
@@ -56,6 +57,45 @@ try {
 } finally {
   sentinel.close();
 }
+
+// The first call's answer is replaced by an error with `code` on the way back: the server has scored and
+// recorded the transaction, the caller sees the error, as after a connection dropped mid-call
+// (UNAVAILABLE) or a draining server or proxy cancelled it (CANCELLED).
+function replaceFirstResponse(code) {
+  let replaced = false;
+  return (options, nextCall) =>
+    new grpc.InterceptingCall(nextCall(options), {
+      start(metadata, listener, next) {
+        const replacing = !replaced;
+        replaced = true;
+        // The message still goes through (grpc-js holds the status back until it has), but a unary
+        // call answered with an error status ends with that error whatever it received before.
+        next(metadata, {
+          onReceiveStatus(callStatus, nextStatus) {
+            if (!replacing || callStatus.code !== grpc.status.OK) return nextStatus(callStatus);
+            nextStatus({ code, details: "response replaced (injected by score-against-server)", metadata: new grpc.Metadata() });
+          },
+        });
+      },
+    });
+}
+
+async function scoreWithFirstResponseReplaced(code, id) {
+  const retried = [];
+  const replacing = new SentinelClient(address, {
+    deadlineMs: 10_000,
+    channelOptions: { interceptors: [replaceFirstResponse(code)] },
+    onRetry: (event) => retried.push({ method: event.method, attempt: event.attempt, code: event.error.code }),
+  });
+  try {
+    return { decision: Decision.toJSON(await replacing.score(transaction(id))), retries: retried };
+  } finally {
+    replacing.close();
+  }
+}
+
+report.lostResponse = await scoreWithFirstResponseReplaced(grpc.status.UNAVAILABLE, "lost");
+report.cancelledResponse = await scoreWithFirstResponseReplaced(grpc.status.CANCELLED, "cancelled");
 
 const retries = [];
 const unreachable = new SentinelClient(deadAddress, {

@@ -79,22 +79,40 @@ func retryRecorder(into *[]retryRecord) sentinel.Option {
 	})
 }
 
-// loseFirstResponse makes the first Score call's answer get lost on the way back: the server has scored
-// and recorded the transaction, the caller sees UNAVAILABLE, as after a connection dropped mid-call.
-func loseFirstResponse() grpc.UnaryClientInterceptor {
+// replaceFirstResponse makes the first Score call's answer get replaced by an error with code on the
+// way back: the server has scored and recorded the transaction, the caller sees that error, as after a
+// connection dropped mid-call (UNAVAILABLE) or a draining server or proxy cancelled it (CANCELLED).
+func replaceFirstResponse(code codes.Code) grpc.UnaryClientInterceptor {
 	var once sync.Once
 	return func(ctx context.Context, method string, request, reply any, conn *grpc.ClientConn,
 		invoker grpc.UnaryInvoker, options ...grpc.CallOption) error {
 		if err := invoker(ctx, method, request, reply, conn, options...); err != nil {
 			return err
 		}
-		lost := false
-		once.Do(func() { lost = true })
-		if lost {
-			return status.Error(codes.Unavailable, "response lost (injected by scorecheck)")
+		replaced := false
+		once.Do(func() { replaced = true })
+		if replaced {
+			return status.Error(code, "response replaced (injected by scorecheck)")
 		}
 		return nil
 	}
+}
+
+// scoreWithFirstResponseReplaced scores transaction id through a client whose first answer is replaced
+// by code; the decision it ends with and the retries it made.
+func scoreWithFirstResponseReplaced(ctx context.Context, address string, code codes.Code, id string) (map[string]any, error) {
+	retries := []retryRecord{}
+	client, err := sentinel.New(address, sentinel.WithDeadline(10*time.Second), retryRecorder(&retries),
+		sentinel.WithDialOptions(grpc.WithUnaryInterceptor(replaceFirstResponse(code))))
+	if err != nil {
+		return nil, err
+	}
+	defer client.Close()
+	decision, err := client.Score(ctx, transaction(id))
+	if err != nil {
+		return nil, fmt.Errorf("Score with its first answer replaced by %v: %w", code, err)
+	}
+	return map[string]any{"decision": asJSON(decision), "retries": retries}, nil
 }
 
 func run(address, deadAddress string) (map[string]any, error) {
@@ -140,18 +158,24 @@ func run(address, deadAddress string) (map[string]any, error) {
 	}
 	report["stream"] = streamed
 
-	retries := []retryRecord{}
-	lossy, err := sentinel.New(address, sentinel.WithDeadline(10*time.Second), retryRecorder(&retries),
-		sentinel.WithDialOptions(grpc.WithUnaryInterceptor(loseFirstResponse())))
+	if report["lostResponse"], err = scoreWithFirstResponseReplaced(ctx, address, codes.Unavailable, "lost"); err != nil {
+		return nil, err
+	}
+	if report["cancelledResponse"], err = scoreWithFirstResponseReplaced(ctx, address, codes.Canceled, "cancelled"); err != nil {
+		return nil, err
+	}
+
+	// A call its caller cancelled ends CANCELLED at once and is not retried.
+	callerRetries := []retryRecord{}
+	patient, err := sentinel.New(address, sentinel.WithDeadline(10*time.Second), retryRecorder(&callerRetries))
 	if err != nil {
 		return nil, err
 	}
-	defer lossy.Close()
-	decision, err = lossy.Score(ctx, transaction("lost"))
-	if err != nil {
-		return nil, fmt.Errorf("Score with a lost response: %w", err)
-	}
-	report["lostResponse"] = map[string]any{"decision": asJSON(decision), "retries": retries}
+	defer patient.Close()
+	cancelled, cancel := context.WithCancel(ctx)
+	cancel()
+	_, err = patient.Score(cancelled, transaction("caller-cancelled"))
+	report["callerCancelled"] = map[string]any{"rejected": err != nil, "code": int(status.Code(err)), "retries": callerRetries}
 
 	unreachableRetries := []retryRecord{}
 	unreachable, err := sentinel.New(deadAddress, sentinel.WithDeadline(5*time.Second), sentinel.WithMaxAttempts(3),

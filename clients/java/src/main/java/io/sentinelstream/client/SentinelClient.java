@@ -5,6 +5,7 @@ import com.google.rpc.BadRequest;
 import io.grpc.CallCredentials;
 import io.grpc.ChannelCredentials;
 import io.grpc.ClientInterceptor;
+import io.grpc.Context;
 import io.grpc.Deadline;
 import io.grpc.Grpc;
 import io.grpc.InsecureChannelCredentials;
@@ -44,8 +45,11 @@ import java.util.function.Supplier;
  * grpc-java stubs.
  *
  * <p>What it adds to the generated stubs: a deadline on every unary call (a scoring call without one
- * can hold a payment forever) and retries of UNAVAILABLE answers within that deadline. Retrying is safe
- * only because the retried request carries the same idempotency key: the server answers a retry with
+ * can hold a payment forever) and retries of UNAVAILABLE and CANCELLED answers within that deadline.
+ * CANCELLED is what a server that begins shutting down (SIGTERM) answers the calls it has received but not
+ * yet handed to its handlers, and a proxy in front of it (nginx) passes that answer on instead of
+ * resending the call; a call its caller cancelled (its gRPC context, an interrupt) is never retried.
+ * Retrying is safe only because the retried request carries the same idempotency key: the server answers a retry with
  * the original decision (marked {@code replayed}) instead of scoring, and recording, the transaction
  * twice. The client therefore fills the key in (the transaction id, as the server would) and resends the
  * very same request message. Streams are not retried.
@@ -82,7 +86,7 @@ public final class SentinelClient implements AutoCloseable {
    * The decision for one transaction.
    *
    * @throws StatusRuntimeException the server's status (see {@link #fieldViolations} for the fields an
-   *     INVALID_ARGUMENT names), after the retries of UNAVAILABLE
+   *     INVALID_ARGUMENT names), after the retries of UNAVAILABLE and CANCELLED
    */
   public Decision score(Transaction transaction) {
     ScoreRequest request = ScoreRequest.newBuilder().setTransaction(withIdempotencyKey(transaction)).build();
@@ -173,8 +177,7 @@ public final class SentinelClient implements AutoCloseable {
         return call.apply(stub);
       } catch (StatusRuntimeException error) {
         long backoffMs = Math.min(settings.maxBackoff.toMillis(), settings.initialBackoff.toMillis() << (attempt - 1));
-        boolean retryable = error.getStatus().getCode() == Status.Code.UNAVAILABLE;
-        if (!retryable || attempt >= settings.maxAttempts || deadline.timeRemaining(TimeUnit.MILLISECONDS) <= backoffMs) {
+        if (!retryable(error) || attempt >= settings.maxAttempts || deadline.timeRemaining(TimeUnit.MILLISECONDS) <= backoffMs) {
           throw error;
         }
         if (settings.onRetry != null) {
@@ -188,6 +191,18 @@ public final class SentinelClient implements AutoCloseable {
         }
       }
     }
+  }
+
+  /**
+   * Whether an error is an answer worth another attempt: UNAVAILABLE, or CANCELLED that came from the
+   * server or a proxy, not from the caller (its gRPC context cancelled, or its thread interrupted).
+   */
+  private static boolean retryable(StatusRuntimeException error) {
+    return switch (error.getStatus().getCode()) {
+      case UNAVAILABLE -> true;
+      case CANCELLED -> !Context.current().isCancelled() && !Thread.currentThread().isInterrupted();
+      default -> false;
+    };
   }
 
   /** The transaction with its idempotency key set: the given key, else the transaction id. */
@@ -293,7 +308,7 @@ public final class SentinelClient implements AutoCloseable {
       return this;
     }
 
-    /** Attempts per unary call when the server answers UNAVAILABLE (default 3; 1 disables retries). */
+    /** Attempts per unary call when the server answers UNAVAILABLE or CANCELLED (default 3; 1: none). */
     public Builder maxAttempts(int attempts) {
       this.maxAttempts = Math.max(1, attempts);
       return this;

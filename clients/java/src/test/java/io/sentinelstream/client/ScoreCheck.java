@@ -13,6 +13,7 @@ import io.grpc.CallOptions;
 import io.grpc.Channel;
 import io.grpc.ClientCall;
 import io.grpc.ClientInterceptor;
+import io.grpc.Context;
 import io.grpc.ForwardingClientCall;
 import io.grpc.ForwardingClientCallListener;
 import io.grpc.Metadata;
@@ -84,11 +85,17 @@ public final class ScoreCheck {
   }
 
   /**
-   * Makes the first call's answer get lost on the way back: the server has scored and recorded the
-   * transaction, the caller sees UNAVAILABLE, as after a connection dropped mid-call.
+   * Makes the first call's answer get replaced by an error on the way back: the server has scored and
+   * recorded the transaction, the caller sees the error, as after a connection dropped mid-call
+   * (UNAVAILABLE) or a draining server or proxy cancelled it (CANCELLED).
    */
-  static final class LoseFirstResponse implements ClientInterceptor {
+  static final class ReplaceFirstResponse implements ClientInterceptor {
     private final AtomicBoolean lost = new AtomicBoolean();
+    private final Status replacement;
+
+    ReplaceFirstResponse(Status replacement) {
+      this.replacement = replacement;
+    }
 
     @Override
     public <Q, R> ClientCall<Q, R> interceptCall(MethodDescriptor<Q, R> method, CallOptions options, Channel next) {
@@ -110,7 +117,7 @@ public final class ScoreCheck {
             @Override
             public void onClose(Status status, Metadata trailers) {
               if (dropped && status.isOk()) {
-                super.onClose(Status.UNAVAILABLE.withDescription("response lost (injected by ScoreCheck)"), new Metadata());
+                super.onClose(replacement.withDescription("response replaced (injected by ScoreCheck)"), new Metadata());
               } else {
                 super.onClose(status, trailers);
               }
@@ -118,6 +125,19 @@ public final class ScoreCheck {
           }, headers);
         }
       };
+    }
+  }
+
+  /** Scores transaction id through a client whose first answer is replaced by replacement. */
+  static JsonObject scoreWithFirstResponseReplaced(String address, Status replacement, String id) throws Exception {
+    JsonArray retries = new JsonArray();
+    SentinelClient.Builder builder = SentinelClient.newBuilder(address).deadline(Duration.ofSeconds(10))
+        .intercept(new ReplaceFirstResponse(replacement));
+    try (SentinelClient client = recordingRetries(builder, retries).build()) {
+      JsonObject answered = new JsonObject();
+      answered.add("decision", json(client.score(transaction(id))));
+      answered.add("retries", retries);
+      return answered;
     }
   }
 
@@ -184,14 +204,24 @@ public final class ScoreCheck {
       report.add("stream", scoreStream(client));
     }
 
-    JsonArray retries = new JsonArray();
-    SentinelClient.Builder lossy = SentinelClient.newBuilder(address).deadline(Duration.ofSeconds(10))
-        .intercept(new LoseFirstResponse());
-    try (SentinelClient client = recordingRetries(lossy, retries).build()) {
-      JsonObject lost = new JsonObject();
-      lost.add("decision", json(client.score(transaction("lost"))));
-      lost.add("retries", retries);
-      report.add("lostResponse", lost);
+    report.add("lostResponse", scoreWithFirstResponseReplaced(address, Status.UNAVAILABLE, "lost"));
+    report.add("cancelledResponse", scoreWithFirstResponseReplaced(address, Status.CANCELLED, "cancelled"));
+
+    // A call its caller cancelled ends CANCELLED at once and is not retried.
+    JsonArray callerRetries = new JsonArray();
+    SentinelClient.Builder patient = SentinelClient.newBuilder(address).deadline(Duration.ofSeconds(10));
+    try (SentinelClient client = recordingRetries(patient, callerRetries).build()) {
+      Context.CancellableContext cancelled = Context.current().withCancellation();
+      cancelled.cancel(null);
+      JsonObject callerCancelled = new JsonObject();
+      try {
+        cancelled.call(() -> client.score(transaction("caller-cancelled")));
+        callerCancelled.addProperty("rejected", false);
+      } catch (StatusRuntimeException error) {
+        callerCancelled = failure(error);
+      }
+      callerCancelled.add("retries", callerRetries);
+      report.add("callerCancelled", callerCancelled);
     }
 
     JsonArray unreachableRetries = new JsonArray();
