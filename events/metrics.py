@@ -11,6 +11,10 @@ from __future__ import annotations
 
 from prometheus_client import Counter, Gauge, Histogram
 
+from sentinel.metric_values import read_process_id_once
+
+read_process_id_once()
+
 ATTEMPTS = Counter(
     "sentinel_events_delivery_attempts",
     "Delivery attempts, by destination and kind.",

@@ -10,7 +10,10 @@ from __future__ import annotations
 
 from prometheus_client import Counter, Gauge, Histogram
 
+from sentinel.metric_values import read_process_id_once
 from sentinel.model_export.metadata import SCORE_BINS
+
+read_process_id_once()
 
 _LATENCY_BUCKETS = (
     0.0001,
