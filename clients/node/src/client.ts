@@ -6,8 +6,8 @@
  * deadline, and async iteration for ScoreStream. CANCELLED is what a server that begins shutting down
  * (SIGTERM) answers the calls it has received but not yet handed to its handlers, and a proxy in front of
  * it (nginx) passes that answer on instead of resending the call (a unary call of this client cannot be
- * cancelled by its caller, so a CANCELLED always comes from there). Retrying is safe only because the retried request carries the same
- * idempotency key: the server answers a retry with the original decision (marked `replayed`) instead
+ * cancelled by its caller, so a CANCELLED always comes from there). Retrying is safe only because the
+ * retried request carries the same idempotency key: the server answers a retry with the original decision (marked `replayed`) instead
  * of scoring — and recording — the transaction twice. The client therefore fills the key in
  * explicitly (the transaction id, as the server would) and resends the very same request message.
  *
