@@ -248,7 +248,8 @@ def test_serve_refuses_a_taken_rest_port(server: ServerProcess, tmp_path: Path) 
 
 # ------------------------------------------------------------------------------------- JSON and errors
 def test_rest_score_returns_the_proto3_json_of_the_decision(server: ServerProcess) -> None:
-    status, headers, answer = call(f"{server.rest_url}/v1/score", "POST", score_body("rest-json-1"))
+    body = score_body("rest-json-1")
+    status, headers, answer = call(f"{server.rest_url}/v1/score", "POST", body)
     assert status == 200 and headers["Content-Type"] == "application/json"
     # Canonical proto3 JSON: a strict parse (unknown names refused) prints back to the very same JSON.
     parsed = json_format.ParseDict(answer, scoring_pb2.ScoreResponse())
@@ -258,10 +259,12 @@ def test_rest_score_returns_the_proto3_json_of_the_decision(server: ServerProces
     assert isinstance(decision["ledgerSequence"], str)  # int64 as a string
     assert decision["outcome"].startswith("OUTCOME_") and "replayed" not in decision  # false is omitted
 
-    # The same transaction over gRPC is the same decision, replayed from the idempotency record.
+    # The same transaction over gRPC is the same decision, replayed from the idempotency record. The
+    # very same one: built again, its event time (now - 10 s, in whole seconds) can fall in the next
+    # second, and a different transaction under the same key is refused (ALREADY_EXISTS).
     with grpc.insecure_channel(server.address) as channel:
         replay = scoring_pb2_grpc.ScoringServiceStub(channel).Score(
-            scoring_pb2.ScoreRequest(transaction=transaction("rest-json-1")), timeout=10
+            json_format.ParseDict(body, scoring_pb2.ScoreRequest()), timeout=10
         )
     assert replay.decision.replayed
     replay.decision.replayed = False
