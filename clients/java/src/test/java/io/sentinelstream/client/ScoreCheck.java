@@ -90,7 +90,7 @@ public final class ScoreCheck {
    * (UNAVAILABLE) or a draining server or proxy cancelled it (CANCELLED).
    */
   static final class ReplaceFirstResponse implements ClientInterceptor {
-    private final AtomicBoolean lost = new AtomicBoolean();
+    private final AtomicBoolean used = new AtomicBoolean();
     private final Status replacement;
 
     ReplaceFirstResponse(Status replacement) {
@@ -103,12 +103,12 @@ public final class ScoreCheck {
         @Override
         public void start(Listener<R> listener, Metadata headers) {
           super.start(new ForwardingClientCallListener.SimpleForwardingClientCallListener<>(listener) {
-            private boolean dropped;
+            private boolean replacing;
 
             @Override
             public void onMessage(R message) {
-              if (lost.compareAndSet(false, true)) {
-                dropped = true;
+              if (used.compareAndSet(false, true)) {
+                replacing = true;
               } else {
                 super.onMessage(message);
               }
@@ -116,7 +116,7 @@ public final class ScoreCheck {
 
             @Override
             public void onClose(Status status, Metadata trailers) {
-              if (dropped && status.isOk()) {
+              if (replacing && status.isOk()) {
                 super.onClose(replacement.withDescription("response replaced (injected by ScoreCheck)"), new Metadata());
               } else {
                 super.onClose(status, trailers);
