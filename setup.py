@@ -69,7 +69,16 @@ class BuildProto(Command):
         )
 
 
-HOTPATH_EXTENSIONS = ("_constants", "_codec", "_columns", "_features", "_rules", "_wire", "_respond")
+HOTPATH_EXTENSIONS = (
+    "_constants",
+    "_codec",
+    "_columns",
+    "_features",
+    "_rules",
+    "_wire",
+    "_respond",
+    "_ledger",
+)
 # SENTINEL_HOTPATH_DEBUG=1 builds the hot path with Cython's checks on (`make test-debug`): memoryview
 # indexing bounds-checked, negative indices included (wraparound stays off as in the release build, so
 # an index of -1 is an IndexError rather than the last element), and memoryviews checked initialized.

@@ -24,21 +24,28 @@ from __future__ import annotations
 
 import hashlib
 from collections.abc import Sequence
+from dataclasses import replace
 from datetime import UTC, datetime
 
 from google.protobuf.message import DecodeError
 
 from sentinel.clients import make_transaction
 from sentinel.config import Settings
-from sentinel.hotpath import DecodedTransactions, TransactionColumnsBuilder, WireDecodeError, WireDecoder
+from sentinel.hotpath import (
+    DecodedTransactions,
+    TransactionColumnsBuilder,
+    WireDecodeError,
+    WireDecoder,
+    ledger_records,
+)
 from sentinel.hotpath._constants import ROW_USABLE
 from sentinel.hotpath.columns import _DTYPES
 from sentinel.hotpath.reference_features import row_problem
 from sentinel.hotpath.wire import MAX_TRANSACTION_BYTES, UNDECODABLE
+from sentinel.ledger.records import LedgerRecord
 from sentinel.server.errors import InvalidTransaction
-from sentinel.server.outcome import APPROVE
+from sentinel.server.outcome import APPROVE, OUTCOME_NAMES
 from sentinel.server.requests import Decided, ScoringRequest
-from sentinel.server.stage_record import ledger_record
 from sentinel.server.validate import CURRENCY_EXPONENTS, ValidatedTransaction, validate_transaction
 from sentinel.server.wire_columns import append_transaction
 from sentinel.v1 import scoring_pb2, transaction_pb2
@@ -162,7 +169,10 @@ def _check_rows(decoded: DecodedTransactions, rows: list[ValidatedTransaction]) 
         assert row_problem(decoded.columns, row, len(decoded.accounts)) == ROW_USABLE, row
         assert decoded.accounts[decoded.columns.account_slot[row]] == decoded.account_ids[row]
         assert len(decoded.transaction_bytes[row]) <= MAX_TRANSACTION_BYTES
-        ledger_record(ScoringRequest(decoded, row), DECIDED)  # raises when the ledger would refuse it
+    indexes = list(range(len(rows)))
+    requests = [ScoringRequest(decoded, row) for row in indexes]
+    for record in ledger_records(LedgerRecord, requests, indexes, [DECIDED] * len(rows), OUTCOME_NAMES):
+        replace(record)  # the record's own checks: raises when the ledger would refuse it
 
 
 def seeds() -> list[bytes]:

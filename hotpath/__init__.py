@@ -12,10 +12,12 @@ Typical use on the server, once per micro-batch::
 
 The builder loop (and the protobuf parsing and validation before it) can be one call instead:
 ``WireDecoder(...).decode_batch(body, now)`` goes from a ScoreBatchRequest's bytes to its columns, ids,
-canonical transaction bytes and violations (``wire``).
+canonical transaction bytes and violations (``wire``). After the outcome stage, ``ledger_records`` makes
+the batch's ledger records and the ledger lane's ``entry_rows`` chains a group's rows (``_ledger``).
 
 Everything here is compiled (Cython, ``_*.pyx``) and has a pure-Python reference with exactly the
-same results in ``reference_codec``, ``reference_features`` and ``reference_rules``; the numbers both
+same results in ``reference_codec``, ``reference_features`` and ``reference_rules`` (``_ledger``'s references
+are the checked ``LedgerRecord`` constructor and ``sentinel.ledger.chain.entry_hash``); the numbers both
 share (state layout, bounds, feature columns, field numbers, opcodes) are defined once, in
 ``_constants.pxd``. Design and layouts: docs/decisions/0003-account-state-and-features.md and
 0004-rule-program.md.
@@ -42,6 +44,7 @@ from sentinel.hotpath._constants import (
     STATE_SIZE,
     STATE_VERSION,
 )
+from sentinel.hotpath._ledger import entry_rows, ledger_records
 from sentinel.hotpath._wire import WireDecoder
 from sentinel.hotpath.columns import TransactionColumns
 from sentinel.hotpath.errors import (
@@ -171,9 +174,11 @@ __all__ = [
     "decode_state",
     "encode_decisions",
     "encode_state",
+    "entry_rows",
     "evaluate_rules",
     "field_value",
     "id_value",
+    "ledger_records",
     "score_batch_response",
     "score_response",
     "stable_hash",

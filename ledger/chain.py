@@ -6,9 +6,11 @@ blobs it stores (the canonical Transaction and the Decision); the hash covers ex
 other columns of an entry are projections of the blobs (account, amount, outcome, ...), which
 ``sentinel ledger verify`` compares with the blobs instead of hashing them a second time.
 
-The writer computes the hashes (it knows the entries before they are stored) and verify recomputes
-them with the same function. The encoding is explicit and unambiguous (fixed-width numbers, lengths
-before the variable fields), never a repr or a JSON dump whose formatting could drift.
+The writer computes the hashes (it knows the entries before they are stored), with the compiled twin of
+``entry_hash`` (``sentinel.hotpath.entry_rows``, one call per group; tests/test_ledger_compiled.py holds
+the two equal), and verify recomputes them with ``entry_hash``. The encoding is explicit and
+unambiguous (fixed-width numbers, lengths before the variable fields), never a repr or a JSON dump
+whose formatting could drift.
 """
 
 from __future__ import annotations

@@ -39,7 +39,8 @@ from typing import NamedTuple
 import asyncpg
 import structlog
 
-from sentinel.ledger.chain import entry_hash, epoch_microseconds, genesis_hash
+from sentinel.hotpath import entry_rows
+from sentinel.ledger.chain import epoch_microseconds, genesis_hash
 from sentinel.ledger.records import LedgerRecord
 from sentinel.postgres import connect_as_writer
 
@@ -161,34 +162,6 @@ class EntryOutcome(NamedTuple):
     stored_decision: bytes | None = None
 
 
-def _entry_rows(
-    entries: Sequence[tuple[int, LedgerRecord]], head: bytes, chain_id: int, recorded_at_us: int
-) -> tuple[list[tuple[object, ...]], bytes]:
-    """The ``ledger.entry_row`` values of ``entries`` (ascending sequence numbers), chained to
-    ``head``, and the chain's new head."""
-    rows: list[tuple[object, ...]] = []
-    for sequence, record in entries:
-        head = entry_hash(head, sequence, chain_id, recorded_at_us, record)
-        rows.append(
-            (
-                sequence,
-                record.idempotency_key,
-                record.transaction_id,
-                record.fingerprint,
-                record.account_id,
-                record.counterparty_id,
-                str(record.amount),
-                record.currency,
-                record.outcome,
-                record.risk_score,
-                record.transaction_bytes,
-                record.decision_bytes,
-                head,
-            )
-        )
-    return rows, head
-
-
 class LedgerLane:
     """A connection acting as the writer role, with the head of its hash chain."""
 
@@ -270,7 +243,7 @@ class LedgerLane:
         self, connection: asyncpg.Connection, now: datetime, entries: list[tuple[int, LedgerRecord]]
     ) -> None:
         """Write records whose keys are all new in one self-committing statement."""
-        rows, head = _entry_rows(entries, self._head, self._chain_id, epoch_microseconds(now))
+        rows, head = entry_rows(entries, self._head, self._chain_id, epoch_microseconds(now))
         reserve = min(_RESERVE_MAX, max(8, 2 * len(entries)))  # for the next group
         row = await connection.fetchrow(_WRITE_NEW_GROUP, rows, now, self._chain_id, reserve)
         self._head = head
@@ -310,9 +283,9 @@ class LedgerLane:
             ]
             if any(new_entries[i][0] > new_entries[i + 1][0] for i in range(len(new_entries) - 1)):
                 new_entries.sort(key=itemgetter(0))  # Postgres numbered them out of array order
-            entry_rows, head = _entry_rows(new_entries, self._head, self._chain_id, epoch_microseconds(now))
-            if entry_rows:
-                await connection.execute(_WRITE_ENTRIES, entry_rows, now, self._chain_id)
+            rows, head = entry_rows(new_entries, self._head, self._chain_id, epoch_microseconds(now))
+            if rows:
+                await connection.execute(_WRITE_ENTRIES, rows, now, self._chain_id)
         self._head = head
         return self._outcomes(records, first, assigned, stored)
 

@@ -78,44 +78,6 @@ class LedgerRecord:
         if not math.isfinite(self.risk_score):
             raise ValueError("risk_score must be finite")
 
-    @classmethod
-    def from_validated(
-        cls,
-        transaction_id: str,
-        idempotency_key: str,
-        fingerprint: bytes,
-        account_id: str,
-        counterparty_id: str,
-        amount: Decimal,
-        currency: str,
-        outcome: Outcome,
-        risk_score: float,
-        transaction_bytes: bytes,
-        decision_bytes: bytes,
-    ) -> LedgerRecord:
-        """A record of fields that passed the request validation already (``server/validate.py`` and
-        its compiled twin: non-empty printable ids of strict UTF-8, an ISO 4217 code, a positive
-        amount of at most 18 integer digits and the currency's fraction digits, the sha256
-        fingerprint; the outcome stage's outcome and finite score), built without checking them a
-        second time: the scoring path builds one per decision, and the checks cost twice the rest."""
-        record = _new_record(cls)
-        _set_field(record, "transaction_id", transaction_id)
-        _set_field(record, "idempotency_key", idempotency_key)
-        _set_field(record, "fingerprint", fingerprint)
-        _set_field(record, "account_id", account_id)
-        _set_field(record, "counterparty_id", counterparty_id)
-        _set_field(record, "amount", amount)
-        _set_field(record, "currency", currency)
-        _set_field(record, "outcome", outcome)
-        _set_field(record, "risk_score", risk_score)
-        _set_field(record, "transaction_bytes", transaction_bytes)
-        _set_field(record, "decision_bytes", decision_bytes)
-        return record
-
-
-_new_record = object.__new__
-_set_field = object.__setattr__  # the frozen dataclass's own __setattr__ refuses
-
 
 class LedgerAck(NamedTuple):
     """The writer's answer for one submitted record.

@@ -10,17 +10,17 @@ from __future__ import annotations
 
 import time
 from collections.abc import Sequence
-from decimal import Decimal
 from typing import Protocol
 
 import grpc
 import structlog
 
+from sentinel.hotpath import ledger_records
 from sentinel.ledger.records import LedgerAck, LedgerRecord
 from sentinel.server import metrics
 from sentinel.server.batch import ScoringBatch
 from sentinel.server.outcome import OUTCOME_NAMES
-from sentinel.server.requests import BatchResult, Decided, Rejection, ScoringRequest, key_reused
+from sentinel.server.requests import BatchResult, Decided, Rejection, key_reused
 from sentinel.server.stored_decisions import stored_decision
 
 log = structlog.get_logger("sentinel.pipeline")
@@ -43,24 +43,6 @@ class LedgerSink(Protocol):
         ...
 
 
-def ledger_record(request: ScoringRequest, decided: Decided) -> LedgerRecord:
-    """The ledger record of a decision, from what the decoder and the outcome stage computed for it."""
-    block, row = request.block, request.row
-    return LedgerRecord.from_validated(
-        block.transaction_ids[row],
-        block.idempotency_keys[row],
-        block.fingerprints[row],
-        block.account_ids[row],
-        block.counterparty_ids[row],
-        Decimal(block.amounts[row]),
-        block.currencies[row],
-        OUTCOME_NAMES[decided.outcome],
-        decided.risk_score,
-        block.transaction_bytes[row],
-        decided.decision,
-    )
-
-
 class RecordStage:
     """Hands batches to the ledger writer and applies its answers."""
 
@@ -71,7 +53,6 @@ class RecordStage:
         """Record the batch's decisions; the batch's answers (UNAVAILABLE for every decision when the
         ledger cannot record them durably: retry with the same key)."""
         rows: list[int] = []
-        records: list[LedgerRecord] = []
         for i, result in enumerate(batch.results):
             if not isinstance(result, Decided):
                 continue
@@ -81,7 +62,7 @@ class RecordStage:
                     continue
                 batch.resubmitted.add(i)
             rows.append(i)
-            records.append(ledger_record(batch.requests[i], result))
+        records = ledger_records(LedgerRecord, batch.requests, rows, batch.results, OUTCOME_NAMES)
         started = time.perf_counter()
         try:
             acks = (

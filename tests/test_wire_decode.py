@@ -36,15 +36,16 @@ from sentinel.hotpath import (
     WireDecodeError,
     WireDecoder,
     _wire,
+    ledger_records,
 )
 from sentinel.hotpath import wire as hotpath_wire
 from sentinel.hotpath._wire import transaction_is_canonical
 from sentinel.hotpath.columns import _DTYPES
+from sentinel.ledger.records import LedgerRecord
 from sentinel.server import validate
 from sentinel.server.errors import InvalidTransaction
 from sentinel.server.outcome import OUTCOME_NAMES
 from sentinel.server.requests import Decided, ScoringRequest
-from sentinel.server.stage_record import ledger_record
 from sentinel.server.validate import validate_transaction
 from sentinel.server.wire_columns import append_transaction
 from sentinel.v1 import scoring_pb2, transaction_pb2
@@ -611,12 +612,14 @@ def test_valid_transactions_are_all_rows(messages: list[transaction_pb2.Transact
 def test_decoded_rows_make_ledger_records_that_pass_the_records_own_checks(
     messages: list[transaction_pb2.Transaction], outcome: int
 ) -> None:
-    """The scoring path builds its ledger records without checking them again
-    (``LedgerRecord.from_validated``): whatever the decoder lets through, the record's checks accept."""
+    """The scoring path builds its ledger records without checking them again (the compiled
+    ``ledger_records``): whatever the decoder lets through, the record's checks accept."""
     body = batch_body([m.SerializeToString(deterministic=True) for m in messages])
     decoded = WireDecoder(EXPONENTS, SKEW).decode_batch(body, NOW)
-    for row in range(len(decoded.transaction_ids)):
-        record = ledger_record(ScoringRequest(decoded, row), Decided(b"\x08\x01", outcome, 0.25, False, "v1"))
+    rows = list(range(len(decoded.transaction_ids)))
+    requests = [ScoringRequest(decoded, row) for row in rows]
+    decided = [Decided(b"\x08\x01", outcome, 0.25, False, "v1")] * len(rows)
+    for record in ledger_records(LedgerRecord, requests, rows, decided, OUTCOME_NAMES):
         assert replace(record) == record  # replace() builds it again through every check
 
 
