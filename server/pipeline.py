@@ -108,11 +108,24 @@ class ScoringPipeline:
         for row, key in enumerate(keys):
             if key not in in_flight and key not in fresh:
                 fresh[key] = row
+        fingerprints = transactions.fingerprints
+        if len(fresh) == len(keys):  # the usual case: every key new, answered in row order by one future
+            future = self._batcher.submit_many(requests)
+            for row, key in enumerate(keys):
+                in_flight[key] = _InFlight(fingerprints[row], future, row)
+            future.add_done_callback(functools.partial(self._release, keys))
+            results: list[Result] = []
+            # shield: a caller that gives up must not cancel the work that duplicates may wait for too
+            for request, result in zip(requests, await asyncio.shield(future), strict=True):
+                if isinstance(result, AwaitingOriginal):  # a key another worker is deciding
+                    result = await self._after_original(request, result)
+                results.append(result)
+            return results
         if fresh:
             submitted = [requests[row] for row in fresh.values()]
             future = self._batcher.submit_many(submitted)
             for index, (key, row) in enumerate(fresh.items()):
-                in_flight[key] = _InFlight(requests[row].fingerprint, future, index)
+                in_flight[key] = _InFlight(fingerprints[row], future, index)
             future.add_done_callback(functools.partial(self._release, list(fresh)))
         entries = [in_flight[key] for key in keys]
         answered: dict[asyncio.Future[list[BatchResult]], list[BatchResult]] = {}
@@ -120,7 +133,7 @@ class ScoringPipeline:
             if entry.future not in answered:
                 # shield: a caller that gives up must not cancel the work others wait for too
                 answered[entry.future] = await asyncio.shield(entry.future)
-        results: list[Result] = []
+        results = []
         for row, (request, entry) in enumerate(zip(requests, entries, strict=True)):
             result = answered[entry.future][entry.position]
             if isinstance(result, AwaitingOriginal):
