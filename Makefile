@@ -73,7 +73,7 @@ test: install test-system-packages test-bench-tools test-gateway
 HOTPATH_DEBUG_DIR := build/hotpath-debug
 HOTPATH_TESTS := tests/test_hotpath_codec.py tests/test_hotpath_features.py tests/test_hotpath_parity.py \
 	tests/test_hotpath_rules.py tests/test_rules_compiler.py tests/test_wire_decode.py tests/test_decision_encoding.py \
-	tests/test_ledger_compiled.py
+	tests/test_ledger_compiled.py tests/test_claims_compiled.py
 
 test-debug: install
 	rm -rf $(HOTPATH_DEBUG_DIR)/lib && mkdir -p $(HOTPATH_DEBUG_DIR)/lib

@@ -78,6 +78,7 @@ HOTPATH_EXTENSIONS = (
     "_wire",
     "_respond",
     "_ledger",
+    "_claims",
 )
 # SENTINEL_HOTPATH_DEBUG=1 builds the hot path with Cython's checks on (`make test-debug`): memoryview
 # indexing bounds-checked, negative indices included (wraparound stays off as in the release build, so

@@ -13,14 +13,16 @@ Typical use on the server, once per micro-batch::
 The builder loop (and the protobuf parsing and validation before it) can be one call instead:
 ``WireDecoder(...).decode_batch(body, now)`` goes from a ScoreBatchRequest's bytes to its columns, ids,
 canonical transaction bytes and violations (``wire``). After the outcome stage, ``ledger_records`` makes
-the batch's ledger records and the ledger lane's ``entry_rows`` chains a group's rows (``_ledger``).
+the batch's ledger records and the ledger lane's ``entry_rows`` chains a group's rows (``_ledger``);
+``pending_claims`` and ``settle_claims`` write the Redis claims of the state stage (``_claims``).
 
 Everything here is compiled (Cython, ``_*.pyx``) and has a pure-Python reference with exactly the
-same results in ``reference_codec``, ``reference_features`` and ``reference_rules`` (``_ledger``'s references
-are the checked ``LedgerRecord`` constructor and ``sentinel.ledger.chain.entry_hash``); the numbers both
-share (state layout, bounds, feature columns, field numbers, opcodes) are defined once, in
-``_constants.pxd``. Design and layouts: docs/decisions/0003-account-state-and-features.md and
-0004-rule-program.md.
+same results in ``reference_codec``, ``reference_features`` and ``reference_rules`` (``_ledger``'s
+references are the checked ``LedgerRecord`` constructor and ``sentinel.ledger.chain.entry_hash``,
+``_claims``'s the claim definitions of ``sentinel.server.state_store`` and
+``stored_decisions.sequence_field``); the numbers both share (state layout, bounds, feature columns,
+field numbers, opcodes) are defined once, in ``_constants.pxd``. Design and layouts:
+docs/decisions/0003-account-state-and-features.md and 0004-rule-program.md.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ import numpy as np
 import numpy.typing as npt
 
 from sentinel.hotpath import _features, _rules
+from sentinel.hotpath._claims import pending_claims, settle_claims
 from sentinel.hotpath._codec import decode_state, encode_state
 from sentinel.hotpath._columns import TransactionColumnsBuilder
 from sentinel.hotpath._constants import (
@@ -179,8 +182,10 @@ __all__ = [
     "field_value",
     "id_value",
     "ledger_records",
+    "pending_claims",
     "score_batch_response",
     "score_response",
+    "settle_claims",
     "stable_hash",
     "stream_responses",
 ]

@@ -1,6 +1,6 @@
 # cython: language_level=3
-"""Protobuf wire-format primitives shared by the request decoder (``_wire``) and the response writer
-(``_respond``).
+"""Protobuf wire-format primitives shared by the request decoder (``_wire``), the response writer
+(``_respond``) and the claim writer (``_claims``).
 
 A C "header" like ``_checks.pxd``: inline, so neither module imports the other at run time.
 """
@@ -15,6 +15,16 @@ cdef inline Py_ssize_t varint_size(uint64_t value) noexcept nogil:
         value >>= 7
         size += 1
     return size
+
+
+cdef inline uint8_t* put_varint(uint8_t* p, uint64_t value) noexcept nogil:
+    """Write ``value`` as a minimal varint at ``p``; the position after it."""
+    while value >= 0x80:
+        p[0] = <uint8_t>(value | 0x80)
+        value >>= 7
+        p += 1
+    p[0] = <uint8_t>value
+    return p + 1
 
 
 cdef inline Py_ssize_t scan_varint(

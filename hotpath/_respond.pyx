@@ -46,7 +46,7 @@ from _constants cimport (
     OUTCOME_DECLINE,
     OUTCOME_REVIEW,
 )
-from _protowire cimport scan_varint, varint_size
+from _protowire cimport put_varint, scan_varint, varint_size
 
 cdef enum:
     # reasons that are not a rule's own (negative entries of a row's reason list)
@@ -61,15 +61,6 @@ cdef enum:
 
 
 # ---------------------------------------------------------------------------------------- wire helpers
-cdef inline uint8_t* put_varint(uint8_t* p, uint64_t value) noexcept nogil:
-    while value >= 0x80:
-        p[0] = <uint8_t>(value | 0x80)
-        value >>= 7
-        p += 1
-    p[0] = <uint8_t>value
-    return p + 1
-
-
 cdef inline uint8_t* put_bytes(uint8_t* p, const void* data, Py_ssize_t size) noexcept nogil:
     if size:
         memcpy(p, data, size)

@@ -17,14 +17,23 @@ import time
 import structlog
 
 from sentinel.config import Settings
+from sentinel.hotpath import settle_claims
 from sentinel.hotpath.rows import encode_rows
 from sentinel.server import metrics
 from sentinel.server.batch import ScoringBatch
 from sentinel.server.budget import within_budget
 from sentinel.server.redis_errors import REDIS_FAILURES
 from sentinel.server.requests import AwaitingOriginal, Decided, key_reused
-from sentinel.server.state_store import AccountStateStore, Admission, AdmitColumns, Claim, decided_claim
-from sentinel.server.stored_decisions import sequence_field, stored_decision
+from sentinel.server.state_store import (
+    CLAIM_KEY_PARTS,
+    DECIDED_MARK,
+    AccountStateStore,
+    Admission,
+    AdmitColumns,
+    Claim,
+    ClaimWrites,
+)
+from sentinel.server.stored_decisions import stored_decision
 
 log = structlog.get_logger("sentinel.pipeline")
 
@@ -100,33 +109,30 @@ class StateStage:
         """After the ledger: write the decisions into the claims this batch took (with their ledger
         sequence once durable, so later retries are answered from Redis alone) and fold the journals, in
         the background: a retry that comes before waits for the claim, and a lost fold only leaves the
-        entries for the next batch to fold."""
+        entries for the next batch to fold. Which rows write a claim, and what: ``settle_claims``."""
         if not batch.keys_claimed:
             return
-        claims: list[tuple[str, bytes]] = []
-        keys, fingerprints, durable = batch.idempotency_keys, batch.fingerprints, batch.durable
-        owners, replays, resubmitted = batch.owners, batch.replays, batch.resubmitted
-        for i, result in enumerate(batch.results):
-            if i in owners:  # the ledger knows the key for another transaction: the claim is its
-                fingerprint, decision = owners[i]
-                if fingerprint is not None and decision is not None:
-                    claims.append((keys[i], decided_claim(fingerprint, decision)))
-                continue
-            if not isinstance(result, Decided) or (i in replays and i not in resubmitted):
-                continue
-            if i in resubmitted and not durable:
-                continue
-            value = result.decision
-            if durable and result.ledger_sequence:
-                value += sequence_field(result.ledger_sequence)
-            claims.append((keys[i], decided_claim(fingerprints[i], value)))
-        if not claims and not batch.folds:
+        claims = ClaimWrites(
+            *settle_claims(
+                batch.idempotency_keys,
+                batch.fingerprints,
+                batch.results,
+                Decided,
+                batch.owners,
+                batch.replays,
+                batch.resubmitted,
+                batch.durable,
+                *CLAIM_KEY_PARTS,
+                DECIDED_MARK,
+            )
+        )
+        if not claims.keys and not batch.folds:
             return
         task = asyncio.get_running_loop().create_task(self._settle(claims, batch))
         self._settling.add(task)
         task.add_done_callback(self._settled)
 
-    async def _settle(self, claims: list[tuple[str, bytes]], batch: ScoringBatch) -> None:
+    async def _settle(self, claims: ClaimWrites, batch: ScoringBatch) -> None:
         assert self._store is not None
         started = time.perf_counter()
         try:

@@ -42,7 +42,7 @@ from redis.asyncio.cluster import RedisCluster
 from redis.commands.core import AsyncScript
 from redis.crc import key_slot
 
-from sentinel.hotpath import StateDecodeError, TransactionColumns, build_features
+from sentinel.hotpath import StateDecodeError, TransactionColumns, build_features, pending_claims
 from sentinel.hotpath.rows import ROW_DTYPE, ROW_SIZE, Records, columns_of, decode_journals
 from sentinel.ledger.records import FINGERPRINT_BYTES
 
@@ -51,7 +51,7 @@ log = structlog.get_logger("sentinel.state")
 VERSION_BYTES = 8
 _HEADER_BYTES = VERSION_BYTES + 2  # version + base length
 _PENDING = b"P"
-_DECIDED = b"D"
+DECIDED_MARK = b"D"
 
 # Both scripts take their values packed into four arguments rather than one argument per value: redis-py
 # encodes every argument with Python code of its own, which cost the workers more than the rest of the
@@ -147,9 +147,14 @@ def state_key(account_id: str) -> str:
     return f"sentinel:{{{account_id}}}:s"
 
 
+_CLAIM_KEY_PREFIX, _CLAIM_KEY_SUFFIX = "sentinel:i:{", "}"
+# encoded, as the compiled claim writers take them (sentinel.hotpath._claims)
+CLAIM_KEY_PARTS = (_CLAIM_KEY_PREFIX.encode(), _CLAIM_KEY_SUFFIX.encode())
+
+
 def claim_key(idempotency_key: str) -> str:
     """Redis key of an idempotency claim: one per key, whatever account the key was used with."""
-    return f"sentinel:i:{{{idempotency_key}}}"
+    return f"{_CLAIM_KEY_PREFIX}{idempotency_key}{_CLAIM_KEY_SUFFIX}"
 
 
 def pending_claim(fingerprint: bytes, admitted_at: bytes) -> bytes:
@@ -164,7 +169,7 @@ def admission_time() -> bytes:
 
 def decided_claim(fingerprint: bytes, decision: bytes) -> bytes:
     """The claim of a decided request: its serialized Decision."""
-    return fingerprint + _DECIDED + decision
+    return fingerprint + DECIDED_MARK + decision
 
 
 class Claim(NamedTuple):
@@ -178,7 +183,7 @@ class Claim(NamedTuple):
     def parse(cls, value: bytes) -> Claim:
         fingerprint, kind = value[:FINGERPRINT_BYTES], value[FINGERPRINT_BYTES : FINGERPRINT_BYTES + 1]
         rest = value[FINGERPRINT_BYTES + 1 :]
-        if kind == _DECIDED:
+        if kind == DECIDED_MARK:
             return cls(fingerprint, rest, 0.0)
         return cls(fingerprint, None, int.from_bytes(rest[:8], "big") / 1000)
 
@@ -247,8 +252,8 @@ class AdmitColumns(NamedTuple):
 
     account_ids: list[str]  # account slot -> account id
     account_slot: npt.NDArray[np.int32]  # row -> its account's slot
-    idempotency_keys: Sequence[str]
-    fingerprints: Sequence[bytes]
+    idempotency_keys: list[str]
+    fingerprints: list[bytes]
     records: Records  # row -> its sentinel.hotpath.rows record
     claim: npt.NDArray[np.bool_]  # row -> False: only read the account (a takeover)
 
@@ -282,19 +287,31 @@ _ADMIT_HEAD = struct.Struct(">II")  # an account's first claim in the call, its 
 _SETTLE_HEAD = struct.Struct(f">{VERSION_BYTES}sII")  # version read, new header + base length, covered
 
 
+class ClaimWrites(NamedTuple):
+    """Decided claims to write, as ``settle`` takes them: Redis keys (encoded claim keys) and values."""
+
+    keys: list[bytes]
+    values: list[bytes]
+
+    @classmethod
+    def of_pairs(cls, claims: Sequence[tuple[str, bytes]]) -> ClaimWrites:
+        """The writes of (idempotency key, claim value) pairs."""
+        return cls([claim_key(key).encode() for key, _ in claims], [value for _, value in claims])
+
+
 @dataclass(slots=True)
 class _Call:
-    """The keys and arguments of one script call (one hash slot in a cluster): the claims' keys and
-    values, and per account its key, a fixed-size head and its data (see the scripts)."""
+    """The keys and arguments of one script call (one hash slot in a cluster): the claims' keys (encoded)
+    and values, and per account its key, a fixed-size head and its data (see the scripts)."""
 
-    claim_keys: list[str] = field(default_factory=list)
+    claim_keys: list[bytes] = field(default_factory=list)
     claim_values: list[bytes] = field(default_factory=list)
     accounts: list[str] = field(default_factory=list)
     account_heads: list[bytes] = field(default_factory=list)
     account_data: list[bytes] = field(default_factory=list)
 
-    def add_claim(self, key: str, value: bytes) -> None:
-        self.claim_keys.append(claim_key(key))
+    def add_claim(self, key: bytes, value: bytes) -> None:
+        self.claim_keys.append(key)
         self.claim_values.append(value)
 
     def add_account(self, account_id: str, head: bytes, data: bytes) -> None:
@@ -303,11 +320,10 @@ class _Call:
         self.account_data.append(data)
 
     def keys_and_args(self, claim_ttl: int, state_ttl: int) -> tuple[list[bytes], list[bytes | int]]:
-        """The call's keys, encoded here in one pass (redis-py encodes a str argument with more Python
-        than a bytes one: half the cost of packing a call of a few hundred keys), and its arguments."""
+        """The call's keys, all encoded (redis-py encodes a str argument with more Python than a bytes
+        one: half the cost of packing a call of a few hundred keys), and its arguments."""
         claims = len(self.claim_keys)
-        keys = [key.encode() for key in self.claim_keys]
-        keys += [state_key(account).encode() for account in self.accounts]
+        keys = self.claim_keys + [state_key(account).encode() for account in self.accounts]
         lengths = struct.pack(f">{claims}I", *map(len, self.claim_values))
         return keys, [
             claim_ttl,
@@ -355,12 +371,13 @@ class AccountStateStore:
         heads = np.zeros((len(counts), 2), dtype=">u4")
         heads[:, 0] = np.where(counts > 0, np.cumsum(counts) - counts + 1, 0)
         heads[:, 1] = counts
-        keys, fingerprints = batch.idempotency_keys, batch.fingerprints
         claimed = order.tolist()
-        tail = _PENDING + admitted_at
+        claim_keys, claim_values = pending_claims(
+            batch.idempotency_keys, batch.fingerprints, claimed, *CLAIM_KEY_PARTS, _PENDING + admitted_at
+        )
         call = _Call(
-            [claim_key(keys[i]) for i in claimed],
-            [fingerprints[i] + tail for i in claimed],
+            claim_keys,
+            claim_values,
             batch.account_ids,
             [heads.tobytes()],
             [batch.records[order].tobytes()],
@@ -378,8 +395,9 @@ class AccountStateStore:
         members: dict[int, list[int]] = defaultdict(list)
         keys, fingerprints = batch.idempotency_keys, batch.fingerprints
         for i in np.flatnonzero(batch.claim).tolist():
-            slot = self._slot(claim_key(keys[i]))
-            calls[slot].add_claim(keys[i], pending_claim(fingerprints[i], admitted_at))
+            key = claim_key(keys[i]).encode()
+            slot = self._slot(key)
+            calls[slot].add_claim(key, pending_claim(fingerprints[i], admitted_at))
             members[slot].append(i)
         results = await asyncio.gather(*(self._run(self._admit, call) for call in calls.values()))
         taken: list[bytes | None] = [None] * len(keys)
@@ -390,7 +408,7 @@ class AccountStateStore:
         account_calls: dict[int, _Call] = defaultdict(_Call)
         for slot, account in enumerate(batch.account_ids):
             records = batch.records[appended & (batch.account_slot == slot)].tobytes()
-            account_calls[self._slot(state_key(account))].add_account(
+            account_calls[self._slot(state_key(account).encode())].add_account(
                 account, _ADMIT_HEAD.pack(0, len(records) // ROW_SIZE), records
             )
         results = await asyncio.gather(*(self._run(self._admit, call) for call in account_calls.values()))
@@ -401,20 +419,19 @@ class AccountStateStore:
         }
         return _admission(taken, batch.account_ids, [found[account] for account in batch.account_ids])
 
-    async def settle(self, claims: Sequence[tuple[str, bytes]], folds: Sequence[Fold]) -> int:
-        """Write decided claims ((idempotency key, value)) and apply the folds whose version still
-        matches; how many folds applied."""
+    async def settle(self, claims: ClaimWrites | Sequence[tuple[str, bytes]], folds: Sequence[Fold]) -> int:
+        """Write decided claims (``ClaimWrites``, or (idempotency key, value) pairs) and apply the folds
+        whose version still matches; how many folds applied."""
+        writes = claims if isinstance(claims, ClaimWrites) else ClaimWrites.of_pairs(claims)
         calls: dict[int, _Call] = defaultdict(_Call)
         if self._cluster:
-            for key, value in claims:
-                calls[self._slot(claim_key(key))].add_claim(key, value)
-        elif claims:
-            call = calls[0]
-            call.claim_keys = [claim_key(key) for key, _ in claims]
-            call.claim_values = [value for _, value in claims]
+            for key, value in zip(writes.keys, writes.values, strict=True):
+                calls[self._slot(key)].add_claim(key, value)
+        elif writes.keys:
+            calls[0] = _Call(writes.keys, writes.values)
         for fold in folds:
             base = next_header(fold.version, fold.state) + fold.state
-            calls[self._slot(state_key(fold.account_id))].add_account(
+            calls[self._slot(state_key(fold.account_id).encode())].add_account(
                 fold.account_id, _SETTLE_HEAD.pack(fold.version, len(base), fold.rows * ROW_SIZE), base
             )
         if not calls:
@@ -432,8 +449,8 @@ class AccountStateStore:
         value = await self.read(account_id)
         return fold(value.base, value.journal)
 
-    def _slot(self, key: str) -> int:
-        return key_slot(key.encode()) if self._cluster else 0
+    def _slot(self, key: bytes) -> int:
+        return key_slot(key) if self._cluster else 0
 
     async def _run(self, script: AsyncScript, call: _Call) -> Any:
         keys, args = call.keys_and_args(self._claim_ttl, self._state_ttl)

@@ -35,8 +35,9 @@ def stored_decision(data: bytes, ledger_sequence: int = 0) -> Decided:
 def sequence_field(sequence: int) -> bytes:
     """``ledger_sequence`` alone, serialized. Appended to a serialized Decision it sets that field when
     parsed (a later field wins), so a claim gets its sequence without serializing the decision again.
-    Written here rather than by a message of its own: a batch settles one per decision, and building
-    a message costs three times as much (``tests/test_decision_encoding.py`` holds them equal)."""
+    The scoring path writes it compiled (``sentinel.hotpath.settle_claims``, held equal to this one by
+    tests/test_claims_compiled.py); this is its definition, and ``tests/test_decision_encoding.py`` holds
+    it equal to what protobuf serializes."""
     if sequence <= 0:
         return decision_pb2.Decision(ledger_sequence=sequence).SerializeToString()
     field = bytearray(_SEQUENCE_TAG)
