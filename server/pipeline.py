@@ -109,11 +109,14 @@ class ScoringPipeline:
             if key not in in_flight and key not in fresh:
                 fresh[key] = row
         fingerprints = transactions.fingerprints
-        if len(fresh) == len(keys):  # the usual case: every key new, answered in row order by one future
-            future = self._batcher.submit_many(requests)
-            for row, key in enumerate(keys):
-                in_flight[key] = _InFlight(fingerprints[row], future, row)
-            future.add_done_callback(functools.partial(self._release, keys))
+        every_key_new = 0 < len(fresh) == len(keys)  # the usual case
+        if fresh:
+            submitted = requests if every_key_new else [requests[row] for row in fresh.values()]
+            future = self._batcher.submit_many(submitted)
+            for index, (key, row) in enumerate(fresh.items()):
+                in_flight[key] = _InFlight(fingerprints[row], future, index)
+            future.add_done_callback(functools.partial(self._release, list(fresh)))
+        if every_key_new:  # answered in row order by that one future, without the bookkeeping below
             results: list[Result] = []
             # shield: a caller that gives up must not cancel the work that duplicates may wait for too
             for request, result in zip(requests, await asyncio.shield(future), strict=True):
@@ -121,12 +124,6 @@ class ScoringPipeline:
                     result = await self._after_original(request, result)
                 results.append(result)
             return results
-        if fresh:
-            submitted = [requests[row] for row in fresh.values()]
-            future = self._batcher.submit_many(submitted)
-            for index, (key, row) in enumerate(fresh.items()):
-                in_flight[key] = _InFlight(fingerprints[row], future, index)
-            future.add_done_callback(functools.partial(self._release, list(fresh)))
         entries = [in_flight[key] for key in keys]
         answered: dict[asyncio.Future[list[BatchResult]], list[BatchResult]] = {}
         for entry in entries:

@@ -17,22 +17,13 @@ import time
 import structlog
 
 from sentinel.config import Settings
-from sentinel.hotpath import settle_claims
 from sentinel.hotpath.rows import encode_rows
 from sentinel.server import metrics
 from sentinel.server.batch import ScoringBatch
 from sentinel.server.budget import within_budget
 from sentinel.server.redis_errors import REDIS_FAILURES
-from sentinel.server.requests import AwaitingOriginal, Decided, key_reused
-from sentinel.server.state_store import (
-    CLAIM_KEY_PARTS,
-    DECIDED_MARK,
-    AccountStateStore,
-    Admission,
-    AdmitColumns,
-    Claim,
-    ClaimWrites,
-)
+from sentinel.server.requests import AwaitingOriginal, key_reused
+from sentinel.server.state_store import AccountStateStore, Admission, AdmitColumns, Claim, ClaimWrites
 from sentinel.server.stored_decisions import stored_decision
 
 log = structlog.get_logger("sentinel.pipeline")
@@ -109,22 +100,17 @@ class StateStage:
         """After the ledger: write the decisions into the claims this batch took (with their ledger
         sequence once durable, so later retries are answered from Redis alone) and fold the journals, in
         the background: a retry that comes before waits for the claim, and a lost fold only leaves the
-        entries for the next batch to fold. Which rows write a claim, and what: ``settle_claims``."""
+        entries for the next batch to fold."""
         if not batch.keys_claimed:
             return
-        claims = ClaimWrites(
-            *settle_claims(
-                batch.idempotency_keys,
-                batch.fingerprints,
-                batch.results,
-                Decided,
-                batch.owners,
-                batch.replays,
-                batch.resubmitted,
-                batch.durable,
-                *CLAIM_KEY_PARTS,
-                DECIDED_MARK,
-            )
+        claims = ClaimWrites.decided(
+            batch.idempotency_keys,
+            batch.fingerprints,
+            batch.results,
+            batch.owners,
+            batch.replays,
+            batch.resubmitted,
+            batch.durable,
         )
         if not claims.keys and not batch.folds:
             return

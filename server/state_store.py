@@ -42,9 +42,16 @@ from redis.asyncio.cluster import RedisCluster
 from redis.commands.core import AsyncScript
 from redis.crc import key_slot
 
-from sentinel.hotpath import StateDecodeError, TransactionColumns, build_features, pending_claims
+from sentinel.hotpath import (
+    StateDecodeError,
+    TransactionColumns,
+    build_features,
+    pending_claims,
+    settle_claims,
+)
 from sentinel.hotpath.rows import ROW_DTYPE, ROW_SIZE, Records, columns_of, decode_journals
 from sentinel.ledger.records import FINGERPRINT_BYTES
+from sentinel.server.requests import Decided
 
 log = structlog.get_logger("sentinel.state")
 
@@ -297,6 +304,33 @@ class ClaimWrites(NamedTuple):
     def of_pairs(cls, claims: Sequence[tuple[str, bytes]]) -> ClaimWrites:
         """The writes of (idempotency key, claim value) pairs."""
         return cls([claim_key(key).encode() for key, _ in claims], [value for _, value in claims])
+
+    @classmethod
+    def decided(
+        cls,
+        keys: list[str],
+        fingerprints: list[bytes],
+        results: Sequence[object],
+        owners: dict[int, tuple[bytes | None, bytes | None]],
+        replays: set[int],
+        resubmitted: set[int],
+        durable: bool,
+    ) -> ClaimWrites:
+        """The decided claims a batch writes after the ledger (which rows, and what: ``settle_claims``)."""
+        return cls(
+            *settle_claims(
+                keys,
+                fingerprints,
+                results,
+                Decided,
+                owners,
+                replays,
+                resubmitted,
+                durable,
+                *CLAIM_KEY_PARTS,
+                DECIDED_MARK,
+            )
+        )
 
 
 @dataclass(slots=True)

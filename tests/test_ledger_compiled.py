@@ -98,14 +98,13 @@ texts = st.text(st.characters(exclude_categories=["Cs"]), min_size=1, max_size=4
 
 @st.composite
 def records(draw: st.DrawFn) -> LedgerRecord:
-    record = make_record(
+    return make_record(
         draw(texts.filter(lambda text: "\x00" not in text), label="transaction id"),
         account=draw(st.sampled_from(["C1", "C-ü-2", "C3"])),
         counterparty=draw(st.sampled_from(["", "M1", "M-€"])),
         amount=draw(st.sampled_from(["0.01", "10.00", "123456789.99", "7"])),
         key=draw(st.sampled_from(["", "k-1", "k-\U0001f600", "x" * 200])),
     )
-    return record
 
 
 @PARITY
