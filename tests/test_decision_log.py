@@ -7,6 +7,7 @@ import io
 import json
 import math
 import time
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
@@ -56,6 +57,8 @@ def test_its_lines_are_structlogs_decision_events(decided: list[Any], with_waits
     log = DecisionLog(1.0)
     started = time.perf_counter()
     with pytest.MonkeyPatch.context() as patch:
+        # both renders read the same clock: a pause between them (a busy CI machine) must not count
+        patch.setattr(decision_log, "time", SimpleNamespace(perf_counter=lambda: started + 0.0125))
         structlog.contextvars.bind_contextvars(worker=3, caller="svc-a")
         try:
             lines = _lines(patch, lambda: log.write(ids, decided, started, waits))
