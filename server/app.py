@@ -124,21 +124,19 @@ async def run_worker(
         interceptors=[MetricsInterceptor(), *auth_interceptors(settings), watches],
     )
     health_servicer = health.aio.HealthServicer()
-    add_scoring_service(
-        ScoringServicer(
-            pipeline,
-            max_clock_skew_s=settings.max_clock_skew_s,
-            max_batch_items=settings.max_batch_items,
-            max_response_bytes=settings.max_message_bytes,
-            rules=resources.rules,
-            log_sample_rate=settings.log_decision_sample_rate,
-            stream_chunk_max=settings.batch_max_size,
-            stream_chunk_wait_s=settings.batch_max_wait_ms / 1000,
-            dead_letters=dead_letters,
-            admission=Admission.from_settings(settings, resources.redis),
-        ),
-        server,
+    scoring = ScoringServicer(
+        pipeline,
+        max_clock_skew_s=settings.max_clock_skew_s,
+        max_batch_items=settings.max_batch_items,
+        max_response_bytes=settings.max_message_bytes,
+        rules=resources.rules,
+        log_sample_rate=settings.log_decision_sample_rate,
+        group_max=settings.batch_max_size,
+        group_wait_s=settings.batch_max_wait_ms / 1000,
+        dead_letters=dead_letters,
+        admission=Admission.from_settings(settings, resources.redis),
     )
+    add_scoring_service(scoring, server)
     ledger_pb2_grpc.add_LedgerServiceServicer_to_server(LedgerServicer(*resources.ledger_pools()), server)
     rules_pb2_grpc.add_RulesServiceServicer_to_server(
         RulesServicer(
@@ -176,6 +174,7 @@ async def run_worker(
     await health_servicer.enter_graceful_shutdown()
     watches.close_watches()  # the grace is for calls in flight: stop returns when they have ended
     await server.stop(settings.shutdown_grace_s)
+    await scoring.close()
     await dead_letters.drain()  # the rejects' appends still under way, before Redis is closed
     await pipeline.close()
     await events_servicer.close()

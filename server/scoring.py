@@ -7,6 +7,11 @@ answers around the Decision bytes the pipeline made. No protobuf message of a tr
 decision is built on the way, except for the rare invalid or undecodable item (logged, dead-lettered,
 answered with its error). Deciding is the job of a ``DecisionMaker``, so the pipeline behind it can
 change without touching the contract.
+
+Calls of one transaction are decoded, decided and logged in groups: concurrent Score calls of a caller
+(``score_calls``) and a ScoreStream's messages (its chunks) are cut by the same policy (``group_max``,
+``group_wait_s``, ``groups_in_flight``) and pay the decoder, the pipeline's submission and the
+decision log's write once per group. A ScoreBatch call is such a group already.
 """
 
 from __future__ import annotations
@@ -49,6 +54,7 @@ from sentinel.server.identity import current_caller
 from sentinel.server.requests import Decided, Rejection, Result
 from sentinel.server.result_size import ResultSizes, result_size
 from sentinel.server.rules.compiler import RuleSource
+from sentinel.server.score_calls import Answer, Invalid, ScoreCalls, ScoreGroup
 from sentinel.server.validate import CURRENCY_EXPONENTS, MAX_ID_LENGTH
 from sentinel.v1 import errors_pb2, scoring_pb2, transaction_pb2
 
@@ -80,7 +86,11 @@ def _undecodable(violations: list[tuple[str, str]]) -> str | None:
 
 
 class ScoringServicer:
-    """Implements sentinel.v1.ScoringService over a DecisionMaker, on request and response bytes."""
+    """Implements sentinel.v1.ScoringService over a DecisionMaker, on request and response bytes.
+
+    ``group_max``, ``group_wait_s`` and ``groups_in_flight`` cut Score calls into groups and a
+    ScoreStream's messages into chunks (the server passes ``batch_max_size`` and ``batch_max_wait_ms``);
+    ``stream_window``: how many messages a stream may read ahead of their answers."""
 
     def __init__(
         self,
@@ -92,9 +102,9 @@ class ScoringServicer:
         rules: RuleSource,
         log_sample_rate: float,
         stream_window: int = 1024,
-        stream_chunk_max: int = 256,
-        stream_chunk_wait_s: float = 0.001,
-        stream_chunks_in_flight: int = 4,
+        group_max: int = 256,
+        group_wait_s: float = 0.001,
+        groups_in_flight: int = 4,
         dead_letters: DeadLetters | None = None,
         admission: Admission | None = None,
     ) -> None:
@@ -105,11 +115,21 @@ class ScoringServicer:
         self._max_response_bytes = max_response_bytes
         self._result_sizes = ResultSizes(rules)
         self._decision_log = DecisionLog(log_sample_rate)
+        self._score_calls = ScoreCalls(
+            self._score_group,
+            max_size=group_max,
+            max_wait_s=group_wait_s,
+            max_in_flight=groups_in_flight,
+        )
         self._stream_window = stream_window
-        self._stream_chunk_max = stream_chunk_max
-        self._stream_chunk_wait_s = stream_chunk_wait_s
-        self._stream_chunks_in_flight = stream_chunks_in_flight
+        self._group_max = group_max
+        self._group_wait_s = group_wait_s
+        self._groups_in_flight = groups_in_flight
         self._dead_letters = dead_letters
+
+    async def close(self) -> None:
+        """Answer the Score calls still queued (after the server stopped taking calls)."""
+        await self._score_calls.close()
 
     # ------------------------------------------------------------------------------- refusals
     def _note_undecodable(self, method: str, error: str) -> None:
@@ -162,26 +182,48 @@ class ScoringServicer:
 
     # ------------------------------------------------------------------------------- methods
     async def Score(self, request: bytes, context: grpc.aio.ServicerContext) -> bytes:
-        started = time.perf_counter()
-        decoded = self._decoder.decode_singles((request,), time.time())
-        if decoded.errors:
-            ((_, violations),) = decoded.errors
-            reason = _undecodable(violations)
-            if reason is not None:
-                self._note_undecodable("Score", reason)
-                await abort(context, grpc.StatusCode.INVALID_ARGUMENT, reason)
-            error = _invalid(violations)
-            self._reject("Score", error, scoring_pb2.ScoreRequest.FromString(request).transaction)
-            await abort_invalid(context, error)
         async with self._admission.admit(context, "Score", 1, len(request)):
-            (result,) = await self._decision_maker.decide(
-                decoded, _deadline(context), caller=current_caller().subject
-            )
-        if isinstance(result, Rejection):
-            log.warning("transaction_rejected", method="Score", code=result.code.name, error=result.message)
-            await abort(context, result.code, result.message)
-        self._decision_log.write(decoded.transaction_ids, (result,), started)
-        return score_response(result.decision, result.ledger_sequence, result.replayed)
+            answer = await self._score_calls.decide(request, _deadline(context), current_caller().subject)
+        if not isinstance(answer, Decided):
+            await self._refuse_score(answer, request, context)
+        return score_response(answer.decision, answer.ledger_sequence, answer.replayed)
+
+    async def _refuse_score(
+        self, answer: Invalid | Rejection, request: bytes, context: grpc.aio.ServicerContext
+    ) -> NoReturn:
+        """End a Score call whose transaction could not be decoded, was invalid or was rejected."""
+        if isinstance(answer, Rejection):
+            log.warning("transaction_rejected", method="Score", code=answer.code.name, error=answer.message)
+            await abort(context, answer.code, answer.message)
+        reason = _undecodable(answer.violations)
+        if reason is not None:
+            self._note_undecodable("Score", reason)
+            await abort(context, grpc.StatusCode.INVALID_ARGUMENT, reason)
+        error = _invalid(answer.violations)
+        self._reject("Score", error, scoring_pb2.ScoreRequest.FromString(request).transaction)
+        await abort_invalid(context, error)
+
+    async def _score_group(self, group: ScoreGroup) -> list[Answer]:
+        """validate -> decide -> log for a group of Score calls: one decode, one submission, one write."""
+        started = time.perf_counter()
+        decoded = self._decoder.decode_singles(group.bodies, time.time())
+        results: list[Result] = []
+        if decoded.transaction_ids:
+            results = await self._decision_maker.decide(decoded, group.deadline, caller=group.caller)
+        answers: list[Answer]
+        if not decoded.errors:  # the usual case: one result per call, in order
+            answers = results  # type: ignore[assignment]
+            waits = group.waits
+        else:
+            answers = [Invalid([])] * decoded.count
+            for item, violations in decoded.errors:
+                answers[item] = Invalid(violations)
+            rows = decoded.items.tolist()
+            for item, result in zip(rows, results, strict=True):
+                answers[item] = result
+            waits = [group.waits[item] for item in rows]
+        group.context.run(self._decision_log.write, decoded.transaction_ids, results, started, waits)
+        return answers
 
     async def ScoreBatch(self, request: bytes, context: grpc.aio.ServicerContext) -> bytes:
         started = time.perf_counter()
@@ -244,9 +286,9 @@ class ScoringServicer:
 
         chunks: Coalescer[bytes] = Coalescer(
             answer,
-            max_size=self._stream_chunk_max,
-            max_wait_s=self._stream_chunk_wait_s,
-            max_in_flight=self._stream_chunks_in_flight,
+            max_size=self._group_max,
+            max_wait_s=self._group_wait_s,
+            max_in_flight=self._groups_in_flight,
         )
 
         async def read_requests() -> None:

@@ -3,15 +3,20 @@
 from __future__ import annotations
 
 import asyncio
+import io
+import json
 import time
 from collections.abc import AsyncIterator, Iterable
 from typing import Any, cast
 
 import grpc
 import pytest
+import structlog
 from redis.asyncio import Redis
 
+import sentinel.server.decision_log as decision_log
 from sentinel.hotpath import DecodedTransactions
+from sentinel.hotpath.wire import UNDECODABLE
 from sentinel.server.deadletter import STREAM_KEY, DeadLetters, read_dead_letters
 from sentinel.server.identity import CALLER, Caller
 from sentinel.server.requests import Decided, Rejection, Result
@@ -136,16 +141,14 @@ async def test_stream_decides_in_chunks_and_answers_every_message_once() -> None
 
 async def test_lone_stream_message_is_not_held_back() -> None:
     decider = FakeDecisionMaker()
-    scoring = servicer(decider, stream_chunk_wait_s=5.0)
+    scoring = servicer(decider, group_wait_s=5.0)
     replies = await asyncio.wait_for(stream(scoring, ["lone-1"]), timeout=1.0)
     assert [r.transaction_id for r in replies] == ["lone-1"]
 
 
 async def test_stream_reads_at_most_the_window_ahead() -> None:
     decider = FakeDecisionMaker(delay=0.01)
-    replies = await stream(
-        servicer(decider, stream_window=16, stream_chunk_max=4), [f"w-{i}" for i in range(200)]
-    )
+    replies = await stream(servicer(decider, stream_window=16, group_max=4), [f"w-{i}" for i in range(200)])
     assert len(replies) == 200
     assert decider.max_in_flight <= 16
     assert max(len(call) for call in decider.calls) <= 4
@@ -219,3 +222,101 @@ async def test_each_call_is_decided_for_its_own_caller() -> None:
     await score_batch(scoring, scoring_pb2.ScoreBatchRequest(transactions=[transaction("c-1")]))
     by_call = dict(zip((ids[0] for ids in decider.calls), decider.callers, strict=True))
     assert by_call == {"a-1": "svc-a", "a-1-s": "svc-a", "b-1": "svc-b", "b-1-s": "svc-b", "c-1": "anonymous"}
+
+
+class Aborted(Exception):
+    """What a call's context raises when the servicer ends the call with an error status."""
+
+    def __init__(self, code: grpc.StatusCode, details: str) -> None:
+        super().__init__(code, details)
+        self.code, self.details = code, details
+
+
+class RecordingContext(NoDeadline):
+    """A call's context whose aborts raise ``Aborted`` with the status, as grpc's raise AbortError."""
+
+    async def abort(self, code: grpc.StatusCode, details: str = "", *_: Any) -> None:
+        raise Aborted(code, details)
+
+    async def abort_with_status(self, status: Any) -> None:
+        raise Aborted(status.code, status.details)
+
+
+def score_body(transaction_id: str) -> bytes:
+    return scoring_pb2.ScoreRequest(transaction=transaction(transaction_id)).SerializeToString()
+
+
+async def score(scoring: ScoringServicer, body: bytes) -> str | tuple[grpc.StatusCode, str]:
+    """The transaction id a Score call was answered for, or the status it ended with."""
+    try:
+        response = await scoring.Score(body, cast(grpc.aio.ServicerContext, RecordingContext()))
+    except Aborted as aborted:
+        return aborted.code, aborted.details
+    return scoring_pb2.ScoreResponse.FromString(response).decision.transaction_id
+
+
+async def test_concurrent_score_calls_are_decided_in_groups_and_answered_one_by_one(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """300 Score calls at once from two callers, valid ones mixed with invalid, undecodable and rejected
+    ones: every call gets its own answer or status, the pipeline decides them in a few groups of one
+    caller each, and each decision log line carries the context (the caller) of the call it answers."""
+    decider = FakeDecisionMaker(delay=0.005)
+    scoring = servicer(decider)
+    out = io.BytesIO()
+    monkeypatch.setattr(decision_log, "json_lines_out", lambda: out)
+
+    async def call(subject: str, index: int) -> str | tuple[grpc.StatusCode, str]:
+        CALLER.set(Caller(subject=subject, roles=frozenset({"scorer"}), source="jwt"))
+        structlog.contextvars.bind_contextvars(caller=subject)
+        name = f"{subject}-{index}"
+        body = {
+            0: score_body(name),
+            1: score_body(name),
+            2: score_body(INVALID_ID),
+            3: score_body(name)[:-3],  # truncated: not a message
+            4: score_body(f"{REJECTED_PREFIX}{name}"),
+        }[index % 5]
+        return await score(scoring, body)
+
+    calls = [(subject, index) for index in range(150) for subject in ("svc-a", "svc-b")]
+    answers = await asyncio.gather(*(asyncio.create_task(call(*c)) for c in calls))
+
+    for (subject, index), answer in zip(calls, answers, strict=True):
+        kind = index % 5
+        if kind < 2:
+            assert answer == f"{subject}-{index}"
+        elif kind == 2:
+            assert answer[0] == grpc.StatusCode.INVALID_ARGUMENT and "transaction_id" in answer[1]
+        elif kind == 3:
+            assert answer[0] == grpc.StatusCode.INVALID_ARGUMENT and answer[1].startswith(UNDECODABLE)
+        else:
+            assert answer == (grpc.StatusCode.ALREADY_EXISTS, "key reused")
+    assert len(decider.calls) <= len(calls) / 10
+    for ids, caller in zip(decider.calls, decider.callers, strict=True):
+        assert all(i.removeprefix(REJECTED_PREFIX).startswith(f"{caller}-") for i in ids)
+    lines = [json.loads(line) for line in out.getvalue().splitlines()]
+    assert sorted(line["transaction_id"] for line in lines) == sorted(
+        a for a in answers if isinstance(a, str)
+    )
+    assert all(line["transaction_id"].startswith(f"{line['caller']}-") for line in lines)
+
+
+async def test_a_score_call_that_gives_up_leaves_its_group_answered() -> None:
+    decider = FakeDecisionMaker(delay=0.02)
+    scoring = servicer(decider)
+    first = asyncio.create_task(score(scoring, score_body("g-0")))  # decided at once, alone
+    await asyncio.sleep(0.005)
+    group = [asyncio.create_task(score(scoring, score_body(f"g-{i}"))) for i in range(1, 6)]
+    await asyncio.sleep(0.005)  # cut while the first is decided, after the 1 ms wait
+    group[0].cancel()
+    assert await asyncio.gather(first, *group[1:]) == [f"g-{i}" for i in (0, 2, 3, 4, 5)]
+    assert group[0].cancelled()
+    assert decider.calls == [["g-0"], [f"g-{i}" for i in range(1, 6)]]
+
+
+async def test_pipeline_failure_fails_each_score_call_of_the_group() -> None:
+    scoring = servicer(FakeDecisionMaker(fail=True))
+    calls = [score(scoring, score_body(f"f-{i}")) for i in range(3)]
+    failures = await asyncio.gather(*calls, return_exceptions=True)
+    assert [str(failure) for failure in failures] == ["pipeline exploded"] * 3
