@@ -12,6 +12,7 @@ BENCH_MODULES: tuple[str, ...] = (
     "sentinel.bench.hotpath",
     "sentinel.bench.model",
     "sentinel.bench.ledger",
+    "sentinel.bench.pipeline",
     "sentinel.bench.wire",
     "sentinel.bench.rest_bench",
     "sentinel.bench.scale",

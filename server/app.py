@@ -103,12 +103,11 @@ def _add_reflection_v1_descriptor() -> None:
     pool.AddSerializedFile(proto.SerializeToString())
 
 
-async def run_worker(
-    settings: Settings, port: int, worker_id: int, reuse_port: bool, on_serving: Callable[[], None]
-) -> None:
-    """Serve until SIGTERM/SIGINT, then stop taking calls and let in-flight calls finish."""
-    structlog.contextvars.bind_contextvars(worker=worker_id, pid=os.getpid())
-    resources = await WorkerResources.open(settings, worker_id)
+def scoring_path(
+    settings: Settings, resources: WorkerResources, dead_letters: DeadLetters | None
+) -> tuple[ScoringPipeline, ScoringServicer]:
+    """The scoring pipeline over a worker's resources and the ScoringService servicer in front of it:
+    what a worker serves, and what ``sentinel bench pipeline`` measures without gRPC."""
     pipeline = ScoringPipeline(
         settings,
         state_store=resources.state_store,
@@ -116,15 +115,7 @@ async def run_worker(
         rules=resources.rules,
         ledger=resources.ledger,
     )
-    pipeline.start()
-    dead_letters = DeadLetters(resources.redis, max_entries=settings.dead_letter_max_entries)
-    watches = HealthWatchCloser()
-    server = grpc.aio.server(
-        options=server_options(settings, reuse_port),
-        interceptors=[MetricsInterceptor(), *auth_interceptors(settings), watches],
-    )
-    health_servicer = health.aio.HealthServicer()
-    scoring = ScoringServicer(
+    servicer = ScoringServicer(
         pipeline,
         max_clock_skew_s=settings.max_clock_skew_s,
         max_batch_items=settings.max_batch_items,
@@ -136,6 +127,24 @@ async def run_worker(
         dead_letters=dead_letters,
         admission=Admission.from_settings(settings, resources.redis),
     )
+    return pipeline, servicer
+
+
+async def run_worker(
+    settings: Settings, port: int, worker_id: int, reuse_port: bool, on_serving: Callable[[], None]
+) -> None:
+    """Serve until SIGTERM/SIGINT, then stop taking calls and let in-flight calls finish."""
+    structlog.contextvars.bind_contextvars(worker=worker_id, pid=os.getpid())
+    resources = await WorkerResources.open(settings, worker_id)
+    dead_letters = DeadLetters(resources.redis, max_entries=settings.dead_letter_max_entries)
+    pipeline, scoring = scoring_path(settings, resources, dead_letters)
+    pipeline.start()
+    watches = HealthWatchCloser()
+    server = grpc.aio.server(
+        options=server_options(settings, reuse_port),
+        interceptors=[MetricsInterceptor(), *auth_interceptors(settings), watches],
+    )
+    health_servicer = health.aio.HealthServicer()
     add_scoring_service(scoring, server)
     ledger_pb2_grpc.add_LedgerServiceServicer_to_server(LedgerServicer(*resources.ledger_pools()), server)
     rules_pb2_grpc.add_RulesServiceServicer_to_server(
