@@ -25,6 +25,12 @@ class _JsonLines:
     level: int = logging.INFO
 
 
+def level_logged(level: int = logging.INFO) -> bool:
+    """Whether events of ``level`` are logged at all: a writer that renders its own lines skips the
+    rendering when they are not."""
+    return level >= _JsonLines.level
+
+
 def json_lines_out(level: int = logging.INFO) -> BinaryIO | None:
     """The binary stream JSON log lines are written to when events of ``level`` are logged, else None
     (console format, or a higher level configured): a caller then logs through structlog, or not at all."""

@@ -23,7 +23,7 @@ from datetime import UTC, datetime
 import orjson
 import structlog
 
-from sentinel.logs import json_lines_out
+from sentinel.logs import json_lines_out, level_logged
 from sentinel.server.outcome import OUTCOME_NAMES
 from sentinel.server.requests import Decided, ShadowOpinion
 
@@ -50,6 +50,9 @@ class DecisionLog:
     ) -> None:
         """One event per ``Decided`` answer (``ids[i]`` its transaction id); latency counts from
         ``started`` (perf_counter), plus the item's wait before it when ``waits`` are given."""
+        out = json_lines_out()
+        if out is None and not level_logged():  # a level above info drops decision events
+            return
         elapsed_ms = (time.perf_counter() - started) * 1000
         rate = self._rate
         chosen = [
@@ -59,7 +62,6 @@ class DecisionLog:
         ]
         if not chosen:
             return
-        out = json_lines_out()
         if out is None:
             self._through_structlog(ids, answers, chosen, elapsed_ms, waits)
             return

@@ -133,11 +133,15 @@ def restore_logging() -> Iterator[None]:
 
     import structlog
 
+    from sentinel.logs import _JsonLines
+
     config = structlog.get_config()
     handlers = logging.getLogger().handlers[:]
+    json_lines = _JsonLines.out, _JsonLines.level
     yield
     structlog.configure(**config)
     logging.getLogger().handlers[:] = handlers
+    _JsonLines.out, _JsonLines.level = json_lines
 
 
 @pytest.fixture

@@ -17,6 +17,7 @@ from hypothesis import strategies as st
 from structlog.testing import capture_logs
 
 import sentinel.server.decision_log as decision_log
+from sentinel.logs import configure_logging
 from sentinel.server.decision_log import DecisionLog
 from sentinel.server.requests import Decided, Rejection, ShadowOpinion
 
@@ -75,3 +76,19 @@ def test_its_lines_are_structlogs_decision_events(decided: list[Any], with_waits
         assert math.isclose(line_latency, event_latency, abs_tol=5.0)  # rendered a moment apart
         event.pop("log_level")
         assert line == event
+
+
+@pytest.mark.parametrize("level", ["info", "warning"])
+def test_a_level_above_info_renders_nothing(
+    level: str, monkeypatch: pytest.MonkeyPatch, restore_logging: None
+) -> None:
+    """Configured above info (``log_level``), the log renders no decision at all, not even to have
+    structlog drop it."""
+    stream = io.TextIOWrapper(io.BytesIO(), write_through=True)
+    configure_logging(level, "json", stream)
+    through_structlog: list[int] = []
+    monkeypatch.setattr(DecisionLog, "_through_structlog", lambda *args: through_structlog.append(1))
+    answer = Decided(b"\x08\x01", 1, 0.5, False, "m1")
+    DecisionLog(1.0).write(["tx-1", "tx-2"], [answer, answer], time.perf_counter())
+    lines = stream.buffer.getvalue().splitlines()  # type: ignore[attr-defined]
+    assert (len(lines), through_structlog) == ((2, []) if level == "info" else (0, []))
