@@ -35,7 +35,7 @@ import grpc
 import uvloop
 
 from sentinel.bench.cpu import cpu_by_part, process_times
-from sentinel.bench.grpcio_driver import request_message, transaction_pool, with_event_time, with_id
+from sentinel.bench.grpcio_driver import request_message
 from sentinel.bench.payloads import TransactionFactory, load_paysim
 from sentinel.config import Settings
 from sentinel.localservices import local_services
@@ -60,15 +60,18 @@ class _CallContext:
 def request_bodies(calls: int, per_call: int, accounts: int, run_id: str) -> list[bytes]:
     """``calls`` request messages (a ScoreRequest when ``per_call`` is 1, else a ScoreBatchRequest) of
     PaySim-like transactions over ``accounts`` accounts, each with a new transaction id and the current
-    time."""
+    time, serialized as generated clients do (deterministic field order: the decoder's fast path)."""
     factory = TransactionFactory(load_paysim(), accounts=accounts)
-    pool = transaction_pool(factory.transactions(min(calls * per_call, 5_000), run_id), live_event_times=True)
-    now = time.time() - 1
+    pool = factory.transactions(min(calls * per_call, 5_000), run_id)
+    now = int(time.time()) - 1
     bodies, number = [], 0
     for _ in range(calls):
         transactions = []
         for _ in range(per_call):
-            transactions.append(with_id(with_event_time(pool[number % len(pool)], now), f"{run_id}-{number}"))
+            transaction = pool[number % len(pool)]
+            transaction.transaction_id = f"{run_id}-{number}"
+            transaction.event_time.FromSeconds(now)
+            transactions.append(transaction.SerializeToString(deterministic=True))
             number += 1
         bodies.append(request_message(transactions))
     return bodies
@@ -154,7 +157,9 @@ async def _run(args: argparse.Namespace, settings: Settings, started_here: set[s
 
 
 def _handle(args: argparse.Namespace) -> int:
-    configure_logging("error", "json")  # stdout carries the result, not the decision log
+    # The decision log is rendered as a worker renders it (JSON, info), into /dev/null: stdout carries
+    # the result.
+    configure_logging("info", "json", open(os.devnull, "w"))  # noqa: SIM115 - for the process's life
     work = Path(tempfile.mkdtemp(prefix="pipeline-bench-"))
     os.chmod(work, 0o755)  # the postgres system user must reach the private cluster's directory
     try:
