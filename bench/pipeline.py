@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import gc
 import json
 import os
@@ -28,7 +29,7 @@ import tempfile
 import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any, NoReturn, cast
+from typing import Any, NoReturn, TextIO, cast
 
 import asyncpg
 import grpc
@@ -95,6 +96,7 @@ async def _drive(
 
 async def _run(args: argparse.Namespace, settings: Settings, started_here: set[str]) -> dict[str, Any]:
     """``started_here``: the services (redis, postgres) this command started, whose CPU it can see."""
+    # Imported here: every `sentinel` command imports the bench modules to register them.
     from sentinel.server.app import scoring_path
     from sentinel.server.resources import WorkerResources, prepare_database
 
@@ -156,10 +158,16 @@ async def _run(args: argparse.Namespace, settings: Settings, started_here: set[s
     }
 
 
+@functools.cache
+def _log_sink() -> TextIO:
+    return open(os.devnull, "w")
+
+
 def _handle(args: argparse.Namespace) -> int:
     # The decision log is rendered as a worker renders it (JSON, info), into /dev/null: stdout carries
-    # the result.
-    configure_logging("info", "json", open(os.devnull, "w"))  # noqa: SIM115 - for the process's life
+    # the result. The sink stays open for the process's life: structlog caches a logger's output file
+    # at its first use, so loggers first used here keep writing to it.
+    configure_logging("info", "json", _log_sink())
     work = Path(tempfile.mkdtemp(prefix="pipeline-bench-"))
     os.chmod(work, 0o755)  # the postgres system user must reach the private cluster's directory
     try:
