@@ -109,19 +109,18 @@ async def _run(args: argparse.Namespace, settings: Settings, started_here: set[s
         servicer.Score if args.method == "score" else servicer.ScoreBatch,
     )
     per_call = 1 if args.method == "score" else args.batch_size
-    if args.in_flight is None:
-        args.in_flight = (
-            32 if args.method == "score" else max(1, settings.max_in_flight_transactions // per_call)
-        )
+    in_flight = args.in_flight
+    if in_flight is None:
+        in_flight = 32 if args.method == "score" else max(1, settings.max_in_flight_transactions // per_call)
     run_id = f"bp{int(time.time())}"
     try:
-        warm_up = request_bodies(max(args.calls // 4, args.in_flight), per_call, args.accounts, f"{run_id}w")
+        warm_up = request_bodies(max(args.calls // 4, in_flight), per_call, args.accounts, f"{run_id}w")
         measured = request_bodies(args.calls, per_call, args.accounts, f"{run_id}m")
-        await _drive(handler, warm_up, args.in_flight)
+        await _drive(handler, warm_up, in_flight)
         gc.collect()
         gc.freeze()  # the pre-built requests are not the worker's garbage to walk
         before = process_times()
-        wall_s = await _drive(handler, measured, args.in_flight)
+        wall_s = await _drive(handler, measured, in_flight)
         after = process_times()
     finally:
         await servicer.close()
@@ -139,7 +138,7 @@ async def _run(args: argparse.Namespace, settings: Settings, started_here: set[s
     return {
         "method": args.method,
         "transactions_per_call": per_call,
-        "in_flight": args.in_flight,
+        "in_flight": in_flight,
         "calls": args.calls,
         "transactions": transactions,
         "decisions_recorded": recorded,

@@ -60,7 +60,7 @@ from google.protobuf.message import DecodeError
 from sentinel.hotpath import InvalidTransactionValue, TransactionColumnsBuilder, build_features
 from sentinel.hotpath.rows import ROW_SIZE, Records, encode_rows
 from sentinel.server.errors import InvalidTransaction
-from sentinel.server.state_store import AccountStateStore, Fold, journal_rows
+from sentinel.server.state_store import AccountStateStore, ClaimWrites, Fold, journal_rows
 from sentinel.server.validate import validate_recorded
 from sentinel.server.wire_columns import append_transaction
 
@@ -226,7 +226,9 @@ async def _settle_account(
         rows = in_flight.total()
         return _Outcome("retry", f"{rows} journal row(s) not in the ledger (transactions in flight)")
     assert history.state is not None  # at least one transaction was applied
-    if not await store.settle([], [Fold(account, version, history.state, len(journal) // ROW_SIZE)]):
+    if not await store.settle(
+        ClaimWrites([], []), [Fold(account, version, history.state, len(journal) // ROW_SIZE)]
+    ):
         return _Outcome("retry", "its state was folded while it was written (transactions in flight)")
     return _Outcome("rebuilt")
 

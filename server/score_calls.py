@@ -65,13 +65,18 @@ class ScoreCalls:
         max_in_flight: int,
     ) -> None:
         self._decide_group = decide_group
-        self._options = {"max_size": max_size, "max_wait_s": max_wait_s, "max_in_flight": max_in_flight}
+        self._max_size, self._max_wait_s, self._max_in_flight = max_size, max_wait_s, max_in_flight
         self._calls: Coalescer[_Call] | None = None
 
     async def decide(self, body: bytes, deadline: float | None, caller: str) -> Answer:
         """The answer to one call, decided with the calls queued beside it."""
         if self._calls is None:  # started by the first call: the coalescer needs the running loop
-            self._calls = Coalescer(self._run, **self._options)  # type: ignore[arg-type]
+            self._calls = Coalescer(
+                self._run,
+                max_size=self._max_size,
+                max_wait_s=self._max_wait_s,
+                max_in_flight=self._max_in_flight,
+            )
             self._calls.start()
         answer: asyncio.Future[Answer] = asyncio.get_running_loop().create_future()
         self._calls.add_many((_Call(body, deadline, caller, contextvars.copy_context(), answer),))

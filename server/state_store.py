@@ -453,10 +453,9 @@ class AccountStateStore:
         }
         return _admission(taken, batch.account_ids, [found[account] for account in batch.account_ids])
 
-    async def settle(self, claims: ClaimWrites | Sequence[tuple[str, bytes]], folds: Sequence[Fold]) -> int:
-        """Write decided claims (``ClaimWrites``, or (idempotency key, value) pairs) and apply the folds
-        whose version still matches; how many folds applied."""
-        writes = claims if isinstance(claims, ClaimWrites) else ClaimWrites.of_pairs(claims)
+    async def settle(self, writes: ClaimWrites, folds: Sequence[Fold]) -> int:
+        """Write decided claims and apply the folds whose version still matches; how many folds
+        applied."""
         calls: dict[int, _Call] = defaultdict(_Call)
         if self._cluster:
             for key, value in zip(writes.keys, writes.values, strict=True):

@@ -25,6 +25,7 @@ from sentinel.server.state_store import (
     AccountStateStore,
     AccountValue,
     AdmitRow,
+    ClaimWrites,
     Fold,
     claim_key,
     decided_claim,
@@ -79,7 +80,7 @@ async def admit_and_settle(store: AccountStateStore, rows: list[AdmitRow]) -> di
         for a, slot in slot_of.items()
         if new_states[slot] is not None
     ]
-    await store.settle([], folds)
+    await store.settle(ClaimWrites([], []), folds)
     return seen
 
 
@@ -136,7 +137,9 @@ async def test_a_stale_fold_changes_nothing(client: Redis | RedisCluster) -> Non
     await admit_and_settle(store, [admit_row("a")])  # folds both rows, version 1
     before = await client.get(state_key("a"))
     # the first batch's fold comes late, against the version it read (none): ignored
-    assert await store.settle([], [Fold("a", first.accounts["a"].version, b"x" * 240, 1)]) == 0
+    assert (
+        await store.settle(ClaimWrites([], []), [Fold("a", first.accounts["a"].version, b"x" * 240, 1)]) == 0
+    )
     assert await client.get(state_key("a")) == before
     assert await count_of(store, "a") == 2
 
@@ -155,7 +158,7 @@ async def test_claimed_keys_never_touch_any_state(client: Redis | RedisCluster) 
     for key, value in snapshot.items():
         assert await client.dump(key) == value  # byte for byte
     assert not await client.exists(state_key("unknown"))
-    await store.settle([("k1", decided_claim(original.fingerprint, b"decision"))], [])
+    await store.settle(ClaimWrites.of_pairs([("k1", decided_claim(original.fingerprint, b"decision"))]), [])
     (claim,) = (await store.admit([retry])).claims
     assert claim is not None and claim.decision == b"decision"
     assert 0 < await client.ttl(claim_key("k1")) <= 600
