@@ -27,6 +27,7 @@ from collections.abc import Sequence
 from dataclasses import replace
 from datetime import UTC, datetime
 
+import numpy as np
 from google.protobuf.message import DecodeError
 
 from sentinel.clients import make_transaction
@@ -45,7 +46,7 @@ from sentinel.hotpath.wire import MAX_TRANSACTION_BYTES, UNDECODABLE
 from sentinel.ledger.records import LedgerRecord
 from sentinel.server.errors import InvalidTransaction
 from sentinel.server.outcome import APPROVE, OUTCOME_NAMES
-from sentinel.server.requests import Decided, ScoringRequest
+from sentinel.server.requests import Decided
 from sentinel.server.validate import CURRENCY_EXPONENTS, ValidatedTransaction, validate_transaction
 from sentinel.server.wire_columns import append_transaction
 from sentinel.v1 import scoring_pb2, transaction_pb2
@@ -170,8 +171,15 @@ def _check_rows(decoded: DecodedTransactions, rows: list[ValidatedTransaction]) 
         assert decoded.accounts[decoded.columns.account_slot[row]] == decoded.account_ids[row]
         assert len(decoded.transaction_bytes[row]) <= MAX_TRANSACTION_BYTES
     indexes = list(range(len(rows)))
-    requests = [ScoringRequest(decoded, row) for row in indexes]
-    for record in ledger_records(LedgerRecord, requests, indexes, [DECIDED] * len(rows), OUTCOME_NAMES):
+    for record in ledger_records(
+        LedgerRecord,
+        [decoded],
+        np.zeros(len(indexes), np.int32),
+        np.arange(len(indexes)),
+        indexes,
+        [DECIDED] * len(rows),
+        OUTCOME_NAMES,
+    ):
         replace(record)  # the record's own checks: raises when the ledger would refuse it
 
 

@@ -1,11 +1,16 @@
 from collections.abc import Mapping
 from typing import Any, TypeVar
 
+import numpy as np
+import numpy.typing as npt
+
 Record = TypeVar("Record")
 
 def ledger_records(
     record_type: type[Record],
-    requests: list[Any],
+    blocks: list[Any],
+    block_of_row: npt.NDArray[np.int32],
+    block_rows: npt.NDArray[np.intp],
     rows: list[int],
     results: list[Any],
     outcome_names: Mapping[int, str],

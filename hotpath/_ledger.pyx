@@ -13,9 +13,9 @@ equal ``LedgerRecord(...)`` built with every check (tests/test_ledger_compiled.p
 statement inserts, each with its link of the hash chain: exactly ``sentinel.ledger.chain.entry_hash``
 (what ``sentinel ledger verify`` recomputes), with the amount as exact decimal text.
 
-The caller's tuples are read by position: a request is ``(block, row, ...)`` (``ScoringRequest``), a
-decision ``(decision bytes, outcome number, risk score, ...)`` (``Decided``); the block's fields are found
-by name in ``DecodedTransactions`` when the module loads.
+The caller's tuples are read by position: a decision is ``(decision bytes, outcome number, risk score,
+...)`` (``Decided``); a block's fields are found by name in ``DecodedTransactions`` when the module
+loads.
 """
 
 import hashlib
@@ -23,7 +23,7 @@ from decimal import Decimal
 
 from cpython.bytes cimport PyBytes_AS_STRING, PyBytes_FromStringAndSize, PyBytes_GET_SIZE
 from cpython.unicode cimport PyUnicode_AsUTF8String
-from libc.stdint cimport int64_t, uint32_t, uint64_t
+from libc.stdint cimport int32_t, int64_t, uint32_t, uint64_t
 from libc.string cimport memcpy
 
 from sentinel.hotpath.wire import DecodedTransactions
@@ -52,17 +52,25 @@ cdef enum:
     DIGEST_SIZE = 32
 
 
-def ledger_records(type record_type, list requests, list rows, list results, outcome_names):
-    """The records of ``rows``: for row i, ``requests[i]`` says where its transaction is and
-    ``results[i]`` is its decision; ``outcome_names`` maps an outcome number to the record's name."""
+def ledger_records(
+    type record_type,
+    list blocks,
+    const int32_t[:] block_of_row,
+    const Py_ssize_t[:] block_rows,
+    list rows,
+    list results,
+    outcome_names,
+):
+    """The records of ``rows``: row i's transaction is row ``block_rows[i]`` of
+    ``blocks[block_of_row[i]]`` (a ``DecodedTransactions``) and ``results[i]`` is its decision;
+    ``outcome_names`` maps an outcome number to the record's name."""
     cdef list records = []
-    cdef tuple request, block, decided
+    cdef tuple block, decided
     cdef Py_ssize_t i, row
     cdef object record
     for i in rows:
-        request = <tuple>requests[i]
-        block = <tuple>request[0]
-        row = request[1]
+        block = <tuple>blocks[block_of_row[i]]
+        row = block_rows[i]
         decided = <tuple>results[i]
         record = _new(record_type)
         PyObject_GenericSetAttr(record, "transaction_id", (<list>block[_TRANSACTION_IDS])[row])

@@ -18,23 +18,26 @@ and restarts before anything touches the state, and the ledger's unique key has 
 from __future__ import annotations
 
 import asyncio
+import collections
 import functools
+import itertools
 import math
 import time
-from typing import NamedTuple
+
+import numpy as np
 
 from sentinel.config import Settings
 from sentinel.hotpath import DecodedTransactions
 from sentinel.model_export.reloader import ActiveModel
 from sentinel.server import metrics
 from sentinel.server.batch import ScoringBatch
-from sentinel.server.batching import MicroBatcher
+from sentinel.server.batching import MicroBatcher, Span
 from sentinel.server.requests import (
     AwaitingOriginal,
     BatchResult,
     Rejection,
     Result,
-    ScoringRequest,
+    Submission,
     key_reused,
 )
 from sentinel.server.rules.compiler import RuleSource
@@ -49,13 +52,23 @@ ORIGINAL_POLL_FIRST_S = 0.002
 ORIGINAL_POLL_MAX_S = 0.05
 
 
-class _InFlight(NamedTuple):
-    """A request being decided in this worker; duplicates of its key wait for its submission's future
-    and read the result at ``position``."""
+class _InFlight:
+    """A submission being decided in this worker: duplicates of its keys wait for its future and read
+    their key's result (and compare fingerprints) at the key's position in the submission."""
 
-    fingerprint: bytes
-    future: asyncio.Future[list[BatchResult]]
-    position: int
+    __slots__ = ("_positions", "fingerprints", "future", "keys")
+
+    def __init__(self, keys: list[str], fingerprints: list[bytes], future: asyncio.Future[list[BatchResult]]):
+        self.keys = keys
+        self.fingerprints = fingerprints
+        self.future = future
+        self._positions: dict[str, int] | None = None
+
+    def position(self, key: str) -> int:
+        """Where ``key`` is in the submission (the map is built on the first duplicate, which is rare)."""
+        if self._positions is None:
+            self._positions = {key: index for index, key in enumerate(self.keys)}
+        return self._positions[key]
 
 
 class ScoringPipeline:
@@ -75,7 +88,7 @@ class ScoringPipeline:
         self._score = ScoreStage(settings, model=model, rules=rules)
         self._record = RecordStage(ledger)
         self._in_flight: dict[str, _InFlight] = {}
-        self._batcher: MicroBatcher[ScoringRequest, BatchResult] = MicroBatcher(
+        self._batcher: MicroBatcher[Submission, BatchResult] = MicroBatcher(
             self._process,
             max_size=settings.batch_max_size,
             max_wait_s=settings.batch_max_wait_ms / 1000,
@@ -98,87 +111,112 @@ class ScoringPipeline:
         """One decision (or rejection) per valid row of ``transactions``, in row order, each recorded as
         requested by ``caller``."""
         until = math.inf if deadline is None else deadline
-        requests = [
-            ScoringRequest(transactions, row, until, False, caller)
-            for row in range(len(transactions.transaction_ids))
-        ]
+        keys = transactions.idempotency_keys
+        in_flight = self._in_flight
+        if in_flight.keys().isdisjoint(keys) and len(set(keys)) == len(keys):  # the usual case
+            future = self._submit(Submission(transactions, None, until, False, caller), keys)
+            # shield: a caller that gives up must not cancel the work that duplicates may wait for too
+            results: list[BatchResult] = await asyncio.shield(future)
+            if AwaitingOriginal not in map(type, results):  # a C-level scan, no step per row
+                return results  # type: ignore[return-value]  # no AwaitingOriginal among them
+            return [
+                await self._after_original(transactions, row, until, caller, result)
+                if isinstance(result, AwaitingOriginal)
+                else result
+                for row, result in enumerate(results)
+            ]
+        return await self._decide_with_duplicates(transactions, until, caller)
+
+    async def _decide_with_duplicates(
+        self, transactions: DecodedTransactions, until: float, caller: str
+    ) -> list[Result]:
+        """``decide`` for a call holding keys that are in flight in this worker or repeated in the call:
+        the new keys are submitted, every other row is answered from its key's first request."""
         in_flight = self._in_flight
         keys = transactions.idempotency_keys
-        fresh: dict[str, int] = {}  # key -> its request's index among those submitted now
+        fresh: dict[str, int] = {}  # key -> its row, for the keys submitted now
         for row, key in enumerate(keys):
             if key not in in_flight and key not in fresh:
                 fresh[key] = row
-        fingerprints = transactions.fingerprints
-        every_key_new = 0 < len(fresh) == len(keys)  # the usual case
         if fresh:
-            submitted = requests if every_key_new else [requests[row] for row in fresh.values()]
-            future = self._batcher.submit_many(submitted)
-            for index, (key, row) in enumerate(fresh.items()):
-                in_flight[key] = _InFlight(fingerprints[row], future, index)
-            future.add_done_callback(functools.partial(self._release, list(fresh)))
-        if every_key_new:  # answered in row order by that one future, without the bookkeeping below
-            results: list[Result] = []
-            # shield: a caller that gives up must not cancel the work that duplicates may wait for too
-            for request, result in zip(requests, await asyncio.shield(future), strict=True):
-                if isinstance(result, AwaitingOriginal):  # a key another worker is deciding
-                    result = await self._after_original(request, result)
-                results.append(result)
-            return results
+            rows = np.fromiter(fresh.values(), dtype=np.intp, count=len(fresh))
+            self._submit(Submission(transactions, rows, until, False, caller), list(fresh))
         entries = [in_flight[key] for key in keys]
         answered: dict[asyncio.Future[list[BatchResult]], list[BatchResult]] = {}
         for entry in entries:
             if entry.future not in answered:
                 # shield: a caller that gives up must not cancel the work others wait for too
                 answered[entry.future] = await asyncio.shield(entry.future)
-        results = []
-        for row, (request, entry) in enumerate(zip(requests, entries, strict=True)):
-            result = answered[entry.future][entry.position]
+        results: list[Result] = []
+        for row, (key, entry) in enumerate(zip(keys, entries, strict=True)):
+            position = entry.position(key)
+            result = answered[entry.future][position]
             if isinstance(result, AwaitingOriginal):
-                result = await self._after_original(request, result)
-            elif fresh.get(request.idempotency_key) != row:
-                result = self._follow(request, entry.fingerprint, result)
+                result = await self._after_original(transactions, row, until, caller, result)
+            elif fresh.get(key) != row:
+                result = self._follow(transactions, row, entry.fingerprints[position], result)
             results.append(result)
         return results
 
-    async def _after_original(self, request: ScoringRequest, pending: AwaitingOriginal) -> Result:
+    def _submit(self, submission: Submission, keys: list[str]) -> asyncio.Future[list[BatchResult]]:
+        """Queue a submission whose ``keys`` are not in flight and mark them in flight until it is done."""
+        future = self._batcher.submit(submission, submission.size)
+        fingerprints = submission.block.fingerprints
+        if submission.rows is not None:
+            fingerprints = list(map(fingerprints.__getitem__, submission.rows.tolist()))
+        self._in_flight.update(dict.fromkeys(keys, _InFlight(keys, fingerprints, future)))
+        future.add_done_callback(functools.partial(self._release, keys))
+        return future
+
+    async def _after_original(
+        self,
+        transactions: DecodedTransactions,
+        row: int,
+        until: float,
+        caller: str,
+        pending: AwaitingOriginal,
+    ) -> Result:
         """Answer a request whose key another worker admitted and is still deciding: ask again until its
         claim holds the decision, then answer as any replay. A claim pending for ``claim_takeover_s``
         means the worker that admitted it died before deciding: decide it here (a takeover), without
         appending it to the account's state again; the ledger's unique key keeps one decision."""
         pause = ORIGINAL_POLL_FIRST_S
+        rows = np.array([row], dtype=np.intp)
         while True:
             takeover = time.time() - pending.admitted_at >= self._settings.claim_takeover_s
             if not takeover:
                 await asyncio.sleep(pause)
                 pause = min(pause * 2, ORIGINAL_POLL_MAX_S)
-            result = await self._batcher.submit(request._replace(takeover=takeover))
+            submission = Submission(transactions, rows, until, takeover, caller)
+            (result,) = await self._batcher.submit(submission, 1)
             if not isinstance(result, AwaitingOriginal):
                 return result
             pending = result
 
     def _release(self, keys: list[str], future: asyncio.Future[list[BatchResult]]) -> None:
+        """The submission is done: its keys are no longer in flight (only it marked them: a key is
+        marked only when it is not in flight already)."""
         in_flight = self._in_flight
-        for key in keys:
-            entry = in_flight.get(key)
-            if entry is not None and entry.future is future:
-                del in_flight[key]
+        collections.deque(map(in_flight.pop, keys, itertools.repeat(None)), maxlen=0)
 
     @staticmethod
-    def _follow(request: ScoringRequest, first_fingerprint: bytes, first: Result) -> Result:
+    def _follow(
+        transactions: DecodedTransactions, row: int, first_fingerprint: bytes, first: Result
+    ) -> Result:
         """The answer for a duplicate of a request that was in flight."""
-        if first_fingerprint != request.fingerprint:
-            return key_reused(request.idempotency_key)
+        if first_fingerprint != transactions.fingerprints[row]:
+            return key_reused(transactions.idempotency_keys[row])
         if isinstance(first, Rejection):
             return first
         metrics.REPLAYS.inc()
         return first._replace(replayed=True)
 
     # ------------------------------------------------------------------------------- one batch
-    async def _process(self, requests: list[ScoringRequest], waits: list[float]) -> list[BatchResult]:
+    async def _process(self, spans: list[Span[Submission]], waits: list[float]) -> list[BatchResult]:
         """batch -> state -> features -> rules + model -> outcome -> ledger, then settle in the background."""
-        metrics.BATCH_SIZE.observe(len(requests))
+        batch = ScoringBatch(spans)
+        metrics.BATCH_SIZE.observe(batch.size)
         metrics.STAGE_SECONDS.labels("queue_wait").observe(max(waits))
-        batch = ScoringBatch(requests)
         await self._state.caught_up()
         admission = await self._state.admit(batch) if self._state.available() else None
         if admission is None:

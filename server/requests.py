@@ -1,10 +1,5 @@
-"""What flows through the scoring pipeline: a request (one decoded transaction of a call) and what a
-batch answers for it.
-
-A request does not copy its transaction out of the call: it points at its row of the call's
-``DecodedTransactions`` (the compiled decoder's output), so a call of a thousand transactions enters
-the pipeline as a thousand small tuples over one set of columns.
-"""
+"""What flows through the scoring pipeline: a submission (decoded transactions of one call) and what a
+batch answers for each of its transactions."""
 
 from __future__ import annotations
 
@@ -13,6 +8,8 @@ from dataclasses import dataclass
 from typing import NamedTuple
 
 import grpc
+import numpy as np
+import numpy.typing as npt
 
 from sentinel.hotpath import DecodedTransactions
 from sentinel.server.identity import ANONYMOUS
@@ -75,35 +72,31 @@ class AwaitingOriginal(NamedTuple):
 BatchResult = Result | AwaitingOriginal
 
 
-class ScoringRequest(NamedTuple):
-    """Row ``row`` of a call's decoded transactions, on its way to a decision.
+class Submission(NamedTuple):
+    """Rows of one call's decoded transactions, submitted together for decisions.
 
-    ``takeover``: decide a request that another worker admitted and never decided (it died): score it
-    without appending it to the state a second time. ``deadline``: ``time.monotonic()`` when the caller
-    gives up. ``caller``: who asked (recorded in the decision); one call's, so the same for every row of
-    a block, which lets a batch find its rows' callers per block (``batch_columns``)."""
+    A submission does not copy its transactions out of the call: it points at the call's
+    ``DecodedTransactions`` (the compiled decoder's output), and the micro-batcher hands the pipeline
+    spans of submissions, so a call of a thousand transactions enters the pipeline as one tuple.
+
+    ``rows``: which rows of ``block``, in order (None: all of them, the usual case). ``takeover``:
+    decide a request that another worker admitted and never decided (it died): score it without
+    appending it to the state a second time. ``deadline``: ``time.monotonic()`` when the caller gives
+    up. ``caller``: who asked (recorded in the decisions); one call's, as is the block."""
 
     block: DecodedTransactions
-    row: int
+    rows: npt.NDArray[np.intp] | None = None
     deadline: float = math.inf
     takeover: bool = False
     caller: str = ANONYMOUS.subject
 
     @property
-    def idempotency_key(self) -> str:
-        return self.block.idempotency_keys[self.row]
+    def size(self) -> int:
+        return len(self.block.transaction_ids) if self.rows is None else len(self.rows)
 
-    @property
-    def fingerprint(self) -> bytes:
-        return self.block.fingerprints[self.row]
-
-    @property
-    def transaction_id(self) -> str:
-        return self.block.transaction_ids[self.row]
-
-    @property
-    def account_id(self) -> str:
-        return self.block.account_ids[self.row]
+    def block_rows(self, start: int, stop: int) -> npt.NDArray[np.intp]:
+        """The block's row numbers of the submission's rows ``start`` to ``stop`` (exclusive)."""
+        return np.arange(start, stop, dtype=np.intp) if self.rows is None else self.rows[start:stop]
 
 
 def key_reused(key: str) -> Rejection:

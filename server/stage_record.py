@@ -62,7 +62,15 @@ class RecordStage:
                     continue
                 batch.resubmitted.add(i)
             rows.append(i)
-        records = ledger_records(LedgerRecord, batch.requests, rows, batch.results, OUTCOME_NAMES)
+        records = ledger_records(
+            LedgerRecord,
+            batch.blocks,
+            batch.callers.rows,
+            batch.block_rows,
+            rows,
+            batch.results,
+            OUTCOME_NAMES,
+        )
         started = time.perf_counter()
         try:
             acks = (

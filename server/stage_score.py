@@ -69,7 +69,7 @@ class ScoreStage:
         started = time.perf_counter()
         features = build_features_stateless(batch.columns)
         metrics.STAGE_SECONDS.labels("features").observe(time.perf_counter() - started)
-        rows = np.arange(len(batch.requests), dtype=np.intp)
+        rows = np.arange(batch.size, dtype=np.intp)
         self._decide(batch, rows, features, batch.columns, degraded=True)
         metrics.DEGRADED.labels("state_unavailable").inc(len(rows))
 
@@ -83,7 +83,7 @@ class ScoreStage:
         prefix_records, prefix_slots = journal_rows(journals, batch.accounts)
         prefix = len(prefix_records)
         own = np.asarray(admitted, dtype=np.intp)
-        if not prefix and len(admitted) == len(batch.requests):
+        if not prefix and len(admitted) == batch.size:
             columns = batch.columns  # the usual case: nothing to apply first, no row answered already
         else:
             records = np.concatenate((prefix_records, batch.records[own]))

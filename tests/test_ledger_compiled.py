@@ -7,6 +7,7 @@ from __future__ import annotations
 import time
 from decimal import Decimal
 
+import numpy as np
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
@@ -16,7 +17,7 @@ from sentinel.hotpath import DecodedTransactions, WireDecoder, entry_rows, ledge
 from sentinel.ledger.chain import entry_hash, genesis_hash
 from sentinel.ledger.records import LedgerRecord
 from sentinel.server.outcome import OUTCOME_NAMES
-from sentinel.server.requests import Decided, ScoringRequest
+from sentinel.server.requests import Decided
 from sentinel.server.validate import CURRENCY_EXPONENTS
 from sentinel.v1 import scoring_pb2, transaction_pb2
 
@@ -52,19 +53,22 @@ def decoded_call(prefix: str, count: int) -> DecodedTransactions:
 def test_records_are_the_checked_records_of_their_rows(sizes: list[int], data: st.DataObject) -> None:
     """A batch mixes rows of several calls; only the rows asked for get a record, in the order asked."""
     calls = [decoded_call(f"c{index}", size) for index, size in enumerate(sizes)]
-    requests = [ScoringRequest(call, row) for call in calls for row in range(len(call.transaction_ids))]
-    rows = data.draw(st.lists(st.sampled_from(range(len(requests))), unique=True), label="rows")
-    results: list[Decided | None] = [None] * len(requests)
+    block_of_row = np.concatenate(
+        [np.full(len(call.transaction_ids), index, dtype=np.int32) for index, call in enumerate(calls)]
+    )
+    block_rows = np.concatenate([np.arange(len(call.transaction_ids), dtype=np.intp) for call in calls])
+    rows = data.draw(st.lists(st.sampled_from(range(len(block_rows))), unique=True), label="rows")
+    results: list[Decided | None] = [None] * len(block_rows)
     for i in rows:
         outcome = data.draw(st.sampled_from(sorted(OUTCOME_NAMES)), label="outcome")
         score = data.draw(st.floats(0, 1), label="risk score")
         results[i] = Decided(f"decision-{i}".encode(), outcome, score, False, "v1")
 
-    records = ledger_records(LedgerRecord, requests, rows, results, OUTCOME_NAMES)
+    records = ledger_records(LedgerRecord, calls, block_of_row, block_rows, rows, results, OUTCOME_NAMES)
 
     expected = []
     for i in rows:
-        block, row = requests[i].block, requests[i].row
+        block, row = calls[block_of_row[i]], int(block_rows[i])
         decided = results[i]
         assert decided is not None
         expected.append(
@@ -87,9 +91,8 @@ def test_records_are_the_checked_records_of_their_rows(sizes: list[int], data: s
         assert type(record.amount) is Decimal and str(record.amount) == str(want.amount)
 
 
-def test_records_read_the_positions_the_request_and_decision_types_declare() -> None:
-    """The compiled builder reads ``ScoringRequest`` and ``Decided`` by position."""
-    assert ScoringRequest._fields[:2] == ("block", "row")
+def test_records_read_the_positions_the_decision_type_declares() -> None:
+    """The compiled builder reads ``Decided`` by position."""
     assert Decided._fields[:3] == ("decision", "outcome", "risk_score")
 
 

@@ -45,7 +45,7 @@ from sentinel.ledger.records import LedgerRecord
 from sentinel.server import validate
 from sentinel.server.errors import InvalidTransaction
 from sentinel.server.outcome import OUTCOME_NAMES
-from sentinel.server.requests import Decided, ScoringRequest
+from sentinel.server.requests import Decided
 from sentinel.server.validate import validate_transaction
 from sentinel.server.wire_columns import append_transaction
 from sentinel.v1 import scoring_pb2, transaction_pb2
@@ -617,9 +617,16 @@ def test_decoded_rows_make_ledger_records_that_pass_the_records_own_checks(
     body = batch_body([m.SerializeToString(deterministic=True) for m in messages])
     decoded = WireDecoder(EXPONENTS, SKEW).decode_batch(body, NOW)
     rows = list(range(len(decoded.transaction_ids)))
-    requests = [ScoringRequest(decoded, row) for row in rows]
     decided = [Decided(b"\x08\x01", outcome, 0.25, False, "v1")] * len(rows)
-    for record in ledger_records(LedgerRecord, requests, rows, decided, OUTCOME_NAMES):
+    for record in ledger_records(
+        LedgerRecord,
+        [decoded],
+        np.zeros(len(rows), np.int32),
+        np.arange(len(rows)),
+        rows,
+        decided,
+        OUTCOME_NAMES,
+    ):
         assert replace(record) == record  # replace() builds it again through every check
 
 
