@@ -266,7 +266,7 @@ def measure(
     if load.warmup_s > 0:
         run_tool(tool, address, payload, load, workdir, use_proto, warmup=True)
     before = probe(address, scenario, payload.probe_messages, ca_file=load.ca_file)
-    counted_before = counts() if counts else None
+    counted_before = settled_counts(counts) if counts else None
     times_before, started = process_times(), time.perf_counter()
     result = run_tool(tool, address, payload, load, workdir, use_proto)
     assert result is not None
@@ -303,6 +303,24 @@ def measure(
         problems.append(f"{result.error_count} failed calls: {result.errors}")
     cpu = cpu_report(cpu_used, wall_s, result.calls_ok * scenario.transactions_per_call)
     return Measurement(result, before, after, server_count, cpu, problems, expected)
+
+
+# A timed warm-up ends by dropping its calls in flight, which the server may still finish after the probe:
+# the count before the run is read once two reads this far apart agree on the calls (at most the limit).
+COUNT_QUIET_S = 0.05
+COUNT_SETTLE_LIMIT_S = 2.0
+
+
+def settled_counts(counts: Callable[[], ServerCounts]) -> ServerCounts:
+    """The server's count once the calls of earlier runs have stopped arriving (or after the limit)."""
+    latest = counts()
+    give_up = time.monotonic() + COUNT_SETTLE_LIMIT_S
+    while time.monotonic() < give_up:
+        time.sleep(COUNT_QUIET_S)
+        previous, latest = latest, counts()
+        if latest.calls == previous.calls:
+            break
+    return latest
 
 
 # Statuses a server may give a call whose client went away (grpc.aio handlers see a cancellation).

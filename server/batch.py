@@ -10,6 +10,7 @@ block and each row's index into them, for the decisions to record.
 
 from __future__ import annotations
 
+import itertools
 import math
 import operator
 import time
@@ -77,15 +78,15 @@ def batch_columns(spans: Sequence[Span[Submission]]) -> BatchRows:
             return BatchRows(block.columns, block.accounts, rows_callers, blocks, block_rows)
         columns, accounts = _compact(block.columns.take(block_rows), block.accounts)
         return BatchRows(columns, accounts, rows_callers, blocks, block_rows)
-    account_slots: dict[str, int] = {}
-    remapped = []
-    for block in blocks:  # the accounts of each block, not of each row
-        remap = np.fromiter(
-            (account_slots.setdefault(account, len(account_slots)) for account in block.accounts),
-            dtype=np.int32,
-            count=len(block.accounts),
-        )
-        remapped.append(remap[block.columns.account_slot])
+    # One slot per distinct account, in order of first appearance; dict and map steps run in C.
+    distinct = dict.fromkeys(itertools.chain.from_iterable(block.accounts for block in blocks))
+    account_slots = dict(zip(distinct, range(len(distinct)), strict=True))
+    remapped = [
+        np.fromiter(map(account_slots.__getitem__, block.accounts), np.int32, len(block.accounts))[
+            block.columns.account_slot
+        ]
+        for block in blocks
+    ]
     joined = {
         name: np.concatenate([getattr(block.columns, name) for block in blocks])
         for name in _COLUMNS
@@ -103,7 +104,7 @@ def _compact(columns: TransactionColumns, accounts: list[str]) -> tuple[Transact
     batch, and neither may their accounts be: the state stage reads every account of the batch)."""
     used, slots = np.unique(columns.account_slot, return_inverse=True)
     columns.account_slot = slots.astype(np.int32)
-    return columns, [accounts[slot] for slot in used.tolist()]
+    return columns, list(map(accounts.__getitem__, used.tolist()))
 
 
 def _per_row(

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 
 from sentinel.bench.ceiling import CeilingServer
-from sentinel.bench.grpc_bench import build_payload, measure, reconcile
+from sentinel.bench.grpc_bench import build_payload, measure, reconcile, settled_counts
 from sentinel.bench.h2load import (
     H2loadError,
     h2load_command,
@@ -148,6 +148,14 @@ def test_server_side_failures_the_tool_did_not_see_are_errors() -> None:
     assert result.calls_ok == 90
     assert check["server_ok_calls"] == 90 and check["tool_ok_calls"] == 100
     assert check["ended_with_the_run"] == {"CANCELLED": 8}
+
+
+def test_the_count_before_a_run_waits_for_the_warm_ups_last_calls() -> None:
+    """A warm-up's dropped calls that the server finishes after the probe belong before the run: the
+    count is read once it stops moving."""
+    finished = iter([3, 5, 6, 6, 6])
+    counts = lambda: ServerCounts({("Score", "OK"): next(finished)})  # noqa: E731
+    assert settled_counts(counts).calls == {("Score", "OK"): 6}
 
 
 def test_calls_dropped_at_the_end_are_not_errors_but_missing_oks_are() -> None:
