@@ -51,6 +51,14 @@ class BatchRows(NamedTuple):
 def batch_columns(spans: Sequence[Span[Submission]]) -> BatchRows:
     """The spans' rows joined, in span order. One whole call, the usual case, gets that call's own
     columns and accounts (the same objects). Python steps here are per span and per block, not per row."""
+    if len(spans) == 1:
+        whole, start, stop = spans[0]
+        block = whole.block
+        if whole.rows is None and start == 0 and stop == len(block.columns):  # one whole call
+            one_caller = Callers([whole.caller], np.zeros(stop, dtype=np.int32))
+            return BatchRows(
+                block.columns, block.accounts, one_caller, [block], np.arange(stop, dtype=np.intp)
+            )
     block_index: dict[int, int] = {}  # id(block) -> its index in blocks
     blocks: list[DecodedTransactions] = []
     callers: list[str] = []
