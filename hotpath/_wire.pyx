@@ -4,7 +4,7 @@
 ``WireDecoder.decode_batch`` reads a ScoreBatchRequest body, ``decode_singles`` ScoreRequest /
 ScoreStreamRequest bodies, without Python protobuf, and gives what the Python path computes per
 transaction with upb + ``server.validate.validate_transaction`` + ``server.wire_columns.append_transaction``
-+ the deterministic serialization and sha256 of ``ScoringRequest.of``: the same violations (fields,
++ the deterministic serialization and its sha256 (the fingerprint): the same violations (fields,
 descriptions, order; see "attributes" below), the same columns, the same canonical bytes. The Python path
 is the reference twin that tests/test_wire_decode.py compares this module against.
 

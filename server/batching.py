@@ -242,7 +242,10 @@ class MicroBatcher(Generic[Item, Result]):
         """Queue ``rows`` rows of ``item`` (e.g. one ScoreBatch call's transactions); one future for
         their results, in row order, or for the exception of a batch that failed."""
         group: _Group[Result] = _Group(asyncio.get_running_loop().create_future(), rows)
-        self._batches.add_many([_Queued(item, group, 0, rows)], [rows])
+        if rows:
+            self._batches.add_many([_Queued(item, group, 0, rows)], [rows])
+        else:  # nothing to process: answered at once
+            group.future.set_result([])
         return group.future
 
     async def _run(self, batch: list[_Queued[Item, Result]], waits: list[float]) -> None:

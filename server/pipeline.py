@@ -58,7 +58,9 @@ class _InFlight:
 
     __slots__ = ("_positions", "fingerprints", "future", "keys")
 
-    def __init__(self, keys: list[str], fingerprints: list[bytes], future: asyncio.Future[list[BatchResult]]):
+    def __init__(
+        self, keys: list[str], fingerprints: list[bytes], future: asyncio.Future[list[BatchResult]]
+    ) -> None:
         self.keys = keys
         self.fingerprints = fingerprints
         self.future = future
@@ -112,6 +114,8 @@ class ScoringPipeline:
         requested by ``caller``."""
         until = math.inf if deadline is None else deadline
         keys = transactions.idempotency_keys
+        if not keys:
+            return []
         in_flight = self._in_flight
         if in_flight.keys().isdisjoint(keys) and len(set(keys)) == len(keys):  # the usual case
             future = self._submit(Submission(transactions, None, until, False, caller), keys)

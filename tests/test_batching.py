@@ -73,7 +73,7 @@ async def test_max_wait_bounds_waiting_when_busy() -> None:
     await batcher.close()
 
 
-async def test_submit_many_and_failures_reach_every_caller() -> None:
+async def test_submissions_and_failures_reach_every_caller() -> None:
     async def failing(spans: list[Span[list[int]]], waits: list[float]) -> list[int]:
         raise RuntimeError("redis exploded")
 
@@ -111,6 +111,17 @@ async def test_large_submissions_are_split_across_batches_in_order() -> None:
     assert [item for batch in recorder.batches for item in batch] == list(range(first))
     assert max(len(batch) for batch in recorder.batches) == 8
     assert all(len(batch) == 8 for batch in recorder.batches[1:-1])  # cut full while rows were queued
+
+
+async def test_an_empty_submission_is_answered_at_once() -> None:
+    recorder = Recorder()
+    batcher: MicroBatcher[list[int], int] = MicroBatcher(
+        recorder, max_size=8, max_wait_s=0.001, max_in_flight=1
+    )
+    batcher.start()
+    assert await asyncio.wait_for(batcher.submit([], 0), timeout=1.0) == []
+    await batcher.close()
+    assert recorder.batches == []
 
 
 async def test_a_batch_answering_too_few_rows_fails_its_callers() -> None:
