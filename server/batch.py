@@ -80,10 +80,8 @@ def batch_columns(spans: Sequence[Span[Submission]]) -> BatchRows:
     lengths = [len(part) for part in parts]
     block_of_row = np.repeat(np.asarray(span_blocks, dtype=np.int32), lengths)
     rows_callers = Callers(callers, block_of_row)
-    if len(blocks) == 1:
+    if len(blocks) == 1:  # rows of one call (a whole call was taken as it is above)
         (block,) = blocks
-        if len(block_rows) == len(block.columns) and (block_rows == np.arange(len(block_rows))).all():
-            return BatchRows(block.columns, block.accounts, rows_callers, blocks, block_rows)
         columns, accounts = _compact(block.columns.take(block_rows), block.accounts)
         return BatchRows(columns, accounts, rows_callers, blocks, block_rows)
     # One slot per distinct account, in order of first appearance; dict and map steps run in C.

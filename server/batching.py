@@ -140,9 +140,9 @@ class Coalescer(Generic[Item]):
 
     def _cut(self) -> tuple[list[Item], list[float]]:
         """The next batch's items and their enqueue times, taken off the queue."""
+        room = 0  # units the batch has left after the whole items it takes
         if self._split is None:
             count = min(self._max_size, len(self._queue))
-            self._queued -= count
         else:
             room, count = self._max_size, 0
             for size in self._sizes:  # one entry per submission, not per unit
@@ -150,19 +150,17 @@ class Coalescer(Generic[Item]):
                     break
                 room -= size
                 count += 1
-            self._queued -= self._max_size - room
-            if room and count < len(self._queue):  # the head of the next item fills the batch
-                head, self._queue[count] = self._split(self._queue[count], room)
-                self._sizes[count] -= room
-                self._queued -= room
-                batch = [*self._queue[:count], head]
-                enqueued = self._enqueued[: count + 1]
-                self._queue, self._enqueued = self._queue[count:], self._enqueued[count:]
-                self._sizes = self._sizes[count:]
-                return batch, enqueued
             self._sizes = self._sizes[count:]
         batch, self._queue = self._queue[:count], self._queue[count:]
         enqueued, self._enqueued = self._enqueued[:count], self._enqueued[count:]
+        if room and self._queue:  # the head of the next item fills the batch; the rest stays queued
+            assert self._split is not None
+            head, self._queue[0] = self._split(self._queue[0], room)
+            self._sizes[0] -= room
+            batch.append(head)
+            enqueued.append(self._enqueued[0])
+            room = 0
+        self._queued -= count if self._split is None else self._max_size - room
         return batch, enqueued
 
     async def _run(self, batch: list[Item], enqueued: list[float]) -> None:
